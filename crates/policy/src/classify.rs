@@ -1,0 +1,522 @@
+//! Which files and directories of a protected volume are backups.
+//!
+//! A file is a *backup file* when its name matches one of the configured patterns, when it lies
+//! inside a restic or borg repository (except the repositories' lock files, which readers must be
+//! able to create and remove), or when it lies at or under a configured backup destination folder.
+//!
+//! Classification of an entry needs the [`Zone`] of its parent directory. Zones are derived
+//! top-down from the volume root with [`Rules::child_zone`]; the adapter caches them per
+//! directory and recomputes them when a repository marker or a directory name changes.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+/// The default backup-file patterns: the product's own formats (see the reference spec) and
+/// common Linux image and archive formats.
+pub const DEFAULT_PATTERNS: &[&str] = &[
+    "*.mrimg", "*.mrbak", "*.mrex", "*.mrsql", "*.mrimgx", "*.mrbakx", "*.tar*", "*.img", "*.qcow2",
+];
+
+/// Kind of a directory entry, as far as the policy cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    File,
+    Directory,
+    Symlink,
+    /// FIFOs, sockets, device nodes.
+    Special,
+}
+
+/// A backup repository layout the guard recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepoKind {
+    Restic,
+    Borg,
+}
+
+impl RepoKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RepoKind::Restic => "restic",
+            RepoKind::Borg => "borg",
+        }
+    }
+}
+
+/// Where a directory sits with respect to backup structures.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Zone {
+    /// At or under a configured backup destination folder.
+    pub destination: bool,
+    /// Inside a repository: its kind, and this directory's path relative to the repository root
+    /// (empty for the root itself).
+    pub repo: Option<(RepoKind, Vec<Box<[u8]>>)>,
+}
+
+impl Zone {
+    /// The zone of a directory that holds no backup structure.
+    pub fn plain() -> Zone {
+        Zone::default()
+    }
+
+    /// True when the directory itself is part of a backup structure (a destination folder or
+    /// anything inside a repository, the root included): it may not be removed or renamed by an
+    /// uncertified caller.
+    pub fn is_backup_structure(&self) -> bool {
+        self.destination || self.repo.is_some()
+    }
+}
+
+/// Why an entry is a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "reason", content = "detail")]
+pub enum BackupReason {
+    /// The name matches a configured pattern.
+    Pattern(String),
+    /// Inside a repository of this kind.
+    Repository(RepoKind),
+    /// At or under a configured backup destination folder.
+    Destination,
+    /// Another name of the same inode is a backup (hard link).
+    SameInodeAsBackup,
+    /// A directory holding backup files somewhere below it.
+    ContainsBackups,
+}
+
+impl std::fmt::Display for BackupReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackupReason::Pattern(p) => write!(f, "name matches {p}"),
+            BackupReason::Repository(k) => write!(f, "inside a {} repository", k.name()),
+            BackupReason::Destination => f.write_str("under a backup destination"),
+            BackupReason::SameInodeAsBackup => f.write_str("hard link of a backup file"),
+            BackupReason::ContainsBackups => f.write_str("directory containing backups"),
+        }
+    }
+}
+
+/// Result of classifying one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Class {
+    Ordinary,
+    Backup(BackupReason),
+}
+
+impl Class {
+    pub fn is_backup(&self) -> bool {
+        matches!(self, Class::Backup(_))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("invalid backup pattern {pattern:?}: {source}")]
+    Pattern {
+        pattern: String,
+        #[source]
+        source: globset::Error,
+    },
+}
+
+/// Classification rules for one protected volume.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    patterns: Vec<String>,
+    set: GlobSet,
+    /// Backup destinations as paths relative to the volume root, split into components.
+    destinations: Vec<Vec<Box<[u8]>>>,
+    restic: bool,
+    borg: bool,
+}
+
+impl Rules {
+    /// Build rules from name patterns (matched case-insensitively against the file name, or
+    /// against the volume-relative path when the pattern holds a `/`), destination folders
+    /// relative to the volume root, and which repository layouts to recognise.
+    pub fn new<P: AsRef<str>, D: AsRef<[u8]>>(
+        patterns: &[P],
+        destinations: &[D],
+        restic: bool,
+        borg: bool,
+    ) -> Result<Rules, RulesError> {
+        let mut builder = GlobSetBuilder::new();
+        let mut kept = Vec::new();
+        for p in patterns {
+            let p = p.as_ref();
+            let glob = GlobBuilder::new(p)
+                .case_insensitive(true)
+                .literal_separator(true)
+                .build()
+                .map_err(|source| RulesError::Pattern {
+                    pattern: p.to_string(),
+                    source,
+                })?;
+            builder.add(glob);
+            kept.push(p.to_string());
+        }
+        let set = builder.build().map_err(|source| RulesError::Pattern {
+            pattern: kept.join(" "),
+            source,
+        })?;
+        let destinations = destinations
+            .iter()
+            .map(|d| split_components(d.as_ref()))
+            .collect();
+        Ok(Rules {
+            patterns: kept,
+            set,
+            destinations,
+            restic,
+            borg,
+        })
+    }
+
+    /// Rules with the default patterns, both repository layouts and no destination.
+    pub fn with_defaults() -> Rules {
+        Rules::new::<_, &[u8]>(DEFAULT_PATTERNS, &[], true, true)
+            .expect("default patterns are valid globs")
+    }
+
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
+    /// The first pattern the name matches, if any.
+    pub fn matching_pattern(&self, name: &OsStr) -> Option<&str> {
+        let m = self.set.matches(std::path::Path::new(name));
+        m.first().map(|&i| self.patterns[i].as_str())
+    }
+
+    /// True when `rel` (components relative to the volume root) is a destination or lies under one.
+    pub fn is_destination_path(&self, rel: &[&[u8]]) -> bool {
+        self.destinations.iter().any(|d| {
+            d.len() <= rel.len() && d.iter().zip(rel.iter()).all(|(a, b)| a.as_ref() == *b)
+        })
+    }
+
+    /// Which repository layout a directory has, given a probe telling what kind of entry each
+    /// name is in it (the adapter answers with one `fstatat` per asked name).
+    pub fn detect_repo(&self, probe: impl Fn(&str) -> Option<EntryKind>) -> Option<RepoKind> {
+        let is = |name: &str, kind: EntryKind| probe(name) == Some(kind);
+        if !is("config", EntryKind::File) || !is("data", EntryKind::Directory) {
+            return None;
+        }
+        if self.restic
+            && is("keys", EntryKind::Directory)
+            && is("index", EntryKind::Directory)
+            && is("snapshots", EntryKind::Directory)
+        {
+            return Some(RepoKind::Restic);
+        }
+        if self.borg && is("README", EntryKind::File) {
+            return Some(RepoKind::Borg);
+        }
+        None
+    }
+
+    /// Names whose creation or removal in a directory can change that directory's repository
+    /// layout (the adapter drops cached zones when one of these changes).
+    pub fn is_repo_marker(name: &OsStr) -> bool {
+        matches!(
+            name.as_bytes(),
+            b"config" | b"data" | b"keys" | b"index" | b"snapshots" | b"README"
+        )
+    }
+
+    /// Zone of directory `name` inside `parent`. `rel` is the child's full path relative to the
+    /// volume root; `repo_here` is what [`Rules::detect_repo`] says about the child itself.
+    pub fn child_zone(
+        &self,
+        parent: &Zone,
+        name: &OsStr,
+        rel: &[&[u8]],
+        repo_here: Option<RepoKind>,
+    ) -> Zone {
+        let destination = parent.destination || self.is_destination_path(rel);
+        let repo = match (&parent.repo, repo_here) {
+            (Some((kind, path)), _) => {
+                let mut p = path.clone();
+                p.push(name.as_bytes().into());
+                Some((*kind, p))
+            }
+            (None, Some(kind)) => Some((kind, Vec::new())),
+            (None, None) => None,
+        };
+        Zone { destination, repo }
+    }
+
+    /// Zone of the volume root itself.
+    pub fn root_zone(&self, repo_here: Option<RepoKind>) -> Zone {
+        Zone {
+            destination: self.is_destination_path(&[]),
+            repo: repo_here.map(|k| (k, Vec::new())),
+        }
+    }
+
+    /// Classify a non-directory entry `name` whose parent directory has zone `parent`.
+    pub fn classify(&self, parent: &Zone, name: &OsStr, kind: EntryKind) -> Class {
+        if kind == EntryKind::Directory {
+            return self.classify_directory(parent, name);
+        }
+        if let Some((repo, path)) = &parent.repo {
+            if repo_protects(*repo, path, name.as_bytes()) {
+                return Class::Backup(BackupReason::Repository(*repo));
+            }
+        }
+        if parent.destination {
+            return Class::Backup(BackupReason::Destination);
+        }
+        if kind == EntryKind::File {
+            if let Some(p) = self.matching_pattern(name) {
+                return Class::Backup(BackupReason::Pattern(p.to_string()));
+            }
+        }
+        Class::Ordinary
+    }
+
+    /// Classify directory `name` in a parent of zone `parent` by structure alone (a directory that
+    /// merely *contains* backups is found by the adapter's walk, see [`BackupReason::ContainsBackups`]).
+    pub fn classify_directory(&self, parent: &Zone, name: &OsStr) -> Class {
+        if let Some((repo, path)) = &parent.repo {
+            if repo_protects_dir(*repo, path, name.as_bytes()) {
+                return Class::Backup(BackupReason::Repository(*repo));
+            }
+        }
+        if parent.destination {
+            return Class::Backup(BackupReason::Destination);
+        }
+        Class::Ordinary
+    }
+}
+
+/// Files of a repository that are backups: everything except lock files, which readers of the
+/// repository (`restic snapshots`, `borg list`) create and remove.
+fn repo_protects(kind: RepoKind, dir: &[Box<[u8]>], name: &[u8]) -> bool {
+    match kind {
+        RepoKind::Restic => match dir.first() {
+            None => name != b"lock" && !name.starts_with(b"."),
+            Some(top) => top.as_ref() != b"locks",
+        },
+        RepoKind::Borg => match dir.first() {
+            None => name != b"lock.roster",
+            Some(top) => top.as_ref() != b"lock.exclusive",
+        },
+    }
+}
+
+/// Directories of a repository that are part of its structure.
+fn repo_protects_dir(kind: RepoKind, dir: &[Box<[u8]>], name: &[u8]) -> bool {
+    match kind {
+        RepoKind::Restic => {
+            !(dir.is_empty() && name == b"locks")
+                && dir.first().map(|t| t.as_ref()) != Some(b"locks")
+        }
+        RepoKind::Borg => {
+            !(dir.is_empty() && name == b"lock.exclusive")
+                && dir.first().map(|t| t.as_ref()) != Some(b"lock.exclusive")
+        }
+    }
+}
+
+fn split_components(path: &[u8]) -> Vec<Box<[u8]>> {
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(Box::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(s: &str) -> &OsStr {
+        OsStr::new(s)
+    }
+
+    fn restic_root(rules: &Rules) -> Zone {
+        rules.root_zone(Some(RepoKind::Restic))
+    }
+
+    fn sub(rules: &Rules, parent: &Zone, name: &str) -> Zone {
+        rules.child_zone(parent, os(name), &[name.as_bytes()], None)
+    }
+
+    #[test]
+    fn default_patterns_match_product_formats_case_insensitively() {
+        let r = Rules::with_defaults();
+        for name in [
+            "a.mrimg",
+            "B.MRIMG",
+            "c.mrbak",
+            "d.mrex",
+            "e.mrsql",
+            "f.mrimgx",
+            "g.mrbakx",
+            "h.tar",
+            "h.tar.gz",
+            "h.tar.zst",
+            "disk.img",
+            "vm.qcow2",
+        ] {
+            assert!(r.matching_pattern(os(name)).is_some(), "{name}");
+            assert!(r
+                .classify(&Zone::plain(), os(name), EntryKind::File)
+                .is_backup());
+        }
+        for name in [
+            "notes.txt",
+            "mrimg",
+            "a.mrimg.txt.bak",
+            "tarball",
+            "image.png",
+        ] {
+            assert_eq!(
+                r.classify(&Zone::plain(), os(name), EntryKind::File),
+                Class::Ordinary,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn symlinks_and_specials_are_not_backups_by_name() {
+        let r = Rules::with_defaults();
+        assert_eq!(
+            r.classify(&Zone::plain(), os("x.mrimg"), EntryKind::Symlink),
+            Class::Ordinary
+        );
+        assert_eq!(
+            r.classify(&Zone::plain(), os("x.mrimg"), EntryKind::Special),
+            Class::Ordinary
+        );
+    }
+
+    #[test]
+    fn restic_layout_protects_everything_but_locks() {
+        let r = Rules::with_defaults();
+        let root = restic_root(&r);
+        assert!(r.classify(&root, os("config"), EntryKind::File).is_backup());
+        let data = sub(&r, &root, "data");
+        let data00 = r.child_zone(&data, os("00"), &[b"data", b"00"], None);
+        assert!(r
+            .classify(&data00, os("00ab12"), EntryKind::File)
+            .is_backup());
+        for d in ["index", "keys", "snapshots"] {
+            assert!(
+                r.classify(&sub(&r, &root, d), os("abc"), EntryKind::File)
+                    .is_backup(),
+                "{d}"
+            );
+        }
+        let locks = sub(&r, &root, "locks");
+        assert_eq!(
+            r.classify(&locks, os("abc"), EntryKind::File),
+            Class::Ordinary
+        );
+        assert_eq!(r.classify_directory(&root, os("locks")), Class::Ordinary);
+        assert!(r.classify_directory(&root, os("data")).is_backup());
+        assert!(r.classify_directory(&data, os("00")).is_backup());
+    }
+
+    #[test]
+    fn borg_layout_protects_everything_but_its_lock() {
+        let r = Rules::with_defaults();
+        let root = r.root_zone(Some(RepoKind::Borg));
+        for f in [
+            "config",
+            "README",
+            "hints.5",
+            "index.5",
+            "integrity.5",
+            "nonce",
+        ] {
+            assert!(r.classify(&root, os(f), EntryKind::File).is_backup(), "{f}");
+        }
+        assert_eq!(
+            r.classify(&root, os("lock.roster"), EntryKind::File),
+            Class::Ordinary
+        );
+        let lock = sub(&r, &root, "lock.exclusive");
+        assert_eq!(
+            r.classify(&lock, os("host@1234"), EntryKind::File),
+            Class::Ordinary
+        );
+        let data = sub(&r, &root, "data");
+        let seg = r.child_zone(&data, os("0"), &[b"data", b"0"], None);
+        assert!(r.classify(&seg, os("1"), EntryKind::File).is_backup());
+    }
+
+    #[test]
+    fn repo_detection_needs_the_full_layout() {
+        let r = Rules::with_defaults();
+        let restic = |n: &str| match n {
+            "config" => Some(EntryKind::File),
+            "data" | "keys" | "index" | "snapshots" | "locks" => Some(EntryKind::Directory),
+            _ => None,
+        };
+        assert_eq!(r.detect_repo(restic), Some(RepoKind::Restic));
+        let borg = |n: &str| match n {
+            "config" | "README" => Some(EntryKind::File),
+            "data" => Some(EntryKind::Directory),
+            _ => None,
+        };
+        assert_eq!(r.detect_repo(borg), Some(RepoKind::Borg));
+        let half = |n: &str| match n {
+            "config" => Some(EntryKind::File),
+            _ => None,
+        };
+        assert_eq!(r.detect_repo(half), None);
+        let config_is_dir = |n: &str| match n {
+            "config" | "data" | "keys" | "index" | "snapshots" => Some(EntryKind::Directory),
+            _ => None,
+        };
+        assert_eq!(r.detect_repo(config_is_dir), None);
+        let off = Rules::new(&["*.x"], &[] as &[&[u8]], false, false).unwrap();
+        assert_eq!(off.detect_repo(restic), None);
+        assert_eq!(off.detect_repo(borg), None);
+    }
+
+    #[test]
+    fn destinations_protect_their_whole_subtree() {
+        let r = Rules::new(DEFAULT_PATTERNS, &["nightly/images"], true, true).unwrap();
+        let nightly = r.child_zone(&Zone::plain(), os("nightly"), &[b"nightly"], None);
+        assert!(!nightly.destination);
+        assert_eq!(
+            r.classify(&nightly, os("notes.txt"), EntryKind::File),
+            Class::Ordinary
+        );
+        let images = r.child_zone(&nightly, os("images"), &[b"nightly", b"images"], None);
+        assert!(images.destination);
+        assert!(images.is_backup_structure());
+        assert_eq!(
+            r.classify(&images, os("notes.txt"), EntryKind::File),
+            Class::Backup(BackupReason::Destination)
+        );
+        let deeper = r.child_zone(&images, os("2026"), &[b"nightly", b"images", b"2026"], None);
+        assert!(r
+            .classify(&deeper, os("anything"), EntryKind::Symlink)
+            .is_backup());
+        assert!(r.classify_directory(&nightly, os("images")).is_backup() == false);
+        assert!(r.classify_directory(&images, os("2026")).is_backup());
+        let whole = Rules::new(DEFAULT_PATTERNS, &["/"], true, true).unwrap();
+        assert!(whole.root_zone(None).destination);
+    }
+
+    #[test]
+    fn invalid_pattern_is_an_error_naming_it() {
+        let e = Rules::new(&["[abc"], &[] as &[&[u8]], true, true).unwrap_err();
+        assert!(e.to_string().contains("[abc"));
+    }
+
+    #[test]
+    fn repo_markers() {
+        for m in ["config", "data", "keys", "index", "snapshots", "README"] {
+            assert!(Rules::is_repo_marker(os(m)));
+        }
+        assert!(!Rules::is_repo_marker(os("00ab")));
+    }
+}

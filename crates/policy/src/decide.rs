@@ -1,0 +1,90 @@
+//! The decision: may this caller perform this operation on this entry?
+
+use crate::caller::CallerFacts;
+use crate::classify::Class;
+use crate::operation::Operation;
+
+/// Outcome of [`decide`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Refuse with EPERM and log event 320.
+    Deny,
+}
+
+impl Verdict {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Verdict::Allow)
+    }
+}
+
+/// Decide one operation. Ordinary entries are open to everyone (the kernel's own permission
+/// checks still apply); backup entries may be modified only by certified callers.
+pub fn decide(caller: &CallerFacts, _op: Operation, target: &Class) -> Verdict {
+    match target {
+        Class::Ordinary => Verdict::Allow,
+        Class::Backup(_) if caller.is_certified() => Verdict::Allow,
+        Class::Backup(_) => Verdict::Deny,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caller::Untrusted;
+    use crate::classify::BackupReason;
+
+    const ALL_OPS: &[Operation] = &[
+        Operation::OpenWrite,
+        Operation::Truncate,
+        Operation::SetAttributes,
+        Operation::Delete,
+        Operation::RemoveDirectory,
+        Operation::Rename,
+        Operation::Replace,
+        Operation::Exchange,
+        Operation::HardLink,
+        Operation::Fallocate,
+        Operation::SetXattr,
+        Operation::RemoveXattr,
+        Operation::CopyInto,
+        Operation::Write,
+        Operation::CreateDuplicate,
+    ];
+
+    #[test]
+    fn every_untrusted_reason_is_denied_every_operation_on_backups() {
+        let reasons = [
+            Untrusted::NotCertified,
+            Untrusted::BinaryChanged,
+            Untrusted::Traced(7),
+            Untrusted::Injected("LD_PRELOAD".into()),
+            Untrusted::Unidentified,
+        ];
+        let backup = Class::Backup(BackupReason::Pattern("*.mrimg".into()));
+        for why in reasons {
+            let caller = CallerFacts::untrusted(42, "/usr/bin/bash", why.clone());
+            for &op in ALL_OPS {
+                assert_eq!(
+                    decide(&caller, op, &backup),
+                    Verdict::Deny,
+                    "{why:?} {op:?}"
+                );
+                assert_eq!(
+                    decide(&caller, op, &Class::Ordinary),
+                    Verdict::Allow,
+                    "{why:?} {op:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn certified_callers_may_do_everything() {
+        let caller = CallerFacts::certified(1, "/usr/bin/restic", "/usr/bin/restic");
+        let backup = Class::Backup(BackupReason::Destination);
+        for &op in ALL_OPS {
+            assert!(decide(&caller, op, &backup).is_allowed());
+        }
+    }
+}

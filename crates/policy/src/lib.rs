@@ -1,0 +1,27 @@
+//! The pure policy core of imageguard.
+//!
+//! Everything here is a function of its inputs: no file system, no /proc, no clock. Adapters
+//! (the FUSE guard, the /proc reader, the event store) gather facts, hand them to this crate and
+//! carry out what it decides. That keeps every rule testable to exhaustion.
+//!
+//! - [`classify`]: which files and directories are backups (patterns, repository layouts,
+//!   backup destinations).
+//! - [`operation`]: the operations a caller can attempt on a protected volume.
+//! - [`caller`]: what is known about the process that asks.
+//! - [`certification`]: the certified-program list and how an executable matches it.
+//! - [`decide`]: allow or deny, and the event a denial logs.
+//! - [`event`]: the event catalogue (IDs, severities, texts).
+
+pub mod caller;
+pub mod certification;
+pub mod classify;
+pub mod decide;
+pub mod event;
+pub mod operation;
+
+pub use caller::{CallerFacts, Untrusted};
+pub use certification::{CertifiedEntry, CertifiedList, FileIdentity, Interpreter};
+pub use classify::{BackupReason, Class, EntryKind, RepoKind, Rules, RulesError, Zone};
+pub use decide::{decide, Verdict};
+pub use event::{Event, EventKind, ProcessRef, Severity, VolumeRef};
+pub use operation::Operation;

@@ -1,0 +1,90 @@
+//! The operations a caller can attempt on a file of a protected volume.
+
+use serde::{Deserialize, Serialize};
+
+/// One file-system operation, as the guard sees it. Reads, stats and listings are not here:
+/// they are always allowed and never reach the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    /// Open an existing file for writing (O_WRONLY, O_RDWR, O_APPEND).
+    OpenWrite,
+    /// Open with O_TRUNC, or truncate by path or descriptor.
+    Truncate,
+    /// chmod, chown, utimes and other attribute changes.
+    SetAttributes,
+    /// unlink of a file.
+    Delete,
+    /// rmdir of a directory.
+    RemoveDirectory,
+    /// rename with this entry as the source.
+    Rename,
+    /// rename of another entry onto this one, replacing it.
+    Replace,
+    /// renameat2(RENAME_EXCHANGE) involving this entry.
+    Exchange,
+    /// A new hard link to this file, or a link named like a backup.
+    HardLink,
+    /// fallocate of any mode (allocate, punch hole, collapse, zero range).
+    Fallocate,
+    /// setxattr.
+    SetXattr,
+    /// removexattr.
+    RemoveXattr,
+    /// copy_file_range or clone into this file.
+    CopyInto,
+    /// A data write through a file handle (only seen when kernel passthrough is off).
+    Write,
+    /// Creating a new file named like a backup next to existing backups.
+    CreateDuplicate,
+}
+
+impl Operation {
+    /// Short verb used in event texts and listings.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Operation::OpenWrite => "open for writing",
+            Operation::Truncate => "truncate",
+            Operation::SetAttributes => "change attributes of",
+            Operation::Delete => "delete",
+            Operation::RemoveDirectory => "remove directory",
+            Operation::Rename => "rename",
+            Operation::Replace => "replace",
+            Operation::Exchange => "exchange",
+            Operation::HardLink => "hard link",
+            Operation::Fallocate => "allocate or punch",
+            Operation::SetXattr => "set extended attribute on",
+            Operation::RemoveXattr => "remove extended attribute from",
+            Operation::CopyInto => "copy into",
+            Operation::Write => "write",
+            Operation::CreateDuplicate => "create a duplicate backup",
+        }
+    }
+
+    /// Stable machine name (matches the serde form).
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::OpenWrite => "open-write",
+            Operation::Truncate => "truncate",
+            Operation::SetAttributes => "set-attributes",
+            Operation::Delete => "delete",
+            Operation::RemoveDirectory => "remove-directory",
+            Operation::Rename => "rename",
+            Operation::Replace => "replace",
+            Operation::Exchange => "exchange",
+            Operation::HardLink => "hard-link",
+            Operation::Fallocate => "fallocate",
+            Operation::SetXattr => "set-xattr",
+            Operation::RemoveXattr => "remove-xattr",
+            Operation::CopyInto => "copy-into",
+            Operation::Write => "write",
+            Operation::CreateDuplicate => "create-duplicate",
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
