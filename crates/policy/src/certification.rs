@@ -26,6 +26,10 @@ pub struct Interpreter {
     pub path: String,
     pub sha256: String,
     pub identity: FileIdentity,
+    /// Arguments the `#!` line puts between the interpreter and the script path; a process
+    /// whose command line has anything else there (`python3 -i script`) does not match.
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 /// One certified program.
@@ -238,6 +242,7 @@ mod tests {
             path: "/usr/bin/python3.11".into(),
             sha256: "bb".into(),
             identity: id(21),
+            args: vec![],
         });
         l.upsert(borg);
         match l.lookup("/usr/bin/python3.11", &id(21)) {

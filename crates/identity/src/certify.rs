@@ -1,0 +1,253 @@
+//! Turning a path into a certified-list entry.
+//!
+//! Shells and interpreters are refused (certifying `bash` would certify every script), unless
+//! forced. A script (`#!` line) is certified together with its interpreter, so `borg` (a Python
+//! script on Debian) is certified as "python3 running /usr/bin/borg", not as python3.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use imageguard_policy::certification::is_interpreter_name;
+use imageguard_policy::{CertifiedEntry, Interpreter};
+
+use crate::hashing::sha256_hex;
+use crate::procfs::identity_of;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertifyError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}: not a regular file")]
+    NotRegular(PathBuf),
+    #[error(
+        "{path}: refusing to certify {name}: it is a shell or interpreter, and certifying it would \
+         let every script it runs modify backups (use --force to certify it anyway)"
+    )]
+    Interpreter { path: PathBuf, name: String },
+    #[error("{path}: unsupported #! line: {detail}")]
+    Shebang { path: PathBuf, detail: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CertifyError + '_ {
+    move |source| CertifyError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A new entry and the warnings worth showing the user.
+#[derive(Debug)]
+pub struct Certification {
+    pub entry: CertifiedEntry,
+    pub warnings: Vec<String>,
+}
+
+/// Build the certified-list entry for `path`.
+pub fn certify_path(path: &Path, force: bool, now: i64) -> Result<Certification, CertifyError> {
+    let canonical = path.canonicalize().map_err(io_err(path))?;
+    let mut warnings = Vec::new();
+    let (file, meta) = open_regular(&canonical)?;
+    let mut head = [0u8; 512];
+    let n = (&file).read(&mut head).map_err(io_err(&canonical))?;
+    let head = &head[..n];
+
+    for name in [basename(path), basename(&canonical)] {
+        if is_interpreter_name(&name) {
+            if !force {
+                return Err(CertifyError::Interpreter {
+                    path: canonical,
+                    name,
+                });
+            }
+            warnings.push(format!(
+                "warning: {} is a shell or interpreter; every script it runs may now modify backups",
+                canonical.display()
+            ));
+            break;
+        }
+    }
+    if meta.permissions_mode() & 0o111 == 0 {
+        warnings.push(format!(
+            "warning: {} is not executable",
+            canonical.display()
+        ));
+    }
+
+    let interpreter = if head.starts_with(b"#!") {
+        Some(script_interpreter(&canonical, head)?)
+    } else {
+        None
+    };
+    let sha256 = sha256_hex(File::open(&canonical).map_err(io_err(&canonical))?)
+        .map_err(io_err(&canonical))?;
+    Ok(Certification {
+        entry: CertifiedEntry {
+            path: canonical.to_string_lossy().into_owned(),
+            sha256,
+            identity: identity_of(&meta),
+            interpreter,
+            forced: force,
+            certified_at: now,
+        },
+        warnings,
+    })
+}
+
+trait ModeExt {
+    fn permissions_mode(&self) -> u32;
+}
+
+impl ModeExt for std::fs::Metadata {
+    fn permissions_mode(&self) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        self.permissions().mode()
+    }
+}
+
+fn basename(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), CertifyError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let meta = file.metadata().map_err(io_err(path))?;
+    if !meta.is_file() {
+        return Err(CertifyError::NotRegular(path.to_path_buf()));
+    }
+    Ok((file, meta))
+}
+
+/// Resolve the interpreter a `#!` line names, the way the kernel (and `env`) will run it.
+fn script_interpreter(script: &Path, head: &[u8]) -> Result<Interpreter, CertifyError> {
+    let bad = |detail: &str| CertifyError::Shebang {
+        path: script.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    let line_end = head
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| bad("no end of line"))?;
+    let line = std::str::from_utf8(&head[2..line_end]).map_err(|_| bad("not UTF-8"))?;
+    let line = line.trim();
+    let (program, rest) = match line.split_once(char::is_whitespace) {
+        Some((p, r)) => (p, r.trim()),
+        None => (line, ""),
+    };
+    if program.is_empty() {
+        return Err(bad("empty"));
+    }
+    let (interp_path, args) = if basename(Path::new(program)) == "env" {
+        if rest.starts_with('-') || rest.contains(char::is_whitespace) || rest.is_empty() {
+            return Err(bad("env with options or several arguments"));
+        }
+        (
+            search_path(rest).ok_or_else(|| bad(&format!("{rest} not found in PATH")))?,
+            vec![],
+        )
+    } else {
+        let args = if rest.is_empty() {
+            vec![]
+        } else {
+            vec![rest.to_string()]
+        };
+        (PathBuf::from(program), args)
+    };
+    let canonical = interp_path.canonicalize().map_err(io_err(&interp_path))?;
+    let (file, meta) = open_regular(&canonical)?;
+    let mut magic = [0u8; 2];
+    if (&file).read(&mut magic).map_err(io_err(&canonical))? == 2 && &magic == b"#!" {
+        return Err(bad("the interpreter is itself a script"));
+    }
+    let sha256 = sha256_hex(file).map_err(io_err(&canonical))?;
+    Ok(Interpreter {
+        path: canonical.to_string_lossy().into_owned(),
+        sha256,
+        identity: identity_of(&meta),
+        args,
+    })
+}
+
+fn search_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH")
+        .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    path.split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn write_exec(dir: &Path, name: &str, body: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn binary_is_certified_with_hash_and_identity() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write_exec(d.path(), "mybackup", b"\x7fELF not really");
+        let c = certify_path(&p, false, 7).unwrap();
+        assert_eq!(
+            c.entry.sha256,
+            sha256_hex(&b"\x7fELF not really"[..]).unwrap()
+        );
+        assert!(c.entry.interpreter.is_none());
+        assert_eq!(c.entry.certified_at, 7);
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn shells_are_refused_unless_forced() {
+        let err = certify_path(Path::new("/bin/sh"), false, 0).unwrap_err();
+        assert!(matches!(err, CertifyError::Interpreter { .. }), "{err}");
+        assert!(err.to_string().contains("--force"));
+        let forced = certify_path(Path::new("/bin/sh"), true, 0).unwrap();
+        assert!(forced.entry.forced);
+        assert!(!forced.warnings.is_empty());
+    }
+
+    #[test]
+    fn scripts_carry_their_interpreter() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write_exec(d.path(), "job", b"#!/bin/sh -e\necho hi\n");
+        let c = certify_path(&p, false, 0).unwrap();
+        let i = c.entry.interpreter.unwrap();
+        assert_eq!(
+            Path::new(&i.path),
+            Path::new("/bin/sh").canonicalize().unwrap()
+        );
+        assert_eq!(i.args, vec!["-e".to_string()]);
+        let e = write_exec(d.path(), "job2", b"#!/usr/bin/env sh\necho hi\n");
+        let c = certify_path(&e, false, 0).unwrap();
+        assert!(c.entry.interpreter.unwrap().args.is_empty());
+        let bad = write_exec(d.path(), "job3", b"#!/usr/bin/env -S sh -e\n");
+        assert!(matches!(
+            certify_path(&bad, false, 0),
+            Err(CertifyError::Shebang { .. })
+        ));
+    }
+
+    #[test]
+    fn directories_and_missing_files_are_errors() {
+        assert!(matches!(
+            certify_path(Path::new("/"), false, 0),
+            Err(CertifyError::NotRegular(_))
+        ));
+        assert!(matches!(
+            certify_path(Path::new("/nonexistent/x"), false, 0),
+            Err(CertifyError::Io { .. })
+        ));
+    }
+}
