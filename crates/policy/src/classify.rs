@@ -500,7 +500,7 @@ mod tests {
         assert!(r
             .classify(&deeper, os("anything"), EntryKind::Symlink)
             .is_backup());
-        assert!(r.classify_directory(&nightly, os("images")).is_backup() == false);
+        assert!(!r.classify_directory(&nightly, os("images")).is_backup());
         assert!(r.classify_directory(&images, os("2026")).is_backup());
         let whole = Rules::new(DEFAULT_PATTERNS, &["/"], true, true).unwrap();
         assert!(whole.root_zone(None).destination);
