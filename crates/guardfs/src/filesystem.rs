@@ -1,0 +1,1379 @@
+//! The guard filesystem: a passthrough of the backing tree, served through `*at` calls relative
+//! to the backing root descriptor, that asks the policy gate before every modification of an
+//! existing entry. Data I/O of opened files goes through kernel passthrough when available, so it
+//! never reaches this process.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::ops::ControlFlow;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    BackingId, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use imageguard_policy::{BackupReason, Class, EntryKind, Operation, Rules, Zone};
+use parking_lot::{Mutex, RwLock};
+
+use crate::credentials::ActAs;
+use crate::gate::Gate;
+use crate::handles::{HandleTable, OpenDir, OpenFile};
+use crate::inode_store::{Inode, InodeStore, ROOT_ID};
+use crate::sys::{self, Stat};
+use crate::walk::{self, entry_kind};
+
+/// How long the kernel may cache entries and attributes. Every change goes through the guard,
+/// so a second is only a bound on staleness in folder mode.
+const TTL: Duration = Duration::from_secs(1);
+
+/// State shared between the mounted filesystem and the service that reports on it.
+pub struct GuardShared {
+    pub gate: Arc<Gate>,
+    pub rules: RwLock<Arc<Rules>>,
+    /// Backup files found by the protect-time scan, adjusted as backups are created and deleted.
+    pub backup_files: AtomicU64,
+    /// Backup inodes with more than one name.
+    pub linked_backups: Mutex<HashSet<u64>>,
+    /// Kernel passthrough negotiated and working.
+    pub passthrough: AtomicBool,
+    /// Bumped whenever a repository marker or a directory name changes; cached zones older than
+    /// this are recomputed.
+    pub layout_epoch: AtomicU64,
+}
+
+impl GuardShared {
+    pub fn new(gate: Arc<Gate>, rules: Rules) -> GuardShared {
+        GuardShared {
+            gate,
+            rules: RwLock::new(Arc::new(rules)),
+            backup_files: AtomicU64::new(0),
+            linked_backups: Mutex::new(HashSet::new()),
+            passthrough: AtomicBool::new(false),
+            layout_epoch: AtomicU64::new(1),
+        }
+    }
+
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.read().clone()
+    }
+
+    /// Install new rules (destinations changed); every cached zone is recomputed.
+    pub fn set_rules(&self, rules: Rules) {
+        *self.rules.write() = Arc::new(rules);
+        self.layout_epoch.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub struct GuardFs {
+    store: InodeStore,
+    shared: Arc<GuardShared>,
+    files: HandleTable<OpenFile>,
+    dirs: HandleTable<OpenDir>,
+    mount_point: PathBuf,
+    want_passthrough: bool,
+}
+
+type Res<T> = Result<T, i32>;
+
+fn err(e: io::Error) -> i32 {
+    sys::errno_of(&e)
+}
+
+fn time(sec: i64, nsec: i64) -> SystemTime {
+    if sec >= 0 {
+        UNIX_EPOCH + Duration::new(sec as u64, nsec as u32)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(sec.unsigned_abs()) + Duration::from_nanos(nsec as u64)
+    }
+}
+
+fn file_type(mode: u32) -> FileType {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => FileType::Directory,
+        libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFIFO => FileType::NamedPipe,
+        libc::S_IFSOCK => FileType::Socket,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFBLK => FileType::BlockDevice,
+        _ => FileType::RegularFile,
+    }
+}
+
+fn dirent_type(t: u8) -> FileType {
+    match t {
+        libc::DT_DIR => FileType::Directory,
+        libc::DT_LNK => FileType::Symlink,
+        libc::DT_FIFO => FileType::NamedPipe,
+        libc::DT_SOCK => FileType::Socket,
+        libc::DT_CHR => FileType::CharDevice,
+        libc::DT_BLK => FileType::BlockDevice,
+        _ => FileType::RegularFile,
+    }
+}
+
+fn timespec(t: Option<TimeOrNow>) -> libc::timespec {
+    match t {
+        None => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        Some(TimeOrNow::Now) => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+        Some(TimeOrNow::SpecificTime(t)) => match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => libc::timespec {
+                tv_sec: d.as_secs() as i64,
+                tv_nsec: d.subsec_nanos() as i64,
+            },
+            Err(e) => {
+                let d = e.duration();
+                let mut sec = -(d.as_secs() as i64);
+                let mut nsec = -(d.subsec_nanos() as i64);
+                if nsec < 0 {
+                    sec -= 1;
+                    nsec += 1_000_000_000;
+                }
+                libc::timespec {
+                    tv_sec: sec,
+                    tv_nsec: nsec,
+                }
+            }
+        },
+    }
+}
+
+/// Whether opening with `flags` can modify the file.
+fn open_modifies(flags: i32) -> Option<Operation> {
+    if flags & libc::O_TRUNC != 0 {
+        Some(Operation::Truncate)
+    } else if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_APPEND != 0 {
+        Some(Operation::OpenWrite)
+    } else {
+        None
+    }
+}
+
+fn cname(name: &OsStr) -> Res<std::ffi::CString> {
+    sys::cstr(name).map_err(err)
+}
+
+impl GuardFs {
+    pub fn new(
+        root_fd: OwnedFd,
+        mount_point: PathBuf,
+        shared: Arc<GuardShared>,
+        want_passthrough: bool,
+    ) -> io::Result<GuardFs> {
+        let st = sys::fstat_fd(root_fd.as_fd())?;
+        Ok(GuardFs {
+            store: InodeStore::new(root_fd, st.st_ino),
+            shared,
+            files: HandleTable::default(),
+            dirs: HandleTable::default(),
+            mount_point,
+            want_passthrough,
+        })
+    }
+
+    fn inode(&self, ino: INodeNo) -> Res<Arc<Inode>> {
+        self.store.get(ino.0).ok_or(libc::ESTALE)
+    }
+
+    fn attr(&self, st: &Stat) -> FileAttr {
+        FileAttr {
+            ino: INodeNo(self.store.nodeid_of(st.st_ino)),
+            size: st.st_size as u64,
+            blocks: st.st_blocks as u64,
+            atime: time(st.st_atime, st.st_atime_nsec),
+            mtime: time(st.st_mtime, st.st_mtime_nsec),
+            ctime: time(st.st_ctime, st.st_ctime_nsec),
+            crtime: UNIX_EPOCH,
+            kind: file_type(st.st_mode),
+            perm: (st.st_mode & 0o7777) as u16,
+            nlink: st.st_nlink as u32,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            rdev: st.st_rdev as u32,
+            blksize: st.st_blksize as u32,
+            flags: 0,
+        }
+    }
+
+    /// Resolve `name` in `parent` to an inode (taking one kernel reference on it).
+    fn lookup_inode(&self, parent: &Arc<Inode>, name: &OsStr) -> Res<(Arc<Inode>, Stat)> {
+        let c = cname(name)?;
+        let fd =
+            sys::openat(parent.fd.as_fd(), &c, libc::O_PATH | libc::O_NOFOLLOW, 0).map_err(err)?;
+        let st = sys::fstat_fd(fd.as_fd()).map_err(err)?;
+        let inode = self.store.insert_or_ref(
+            fd,
+            st.st_ino,
+            st.st_mode & libc::S_IFMT,
+            parent.nodeid,
+            name,
+        );
+        if st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_nlink > 1 {
+            let rules = self.shared.rules();
+            if rules
+                .classify(&self.zone_of(parent), name, EntryKind::File)
+                .is_backup()
+            {
+                self.shared.linked_backups.lock().insert(st.st_ino);
+            }
+        }
+        Ok((inode, st))
+    }
+
+    /// The zone of directory `dir`, computed from its ancestors and cached per layout epoch.
+    fn zone_of(&self, dir: &Arc<Inode>) -> Arc<Zone> {
+        let epoch = self.shared.layout_epoch.load(Ordering::Relaxed);
+        if let Some((e, z)) = dir.zone.lock().as_ref() {
+            if *e == epoch {
+                return z.clone();
+            }
+        }
+        let rules = self.shared.rules();
+        let zone = if dir.nodeid == ROOT_ID {
+            rules.root_zone(walk::detect_repo(&rules, dir.fd.as_fd()))
+        } else {
+            let (parent_id, name) = dir.link();
+            match (self.store.get(parent_id), self.store.components(dir.nodeid)) {
+                (Some(parent), Some(comps)) => {
+                    let pz = self.zone_of(&parent);
+                    let rel: Vec<&[u8]> = comps.iter().map(|c| c.as_bytes()).collect();
+                    let here = if pz.repo.is_none() {
+                        walk::detect_repo(&rules, dir.fd.as_fd())
+                    } else {
+                        None
+                    };
+                    rules.child_zone(&pz, &name, &rel, here)
+                }
+                _ => {
+                    log::warn!(
+                        "no ancestry for directory node {}; treating it as plain",
+                        dir.nodeid
+                    );
+                    Zone::plain()
+                }
+            }
+        };
+        let zone = Arc::new(zone);
+        *dir.zone.lock() = Some((epoch, zone.clone()));
+        zone
+    }
+
+    fn bump_layout(&self) {
+        self.shared.layout_epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn bump_layout_if_marker(&self, name: &OsStr) {
+        if Rules::is_repo_marker(name) {
+            self.bump_layout();
+        }
+    }
+
+    /// Class of entry `name` (with stat `st`) in `parent`, for operations on the name itself.
+    fn classify_name(&self, parent: &Arc<Inode>, name: &OsStr, st: &Stat) -> Class {
+        let rules = self.shared.rules();
+        let zone = self.zone_of(parent);
+        rules.classify(&zone, name, entry_kind(st.st_mode))
+    }
+
+    /// Class of a directory for rename: structural, or holding backups anywhere below.
+    fn classify_dir_for_move(&self, parent: &Arc<Inode>, name: &OsStr) -> Class {
+        let rules = self.shared.rules();
+        let pz = self.zone_of(parent);
+        let structural = rules.classify_directory(&pz, name);
+        if structural.is_backup() {
+            return structural;
+        }
+        let Ok(c) = sys::cstr(name) else {
+            return Class::Ordinary;
+        };
+        let Ok(fd) = sys::openat(
+            parent.fd.as_fd(),
+            &c,
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY,
+            0,
+        ) else {
+            return Class::Ordinary;
+        };
+        let mut rel: Vec<Vec<u8>> = self
+            .store
+            .components(parent.nodeid)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.into_vec())
+            .collect();
+        rel.push(name.as_bytes().to_vec());
+        let comps: Vec<&[u8]> = rel.iter().map(|c| c.as_slice()).collect();
+        let here = if pz.repo.is_none() {
+            walk::detect_repo(&rules, fd.as_fd())
+        } else {
+            None
+        };
+        let zone = rules.child_zone(&pz, name, &comps, here);
+        if zone.is_backup_structure() {
+            return Class::Backup(BackupReason::ContainsBackups);
+        }
+        let mut budget = walk::WALK_LIMIT;
+        let flow = walk::walk(&rules, fd.as_fd(), &zone, &mut rel, &mut budget, &mut |v| {
+            if rules
+                .classify(v.zone, v.name, entry_kind(v.stat.st_mode))
+                .is_backup()
+            {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        if flow.is_break() {
+            Class::Backup(BackupReason::ContainsBackups)
+        } else {
+            Class::Ordinary
+        }
+    }
+
+    /// Class of an inode for operations on its content or attributes: by the name it was
+    /// reached through, or as a hard link of a backup.
+    fn classify_content(&self, inode: &Arc<Inode>) -> Class {
+        if inode.nodeid == ROOT_ID {
+            let rules = self.shared.rules();
+            return if self.zone_of(inode).is_backup_structure() {
+                Class::Backup(BackupReason::Destination)
+            } else {
+                let _ = rules;
+                Class::Ordinary
+            };
+        }
+        let (parent_id, name) = inode.link();
+        let Ok(st) = sys::fstat_fd(inode.fd.as_fd()) else {
+            return Class::Ordinary;
+        };
+        let class = match self.store.get(parent_id) {
+            Some(parent) => {
+                if inode.is_dir() {
+                    self.shared
+                        .rules()
+                        .classify_directory(&self.zone_of(&parent), &name)
+                } else {
+                    self.classify_name(&parent, &name, &st)
+                }
+            }
+            None => self
+                .shared
+                .rules()
+                .classify(&Zone::plain(), &name, entry_kind(st.st_mode)),
+        };
+        if !class.is_backup()
+            && st.st_nlink > 1
+            && self.shared.linked_backups.lock().contains(&st.st_ino)
+        {
+            return Class::Backup(BackupReason::SameInodeAsBackup);
+        }
+        class
+    }
+
+    /// Would creating pattern-named `name` in `parent` duplicate a backup there? (A copy of a
+    /// backup next to the original confuses the backup program; the reference product refuses it.)
+    fn duplicate_class(&self, parent: &Arc<Inode>, name: &OsStr) -> Class {
+        let rules = self.shared.rules();
+        let Some(pattern) = rules.matching_pattern(name) else {
+            return Class::Ordinary;
+        };
+        let Ok(fd) = sys::reopen(parent.fd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY) else {
+            return Class::Ordinary;
+        };
+        let mut buf = vec![0u8; 32 * 1024];
+        while let Ok(n) = sys::getdents64(fd.as_fd(), &mut buf) {
+            if n == 0 {
+                break;
+            }
+            for e in sys::dirents(&buf[..n]) {
+                if e.kind == libc::DT_REG
+                    && e.name != name.as_bytes()
+                    && rules.matching_pattern(OsStr::from_bytes(e.name)).is_some()
+                {
+                    return Class::Backup(BackupReason::Pattern(pattern.to_string()));
+                }
+            }
+        }
+        Class::Ordinary
+    }
+
+    fn path_of(&self, parent: u64, name: Option<&OsStr>) -> String {
+        let mut p = self.mount_point.clone();
+        match self.store.components(parent) {
+            Some(comps) => comps.iter().for_each(|c| p.push(c)),
+            None => p.push("?"),
+        }
+        if let Some(n) = name {
+            p.push(n);
+        }
+        p.to_string_lossy().into_owned()
+    }
+
+    fn inode_path(&self, inode: &Inode) -> String {
+        self.path_of(inode.nodeid, None)
+    }
+
+    fn check(
+        &self,
+        req: &Request,
+        op: Operation,
+        class: &Class,
+        path: impl FnOnce() -> String,
+    ) -> Res<()> {
+        self.shared.gate.check(req.pid(), op, class, path)
+    }
+
+    /// Open our own descriptor for an inode: read-write when possible, so that one passthrough
+    /// backing can serve every later open of the inode (the kernel checks each caller's access
+    /// mode on its own file).
+    fn open_backing_fd(&self, inode: &Inode, flags: i32) -> Res<OwnedFd> {
+        let keep = flags & (libc::O_TRUNC | libc::O_NOATIME);
+        let keep = if self.passthrough() {
+            keep
+        } else {
+            keep | (flags & (libc::O_DIRECT | libc::O_SYNC | libc::O_DSYNC))
+        };
+        match sys::reopen(inode.fd.as_fd(), libc::O_RDWR | libc::O_LARGEFILE | keep) {
+            Ok(fd) => Ok(fd),
+            Err(e)
+                if matches!(
+                    sys::errno_of(&e),
+                    libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY | libc::EISDIR
+                ) =>
+            {
+                sys::reopen(
+                    inode.fd.as_fd(),
+                    (flags & libc::O_ACCMODE) | libc::O_LARGEFILE | keep,
+                )
+                .map_err(err)
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    fn passthrough(&self) -> bool {
+        self.shared.passthrough.load(Ordering::Relaxed)
+    }
+
+    /// The passthrough backing shared by all open handles of `inode`, created from `fd` if none.
+    fn shared_backing(
+        &self,
+        inode: &Inode,
+        fd: &OwnedFd,
+        open: impl FnOnce(&OwnedFd) -> io::Result<BackingId>,
+    ) -> Option<Arc<BackingId>> {
+        if !self.passthrough() || inode.kind != libc::S_IFREG {
+            return None;
+        }
+        let mut slot = inode.backing.lock();
+        if let Some(b) = slot.upgrade() {
+            return Some(b);
+        }
+        match open(fd) {
+            Ok(b) => {
+                let b = Arc::new(b);
+                *slot = Arc::downgrade(&b);
+                Some(b)
+            }
+            Err(e) => {
+                log::warn!("kernel passthrough unavailable ({e}); serving data I/O in userspace");
+                self.shared.passthrough.store(false, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn reply_entry(&self, parent: &Arc<Inode>, name: &OsStr, reply: ReplyEntry) {
+        match self.lookup_inode(parent, name) {
+            Ok((_, st)) => reply.entry(&TTL, &self.attr(&st), Generation(0)),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn note_backup_created(&self, parent: &Arc<Inode>, name: &OsStr, kind: EntryKind) {
+        if self
+            .shared
+            .rules()
+            .classify(&self.zone_of(parent), name, kind)
+            .is_backup()
+        {
+            self.shared.backup_files.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn do_setattr(
+        &self,
+        req: &Request,
+        inode: &Arc<Inode>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        fh: Option<FileHandle>,
+    ) -> Res<Stat> {
+        let op = if size.is_some() {
+            Operation::Truncate
+        } else {
+            Operation::SetAttributes
+        };
+        let class = self.classify_content(inode);
+        self.check(req, op, &class, || self.inode_path(inode))?;
+        if let Some(mode) = mode {
+            if inode.kind != libc::S_IFLNK {
+                sys::fchmod_path(inode.fd.as_fd(), mode & 0o7777).map_err(err)?;
+            }
+        }
+        if uid.is_some() || gid.is_some() {
+            sys::fchown_fd(inode.fd.as_fd(), uid, gid).map_err(err)?;
+        }
+        if let Some(size) = size {
+            match fh.and_then(|fh| self.files.get(fh.0)) {
+                Some(f) => sys::ftruncate(f.fd.as_fd(), size).map_err(err)?,
+                None => {
+                    let fd = sys::reopen(inode.fd.as_fd(), libc::O_WRONLY | libc::O_LARGEFILE)
+                        .map_err(err)?;
+                    sys::ftruncate(fd.as_fd(), size).map_err(err)?;
+                }
+            }
+        }
+        if atime.is_some() || mtime.is_some() {
+            let times = [timespec(atime), timespec(mtime)];
+            if inode.kind == libc::S_IFLNK {
+                let (parent_id, name) = inode.link();
+                let parent = self.store.get(parent_id).ok_or(libc::ESTALE)?;
+                let c = cname(&name)?;
+                let r = unsafe {
+                    libc::utimensat(
+                        parent.fd.as_raw_fd(),
+                        c.as_ptr(),
+                        times.as_ptr(),
+                        libc::AT_SYMLINK_NOFOLLOW,
+                    )
+                };
+                if r < 0 {
+                    return Err(err(io::Error::last_os_error()));
+                }
+            } else {
+                sys::utimens_fd(inode.fd.as_fd(), &times).map_err(err)?;
+            }
+        }
+        sys::fstat_fd(inode.fd.as_fd()).map_err(err)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn do_rename(
+        &self,
+        req: &Request,
+        parent: &Arc<Inode>,
+        name: &OsStr,
+        newparent: &Arc<Inode>,
+        newname: &OsStr,
+        flags: u32,
+    ) -> Res<()> {
+        let exchange = flags & libc::RENAME_EXCHANGE != 0;
+        let c_old = cname(name)?;
+        let c_new = cname(newname)?;
+        let src = sys::lstatat(parent.fd.as_fd(), &c_old).map_err(err)?;
+        let src_is_dir = src.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        let src_class = if src_is_dir {
+            self.classify_dir_for_move(parent, name)
+        } else {
+            self.classify_name(parent, name, &src)
+        };
+        let op = if exchange {
+            Operation::Exchange
+        } else {
+            Operation::Rename
+        };
+        self.check(req, op, &src_class, || {
+            self.path_of(parent.nodeid, Some(name))
+        })?;
+        let dst = sys::lstatat(newparent.fd.as_fd(), &c_new).ok();
+        let mut dst_is_dir = false;
+        match &dst {
+            Some(d) => {
+                dst_is_dir = d.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                let dst_class = if dst_is_dir {
+                    self.classify_dir_for_move(newparent, newname)
+                } else {
+                    self.classify_name(newparent, newname, d)
+                };
+                let op = if exchange {
+                    Operation::Exchange
+                } else {
+                    Operation::Replace
+                };
+                self.check(req, op, &dst_class, || {
+                    self.path_of(newparent.nodeid, Some(newname))
+                })?;
+            }
+            None if !src_is_dir && !src_class.is_backup() => {
+                let dup = self.duplicate_class(newparent, newname);
+                self.check(req, Operation::CreateDuplicate, &dup, || {
+                    self.path_of(newparent.nodeid, Some(newname))
+                })?;
+            }
+            None => {}
+        }
+        sys::renameat2(
+            parent.fd.as_fd(),
+            &c_old,
+            newparent.fd.as_fd(),
+            &c_new,
+            flags,
+        )
+        .map_err(err)?;
+        if let Some(moved) = self.store.get(self.store.nodeid_of(src.st_ino)) {
+            moved.set_link(newparent.nodeid, newname);
+        }
+        if exchange {
+            if let Some(d) = &dst {
+                if let Some(other) = self.store.get(self.store.nodeid_of(d.st_ino)) {
+                    other.set_link(parent.nodeid, name);
+                }
+            }
+        }
+        if src_is_dir || dst_is_dir || Rules::is_repo_marker(name) || Rules::is_repo_marker(newname)
+        {
+            self.bump_layout();
+        }
+        Ok(())
+    }
+}
+
+impl Filesystem for GuardFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        let caps = config.capabilities();
+        for flag in [
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+        ] {
+            if caps.contains(flag) {
+                let _ = config.add_capabilities(flag);
+            }
+        }
+        if self.want_passthrough && caps.contains(InitFlags::FUSE_PASSTHROUGH) {
+            if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                && config.set_max_stack_depth(1).is_ok()
+            {
+                self.shared.passthrough.store(true, Ordering::Relaxed);
+            }
+        }
+        let _ = config.set_max_background(64);
+        let _ = config.set_congestion_threshold(48);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.inode(parent) {
+            Ok(p) => self.reply_entry(&p, name, reply),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.store.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let r = self
+            .inode(ino)
+            .and_then(|i| sys::fstat_fd(i.fd.as_fd()).map_err(err));
+        match r {
+            Ok(st) => reply.attr(&TTL, &self.attr(&st)),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let r = self
+            .inode(ino)
+            .and_then(|i| self.do_setattr(req, &i, mode, uid, gid, size, atime, mtime, fh));
+        match r {
+            Ok(st) => reply.attr(&TTL, &self.attr(&st)),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self
+            .inode(ino)
+            .and_then(|i| sys::readlink_fd(i.fd.as_fd()).map_err(err))
+        {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = (|| {
+            let p = self.inode(parent)?;
+            let c = cname(name)?;
+            if mode & libc::S_IFMT == libc::S_IFREG {
+                let dup = self.duplicate_class(&p, name);
+                self.check(req, Operation::CreateDuplicate, &dup, || {
+                    self.path_of(p.nodeid, Some(name))
+                })?;
+            }
+            {
+                let _as = ActAs::caller(req.uid(), req.gid());
+                sys::mknodat(p.fd.as_fd(), &c, mode, rdev as u64).map_err(err)?;
+            }
+            self.bump_layout_if_marker(name);
+            Ok(p)
+        })();
+        match r {
+            Ok(p) => self.reply_entry(&p, name, reply),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = (|| {
+            let p = self.inode(parent)?;
+            let c = cname(name)?;
+            {
+                let _as = ActAs::caller(req.uid(), req.gid());
+                sys::mkdirat(p.fd.as_fd(), &c, mode).map_err(err)?;
+            }
+            self.bump_layout_if_marker(name);
+            Ok(p)
+        })();
+        match r {
+            Ok(p) => self.reply_entry(&p, name, reply),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = (|| {
+            let p = self.inode(parent)?;
+            let c = cname(name)?;
+            let st = sys::lstatat(p.fd.as_fd(), &c).map_err(err)?;
+            let class = self.classify_name(&p, name, &st);
+            self.check(req, Operation::Delete, &class, || {
+                self.path_of(p.nodeid, Some(name))
+            })?;
+            sys::unlinkat(p.fd.as_fd(), &c, 0).map_err(err)?;
+            if class.is_backup() {
+                let _ = self.shared.backup_files.fetch_update(
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                    |n| n.checked_sub(1),
+                );
+            }
+            self.bump_layout_if_marker(name);
+            Ok(())
+        })();
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = (|| {
+            let p = self.inode(parent)?;
+            let c = cname(name)?;
+            let class = self
+                .shared
+                .rules()
+                .classify_directory(&self.zone_of(&p), name);
+            self.check(req, Operation::RemoveDirectory, &class, || {
+                self.path_of(p.nodeid, Some(name))
+            })?;
+            sys::unlinkat(p.fd.as_fd(), &c, libc::AT_REMOVEDIR).map_err(err)?;
+            self.bump_layout();
+            Ok(())
+        })();
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let r = (|| {
+            let p = self.inode(parent)?;
+            let c = cname(link_name)?;
+            let t = cname(target.as_os_str())?;
+            {
+                let _as = ActAs::caller(req.uid(), req.gid());
+                sys::symlinkat(&t, p.fd.as_fd(), &c).map_err(err)?;
+            }
+            Ok(p)
+        })();
+        match r {
+            Ok(p) => self.reply_entry(&p, link_name, reply),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let r = (|| {
+            let p = self.inode(parent)?;
+            let np = self.inode(newparent)?;
+            self.do_rename(req, &p, name, &np, newname, flags.bits())
+        })();
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn link(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let r = (|| {
+            let inode = self.inode(ino)?;
+            let np = self.inode(newparent)?;
+            let class = self.classify_content(&inode);
+            self.check(req, Operation::HardLink, &class, || self.inode_path(&inode))?;
+            let rules = self.shared.rules();
+            let new_class = rules.classify(&self.zone_of(&np), newname, entry_kind(inode.kind));
+            if new_class.is_backup() {
+                // A backup-named alias would let writes through the old name reach a backup.
+                self.check(req, Operation::HardLink, &new_class, || {
+                    self.path_of(np.nodeid, Some(newname))
+                })?;
+            }
+            let c = cname(newname)?;
+            sys::link_fd(inode.fd.as_fd(), np.fd.as_fd(), &c).map_err(err)?;
+            if class.is_backup() || new_class.is_backup() {
+                let st = sys::fstat_fd(inode.fd.as_fd()).map_err(err)?;
+                self.shared.linked_backups.lock().insert(st.st_ino);
+            }
+            Ok(np)
+        })();
+        match r {
+            Ok(np) => self.reply_entry(&np, newname, reply),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let r = (|| {
+            let inode = self.inode(ino)?;
+            if let Some(op) = open_modifies(flags.0) {
+                let class = self.classify_content(&inode);
+                self.check(req, op, &class, || self.inode_path(&inode))?;
+            }
+            let fd = self.open_backing_fd(&inode, flags.0)?;
+            Ok((inode, fd))
+        })();
+        match r {
+            Ok((inode, fd)) => {
+                let backing = self.shared_backing(&inode, &fd, |fd| reply.open_backing(fd));
+                let fh = self.files.insert(OpenFile {
+                    fd,
+                    backing: backing.clone(),
+                });
+                match backing {
+                    Some(b) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &b),
+                    None => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                }
+            }
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let r = (|| {
+            let p = self.inode(parent)?;
+            let c = cname(name)?;
+            let created = {
+                let _as = ActAs::caller(req.uid(), req.gid());
+                sys::openat(
+                    p.fd.as_fd(),
+                    &c,
+                    libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_LARGEFILE,
+                    mode & 0o7777,
+                )
+            };
+            let fd = match created {
+                Ok(fd) => {
+                    let dup = self.duplicate_class(&p, name);
+                    if let Err(e) = self.check(req, Operation::CreateDuplicate, &dup, || {
+                        self.path_of(p.nodeid, Some(name))
+                    }) {
+                        let _ = sys::unlinkat(p.fd.as_fd(), &c, 0);
+                        return Err(e);
+                    }
+                    self.note_backup_created(&p, name, EntryKind::File);
+                    self.bump_layout_if_marker(name);
+                    fd
+                }
+                Err(e) if sys::errno_of(&e) == libc::EEXIST && flags & libc::O_EXCL == 0 => {
+                    // The kernel thought the name was free; it is not: this is an open of an
+                    // existing file and is checked as one.
+                    let st = sys::lstatat(p.fd.as_fd(), &c).map_err(err)?;
+                    if let Some(op) = open_modifies(flags) {
+                        let class = self.classify_name(&p, name, &st);
+                        self.check(req, op, &class, || self.path_of(p.nodeid, Some(name)))?;
+                    }
+                    let (inode, _) = self.lookup_inode(&p, name)?;
+                    let r = self.open_backing_fd(&inode, flags);
+                    self.store.forget(inode.nodeid, 1);
+                    r?
+                }
+                Err(e) => return Err(err(e)),
+            };
+            let (inode, st) = self.lookup_inode(&p, name)?;
+            Ok((inode, st, fd))
+        })();
+        match r {
+            Ok((inode, st, fd)) => {
+                let backing = self.shared_backing(&inode, &fd, |fd| reply.open_backing(fd));
+                let fh = self.files.insert(OpenFile {
+                    fd,
+                    backing: backing.clone(),
+                });
+                let attr = self.attr(&st);
+                match backing {
+                    Some(b) => reply.created_passthrough(
+                        &TTL,
+                        &attr,
+                        Generation(0),
+                        FileHandle(fh),
+                        FopenFlags::empty(),
+                        &b,
+                    ),
+                    None => reply.created(
+                        &TTL,
+                        &attr,
+                        Generation(0),
+                        FileHandle(fh),
+                        FopenFlags::empty(),
+                    ),
+                }
+            }
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let Some(f) = self.files.get(fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        let mut buf = vec![0u8; size as usize];
+        match sys::pread(f.fd.as_fd(), &mut buf, offset) {
+            Ok(n) => reply.data(&buf[..n]),
+            Err(e) => reply.error(Errno::from_i32(err(e))),
+        }
+    }
+
+    fn write(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let r = (|| {
+            let inode = self.inode(ino)?;
+            let f = self.files.get(fh.0).ok_or(libc::EBADF)?;
+            let class = self.classify_content(&inode);
+            self.check(req, Operation::Write, &class, || self.inode_path(&inode))?;
+            sys::pwrite(f.fd.as_fd(), data, offset).map_err(err)
+        })();
+        match r {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Nothing to flush (our descriptors are not duplicated per caller); ENOSYS tells the
+        // kernel to stop sending flushes, saving a round trip on every close.
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.files.remove(fh.0);
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.files.get(fh.0) {
+            Some(f) => match sys::fsync(f.fd.as_fd(), datasync) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(Errno::from_i32(err(e))),
+            },
+            None => reply.error(Errno::EBADF),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let r = self.inode(ino).and_then(|i| {
+            sys::reopen(i.fd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY).map_err(err)
+        });
+        match r {
+            Ok(fd) => {
+                let fh = self.dirs.insert(OpenDir {
+                    fd,
+                    lock: Mutex::new(()),
+                });
+                reply.opened(FileHandle(fh), FopenFlags::empty());
+            }
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(d) = self.dirs.get(fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        let _guard = d.lock.lock();
+        if let Err(e) = sys::lseek(d.fd.as_fd(), offset as i64, libc::SEEK_SET) {
+            return reply.error(Errno::from_i32(err(e)));
+        }
+        let mut buf = vec![0u8; 32 * 1024];
+        let n = match sys::getdents64(d.fd.as_fd(), &mut buf) {
+            Ok(n) => n,
+            Err(e) => return reply.error(Errno::from_i32(err(e))),
+        };
+        for e in sys::dirents(&buf[..n]) {
+            let ino = INodeNo(self.store.nodeid_of(e.ino));
+            if reply.add(
+                ino,
+                e.off as u64,
+                dirent_type(e.kind),
+                OsStr::from_bytes(e.name),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.dirs.remove(fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.dirs.get(fh.0) {
+            Some(d) => match sys::fsync(d.fd.as_fd(), datasync) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(Errno::from_i32(err(e))),
+            },
+            None => reply.error(Errno::EBADF),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match sys::fstatvfs(self.store.root().fd.as_fd()) {
+            Ok(s) => reply.statfs(
+                s.f_blocks,
+                s.f_bfree,
+                s.f_bavail,
+                s.f_files,
+                s.f_ffree,
+                s.f_bsize as u32,
+                s.f_namemax as u32,
+                s.f_frsize as u32,
+            ),
+            Err(e) => reply.error(Errno::from_i32(err(e))),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let r = (|| {
+            let inode = self.inode(ino)?;
+            let class = self.classify_content(&inode);
+            self.check(req, Operation::SetXattr, &class, || self.inode_path(&inode))?;
+            if inode.kind == libc::S_IFLNK {
+                return Err(libc::EPERM);
+            }
+            sys::setxattr(inode.fd.as_fd(), &cname(name)?, value, flags).map_err(err)
+        })();
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let r = (|| {
+            let inode = self.inode(ino)?;
+            if inode.kind == libc::S_IFLNK {
+                return Err(libc::ENODATA);
+            }
+            let c = cname(name)?;
+            let mut buf = vec![0u8; size as usize];
+            let n = sys::getxattr(inode.fd.as_fd(), &c, &mut buf).map_err(err)?;
+            buf.truncate(n);
+            Ok((n, buf))
+        })();
+        match r {
+            Ok((n, _)) if size == 0 => reply.size(n as u32),
+            Ok((_, buf)) => reply.data(&buf),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let r = (|| {
+            let inode = self.inode(ino)?;
+            if inode.kind == libc::S_IFLNK {
+                return Ok((0, Vec::new()));
+            }
+            let mut buf = vec![0u8; size as usize];
+            let n = sys::listxattr(inode.fd.as_fd(), &mut buf).map_err(err)?;
+            buf.truncate(n);
+            Ok((n, buf))
+        })();
+        match r {
+            Ok((n, _)) if size == 0 => reply.size(n as u32),
+            Ok((_, buf)) => reply.data(&buf),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = (|| {
+            let inode = self.inode(ino)?;
+            let class = self.classify_content(&inode);
+            self.check(req, Operation::RemoveXattr, &class, || {
+                self.inode_path(&inode)
+            })?;
+            if inode.kind == libc::S_IFLNK {
+                return Err(libc::EPERM);
+            }
+            sys::removexattr(inode.fd.as_fd(), &cname(name)?).map_err(err)
+        })();
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let r = (|| {
+            let inode = self.inode(ino)?;
+            let f = self.files.get(fh.0).ok_or(libc::EBADF)?;
+            let class = self.classify_content(&inode);
+            self.check(req, Operation::Fallocate, &class, || {
+                self.inode_path(&inode)
+            })?;
+            sys::fallocate(f.fd.as_fd(), mode, offset, length).map_err(err)
+        })();
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        match self.files.get(fh.0) {
+            Some(f) => match sys::lseek(f.fd.as_fd(), offset, whence) {
+                Ok(o) => reply.offset(o),
+                Err(e) => reply.error(Errno::from_i32(err(e))),
+            },
+            None => reply.error(Errno::EBADF),
+        }
+    }
+
+    fn copy_file_range(
+        &self,
+        req: &Request,
+        _ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        let r = (|| {
+            let out = self.inode(ino_out)?;
+            let fi = self.files.get(fh_in.0).ok_or(libc::EBADF)?;
+            let fo = self.files.get(fh_out.0).ok_or(libc::EBADF)?;
+            let class = self.classify_content(&out);
+            self.check(req, Operation::CopyInto, &class, || self.inode_path(&out))?;
+            sys::copy_file_range(fi.fd.as_fd(), offset_in, fo.fd.as_fd(), offset_out, len)
+                .map_err(err)
+        })();
+        match r {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(Errno::from_i32(e)),
+        }
+    }
+}
+
+/// Names are byte strings; keep `OsString` conversions in one place.
+trait IntoVec {
+    fn into_vec(self) -> Vec<u8>;
+}
+
+impl IntoVec for OsString {
+    fn into_vec(self) -> Vec<u8> {
+        std::os::unix::ffi::OsStringExt::into_vec(self)
+    }
+}
