@@ -1,0 +1,218 @@
+//! The event log the rest of imageguard writes to: `emit` only counts the event in memory; a
+//! background thread flushes coalesced batches to SQLite and the journal every
+//! [`FLUSH_INTERVAL`], so a storm of denials never waits on disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use imageguard_policy::Event;
+use parking_lot::{Condvar, Mutex};
+
+use crate::coalesce::{now_ns, Coalescer};
+use crate::journal::Journal;
+use crate::sqlite::{EventDb, StoreError};
+
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+struct Inner {
+    pending: Mutex<Coalescer>,
+    wake: Condvar,
+    stop: AtomicBool,
+    /// Set by `flush()` callers waiting for their events to be on disk.
+    flushed: Condvar,
+    generation: Mutex<u64>,
+}
+
+/// Handle to the event log (cheap to clone).
+#[derive(Clone)]
+pub struct EventLog {
+    inner: Arc<Inner>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+    db_path: PathBuf,
+}
+
+impl EventLog {
+    /// Open the database at `db_path` and start the writer thread.
+    pub fn start(db_path: &Path, journal_socket: &Path) -> Result<EventLog, StoreError> {
+        let db = EventDb::open(db_path)?;
+        let inner = Arc::new(Inner {
+            pending: Mutex::new(Coalescer::default()),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+            flushed: Condvar::new(),
+            generation: Mutex::new(0),
+        });
+        let journal = Journal::new(journal_socket);
+        let thread = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("event writer".into())
+                .spawn(move || writer_loop(inner, db, journal))
+                .expect("spawn event writer")
+        };
+        Ok(EventLog {
+            inner,
+            thread: Arc::new(Mutex::new(Some(thread))),
+            db_path: db_path.to_path_buf(),
+        })
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Record an event (never blocks on I/O).
+    pub fn emit(&self, event: Event) {
+        self.inner.pending.lock().add(event, now_ns());
+    }
+
+    /// Wait until everything emitted so far is written.
+    pub fn flush(&self) {
+        let mut g = self.inner.generation.lock();
+        let target = *g + 2;
+        self.inner.wake.notify_one();
+        while *g < target && !self.inner.stop.load(Ordering::Relaxed) {
+            self.inner
+                .flushed
+                .wait_for(&mut g, Duration::from_millis(200));
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// Flush and stop the writer.
+    pub fn close(&self) {
+        self.flush();
+        self.inner.stop.store(true, Ordering::Relaxed);
+        self.inner.wake.notify_one();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn writer_loop(inner: Arc<Inner>, mut db: EventDb, mut journal: Journal) {
+    loop {
+        {
+            let mut p = inner.pending.lock();
+            if p.is_empty() && !inner.stop.load(Ordering::Relaxed) {
+                inner.wake.wait_for(&mut p, FLUSH_INTERVAL);
+            }
+        }
+        let batch = inner.pending.lock().drain();
+        if !batch.is_empty() {
+            for (e, o) in &batch {
+                journal.send(e, o);
+            }
+            if let Err(e) = db.insert(&batch) {
+                log::error!("{e}; reopening the event database");
+                db = reopen(db.path().to_path_buf(), db);
+                if let Err(e) = db.insert(&batch) {
+                    log::error!("{e}; {} events not stored", batch.len());
+                }
+            } else if !db.path().exists() {
+                // Deleted under us: what we just wrote went to an unlinked file.
+                db = reopen(db.path().to_path_buf(), db);
+                let _ = db.insert(&batch);
+            }
+        }
+        {
+            let mut g = inner.generation.lock();
+            *g += 1;
+            inner.flushed.notify_all();
+        }
+        if inner.stop.load(Ordering::Relaxed) && inner.pending.lock().is_empty() {
+            return;
+        }
+    }
+}
+
+/// Reopen the database at `path`, moving a damaged file aside.
+fn reopen(path: PathBuf, old: EventDb) -> EventDb {
+    drop(old);
+    match EventDb::open(&path) {
+        Ok(db) if db.healthy() => db,
+        _ => {
+            let aside = path.with_extension(format!("corrupt-{}", now_ns()));
+            let _ = std::fs::rename(&path, &aside);
+            for ext in ["db-wal", "db-shm"] {
+                let _ = std::fs::remove_file(path.with_extension(ext));
+            }
+            log::error!("event database damaged; moved to {}", aside.display());
+            EventDb::open(&path).unwrap_or_else(|e| panic!("cannot recreate event database: {e}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::EventFilter;
+    use imageguard_policy::{EventKind, Operation};
+
+    #[test]
+    fn storm_is_coalesced_and_stored() {
+        let d = tempfile::tempdir().unwrap();
+        let db = d.path().join("events.db");
+        let log = EventLog::start(&db, &d.path().join("nojournal")).unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..100_000 {
+            log.emit(
+                Event::new(EventKind::BlockedFileAccess)
+                    .with_process("/bin/rm", 1)
+                    .with_file("/m/a.mrimg")
+                    .with_operation(Operation::Delete),
+            );
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "emit must not wait on disk"
+        );
+        log.flush();
+        let rows = EventDb::open_read_only(&db)
+            .unwrap()
+            .query(&EventFilter::default())
+            .unwrap();
+        let total: u64 = rows.iter().map(|r| r.count).sum();
+        assert_eq!(total, 100_000);
+        assert!(
+            rows.len() < 100,
+            "coalesced into few rows, got {}",
+            rows.len()
+        );
+        log.close();
+    }
+
+    #[test]
+    fn survives_deletion_and_corruption_of_the_database() {
+        let d = tempfile::tempdir().unwrap();
+        let db = d.path().join("events.db");
+        let log = EventLog::start(&db, &d.path().join("nojournal")).unwrap();
+        log.emit(Event::new(EventKind::ServiceStarted));
+        log.flush();
+        std::fs::remove_file(&db).unwrap();
+        log.emit(Event::new(EventKind::ServiceStopped));
+        log.flush();
+        let rows = EventDb::open_read_only(&db)
+            .unwrap()
+            .query(&EventFilter::default())
+            .unwrap();
+        assert!(rows.iter().any(|r| r.id == 200), "{rows:?}");
+        std::fs::write(&db, vec![0x55u8; 8192]).unwrap();
+        log.emit(Event::new(EventKind::ServiceStarted).with_detail("after corruption"));
+        log.flush();
+        log.emit(Event::new(EventKind::ServiceStarted).with_detail("after corruption 2"));
+        log.flush();
+        let rows = EventDb::open_read_only(&db)
+            .unwrap()
+            .query(&EventFilter::default())
+            .unwrap();
+        assert!(
+            rows.iter().any(|r| r.message.contains("after corruption")),
+            "{rows:?}"
+        );
+        log.close();
+    }
+}
