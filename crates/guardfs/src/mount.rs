@@ -9,12 +9,14 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fuser::{Config, Session, SessionACL};
+
+use imageguard_volume::mountapi::move_mount_to;
 
 use crate::credentials;
 use crate::filesystem::{GuardFs, GuardShared};
@@ -24,7 +26,6 @@ const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 pub const MOUNT_ATTR_RDONLY: libc::c_uint = 0x1;
 pub const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
 pub const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
@@ -85,30 +86,6 @@ fn syscall_fd(r: libc::c_long, what: &str) -> io::Result<OwnedFd> {
         return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
     }
     Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
-}
-
-/// Move a detached mount (from `fsmount` or `open_tree`) onto `target`.
-pub fn move_mount_to(mnt: &OwnedFd, target: &Path) -> io::Result<()> {
-    let t = CString::new(target.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            mnt.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(
-            e.kind(),
-            format!("move_mount onto {}: {e}", target.display()),
-        ));
-    }
-    Ok(())
 }
 
 /// Mount a guard over `opts.mount_point`, serving the tree below `root_fd`.

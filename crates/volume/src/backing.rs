@@ -1,0 +1,241 @@
+//! One protected volume's backing: the tree the guard serves, reached through a descriptor, and
+//! (for a whole mounted volume) taken out of the host's reach.
+//!
+//! - *Hidden* (the path is a mount point): the mount is cloned into the keeper namespace, the
+//!   host's own mount is made read-only (so descriptors opened before protection can no longer
+//!   modify anything) and detached; the guard is then mounted in its place.
+//! - *Folder* (the path is a folder inside a larger file system): served from a descriptor of the
+//!   folder; the folder stays reachable through other paths of its file system, which is weaker,
+//!   and `status` says so.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsid;
+use crate::keeper::{volume_id, Keeper};
+use crate::mountapi;
+use crate::mountinfo::{MountEntry, MountTable};
+
+/// File-system type of a guard mount.
+pub const GUARD_FSTYPE: &str = "fuse.imageguard";
+
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}: no mount contains this path")]
+    NoMount(PathBuf),
+    #[error("{0}: a guard is mounted here but its backing is gone; unmount it (umount -l) and protect again")]
+    OrphanGuard(PathBuf),
+}
+
+impl VolumeError {
+    /// errno-like code for events.
+    pub fn code(&self) -> i32 {
+        match self {
+            VolumeError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            VolumeError::NoMount(_) => libc::ENOENT,
+            VolumeError::OrphanGuard(_) => libc::EBUSY,
+        }
+    }
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> VolumeError + '_ {
+    move |source| VolumeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackingMode {
+    /// A whole mounted volume, hidden in the keeper namespace.
+    Hidden,
+    /// A folder of a larger file system (weaker: reachable through other paths).
+    Folder,
+}
+
+/// What a protected volume is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeInfo {
+    pub mount_point: PathBuf,
+    pub device: String,
+    pub device_number: String,
+    pub fstype: String,
+    pub uuid: Option<String>,
+    pub network: bool,
+    pub mode: BackingMode,
+    /// Other host mounts of the same file system (they still expose it).
+    pub also_mounted_at: Vec<PathBuf>,
+    /// The host mount could not be made read-only: files were open for writing at protect time.
+    pub writers_at_protect: bool,
+    /// MOUNT_ATTR_* flags of the original mount to reproduce on the guard.
+    pub mount_attrs: u32,
+}
+
+/// The backing of one volume.
+#[derive(Debug)]
+pub struct Backing {
+    pub root: OwnedFd,
+    pub info: VolumeInfo,
+    /// Id of the volume's directory in the keeper.
+    pub id: String,
+}
+
+fn mount_attrs(e: &MountEntry) -> u32 {
+    let mut a = 0;
+    for (opt, bit) in [
+        ("ro", 0x1),
+        ("nosuid", 0x2),
+        ("nodev", 0x4),
+        ("noexec", 0x8),
+    ] {
+        if e.has_option(opt) {
+            a |= bit;
+        }
+    }
+    a
+}
+
+fn info_from(
+    e: &MountEntry,
+    mount_point: &Path,
+    mode: BackingMode,
+    table: &MountTable,
+) -> VolumeInfo {
+    let also = table
+        .entries
+        .iter()
+        .filter(|o| {
+            o.major == e.major
+                && o.minor == e.minor
+                && o.mount_point != mount_point
+                && o.fstype != GUARD_FSTYPE
+        })
+        .map(|o| o.mount_point.clone())
+        .collect();
+    VolumeInfo {
+        mount_point: mount_point.to_path_buf(),
+        device: e.source.clone(),
+        device_number: e.device_number(),
+        fstype: e.fstype.clone(),
+        uuid: fsid::fs_uuid(Path::new(&e.source), &e.fstype),
+        network: fsid::is_network_fstype(&e.fstype),
+        mode,
+        also_mounted_at: also,
+        writers_at_protect: false,
+        mount_attrs: mount_attrs(e),
+    }
+}
+
+/// A backing ready to be served, and the step that takes the host's view away; run the step just
+/// before the guard is attached.
+pub struct Prepared {
+    pub backing: Backing,
+    pub detach_host: Box<dyn FnOnce() -> io::Result<bool> + Send>,
+}
+
+/// Prepare the backing of `path` for protection (or recover it from the keeper after a restart).
+pub fn prepare(path: &Path, keeper: &Keeper) -> Result<Prepared, VolumeError> {
+    let mp = path.canonicalize().map_err(io_at(path))?;
+    let table = MountTable::read().map_err(io_at(Path::new("/proc/self/mountinfo")))?;
+    let id = volume_id(&mp);
+    let top = table.at(&mp).cloned();
+
+    if let Some(top) = top.filter(|t| t.fstype == GUARD_FSTYPE) {
+        // A guard from an earlier run: recover the backing it served from the keeper.
+        let _ = top;
+        if !keeper.holds(&id) {
+            return Err(VolumeError::OrphanGuard(mp));
+        }
+        let dir = keeper.keep_dir(&id);
+        let (root, entry) = keeper
+            .run_inside({
+                let dir = dir.clone();
+                move || {
+                    let root = mountapi::open_dir(&dir)?;
+                    let t = MountTable::read_from(Path::new("/proc/thread-self/mountinfo"))?;
+                    let e = t
+                        .at(&dir)
+                        .cloned()
+                        .ok_or_else(|| io::Error::other("keeper mount vanished"))?;
+                    Ok((root, e))
+                }
+            })
+            .map_err(io_at(&dir))?;
+        let info = info_from(&entry, &mp, BackingMode::Hidden, &table);
+        let stale = mp.clone();
+        return Ok(Prepared {
+            backing: Backing { root, info, id },
+            detach_host: Box::new(move || mountapi::detach(&stale).map(|_| false)),
+        });
+    }
+
+    match table.at(&mp).cloned() {
+        Some(entry) => {
+            keeper.ensure().map_err(io_at(&keeper.ns_file()))?;
+            let tree = mountapi::clone_tree(&mp).map_err(io_at(&mp))?;
+            let dir = keeper.keep_dir(&id);
+            let root = keeper
+                .run_inside({
+                    let dir = dir.clone();
+                    move || {
+                        std::fs::create_dir_all(&dir)?;
+                        mountapi::move_mount_to(&tree, &dir)?;
+                        mountapi::open_dir(&dir)
+                    }
+                })
+                .map_err(io_at(&dir))?;
+            let info = info_from(&entry, &mp, BackingMode::Hidden, &table);
+            let host = mp.clone();
+            Ok(Prepared {
+                backing: Backing { root, info, id },
+                detach_host: Box::new(move || {
+                    let writers = match mountapi::make_read_only(&host) {
+                        Ok(()) => false,
+                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => true,
+                        Err(e) => return Err(e),
+                    };
+                    mountapi::detach(&host)?;
+                    Ok(writers)
+                }),
+            })
+        }
+        None => {
+            let entry = table
+                .containing(&mp)
+                .cloned()
+                .ok_or_else(|| VolumeError::NoMount(mp.clone()))?;
+            let root = mountapi::open_dir(&mp).map_err(io_at(&mp))?;
+            let mut info = info_from(&entry, &mp, BackingMode::Folder, &table);
+            info.also_mounted_at = vec![entry.mount_point.clone()];
+            Ok(Prepared {
+                backing: Backing { root, info, id },
+                detach_host: Box::new(|| Ok(false)),
+            })
+        }
+    }
+}
+
+/// Give a hidden volume back to the host at its mount point (after the guard was unmounted).
+pub fn restore(id: &str, mount_point: &Path, keeper: &Keeper) -> io::Result<()> {
+    let dir = keeper.keep_dir(id);
+    let tree = keeper.run_inside({
+        let dir = dir.clone();
+        move || mountapi::clone_tree(&dir)
+    })?;
+    mountapi::move_mount_to(&tree, mount_point)?;
+    keeper.run_inside(move || {
+        mountapi::detach(&dir)?;
+        let _ = std::fs::remove_dir(&dir);
+        Ok(())
+    })
+}

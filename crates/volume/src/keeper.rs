@@ -1,0 +1,162 @@
+//! The keeper: a private mount namespace of the service, pinned by a bind mount of its nsfs file
+//! under the runtime directory, in which the backing mounts of protected volumes live at
+//! `RUNTIME/keep/<id>`. The host namespace never sees them again, so unmounting the guard (in
+//! any namespace) reveals an empty directory; and because the pin outlives the service process,
+//! a restarted service finds the backing where it left it.
+//!
+//! Work inside the keeper runs on a short-lived thread that has unshared its file-system context
+//! and joined the namespace; the rest of the process stays in the host namespace.
+
+use std::fs;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use crate::mountapi;
+use crate::mountinfo::MountTable;
+
+#[derive(Debug, Clone)]
+pub struct Keeper {
+    runtime_dir: PathBuf,
+}
+
+fn last_error(what: &str) -> io::Error {
+    let e = io::Error::last_os_error();
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+impl Keeper {
+    pub fn new(runtime_dir: impl Into<PathBuf>) -> Keeper {
+        Keeper {
+            runtime_dir: runtime_dir.into(),
+        }
+    }
+
+    pub fn ns_file(&self) -> PathBuf {
+        self.runtime_dir.join("keeper.mntns")
+    }
+
+    pub fn keep_dir(&self, id: &str) -> PathBuf {
+        self.runtime_dir.join("keep").join(id)
+    }
+
+    /// True when the pinned namespace exists.
+    pub fn exists(&self) -> bool {
+        MountTable::read()
+            .map(|t| t.at(&self.ns_file()).is_some_and(|e| e.fstype == "nsfs"))
+            .unwrap_or(false)
+    }
+
+    /// Create the pinned namespace if it does not exist.
+    pub fn ensure(&self) -> io::Result<()> {
+        fs::create_dir_all(&self.runtime_dir)?;
+        let table = MountTable::read()?;
+        let rd = self.runtime_dir.canonicalize()?;
+        if table.at(&rd).is_none() {
+            // The nsfs pin must sit on a private mount, or it would propagate into peers.
+            mountapi::bind(&rd, &rd)?;
+        }
+        mountapi::make_private(&rd, false)?;
+        if self.exists() {
+            return Ok(());
+        }
+        let file = self.ns_file();
+        fs::File::create(&file)?;
+        let (tid_tx, tid_rx) = mpsc::channel::<io::Result<i32>>();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            let r = (|| {
+                if unsafe { libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS) } < 0 {
+                    return Err(last_error("unshare mount namespace"));
+                }
+                mountapi::make_private(Path::new("/"), true)?;
+                Ok(unsafe { libc::gettid() })
+            })();
+            let ok = r.is_ok();
+            let _ = tid_tx.send(r);
+            if ok {
+                let _ = done_rx.recv();
+            }
+        });
+        let tid = tid_rx
+            .recv()
+            .map_err(|_| io::Error::other("keeper thread died"))??;
+        let ns = PathBuf::from(format!("/proc/self/task/{tid}/ns/mnt"));
+        let r = mountapi::bind(&ns, &file);
+        let _ = done_tx.send(());
+        let _ = t.join();
+        r
+    }
+
+    /// Run `f` on a thread inside the keeper namespace.
+    pub fn run_inside<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        let ns = fs::File::open(self.ns_file())?;
+        std::thread::spawn(move || {
+            if unsafe { libc::unshare(libc::CLONE_FS) } < 0 {
+                return Err(last_error("unshare fs"));
+            }
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) } < 0 {
+                return Err(last_error("setns keeper"));
+            }
+            f()
+        })
+        .join()
+        .map_err(|_| io::Error::other("keeper thread panicked"))?
+    }
+
+    /// Is something mounted at `keep/<id>` inside the keeper?
+    pub fn holds(&self, id: &str) -> bool {
+        if !self.exists() {
+            return false;
+        }
+        let dir = self.keep_dir(id);
+        self.run_inside(move || {
+            let t = MountTable::read_from(Path::new("/proc/thread-self/mountinfo"))?;
+            Ok(t.at(&dir).is_some())
+        })
+        .unwrap_or(false)
+    }
+
+    /// Remove the pin and the private runtime mount (when nothing is kept any more).
+    pub fn dismantle(&self) -> io::Result<()> {
+        if self.exists() {
+            mountapi::detach(&self.ns_file())?;
+        }
+        let rd = self.runtime_dir.canonicalize()?;
+        if MountTable::read()?.at(&rd).is_some() {
+            mountapi::detach(&rd)?;
+        }
+        Ok(())
+    }
+}
+
+/// A stable directory name for a volume's mount point.
+pub fn volume_id(mount_point: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let readable: String = mount_point
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() {
+                b as char
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    // FNV-1a keeps ids of paths that read alike apart.
+    let hash = mount_point
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+    let readable: String = readable.trim_matches('_').chars().take(64).collect();
+    format!("{readable}-{hash:016x}")
+}

@@ -1,0 +1,18 @@
+//! Volumes: which mount a path is on, what device and file system it is, and how the guard takes
+//! a protected volume's backing out of everyone else's reach.
+//!
+//! - [`mountinfo`]: `/proc/self/mountinfo` parsing and lookups.
+//! - [`fsid`]: file-system UUIDs read from the device, local vs network.
+//! - [`mountapi`]: `open_tree`, `move_mount`, `mount_setattr` and friends.
+//! - [`keeper`]: the service's private mount namespace, pinned under the runtime directory, that
+//!   holds the backing mounts of protected volumes across service restarts.
+//! - [`backing`]: acquiring, hiding and restoring one volume's backing.
+
+pub mod backing;
+pub mod fsid;
+pub mod keeper;
+pub mod mountapi;
+pub mod mountinfo;
+
+pub use backing::{Backing, BackingMode, VolumeError};
+pub use mountinfo::{MountEntry, MountTable};

@@ -1,0 +1,149 @@
+//! `/proc/self/mountinfo`: which mount a path is on.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One line of mountinfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    pub id: u64,
+    pub parent: u64,
+    pub major: u32,
+    pub minor: u32,
+    /// Root of the mount within its file system.
+    pub root: PathBuf,
+    pub mount_point: PathBuf,
+    pub options: String,
+    pub fstype: String,
+    pub source: String,
+    pub super_options: String,
+}
+
+impl MountEntry {
+    pub fn has_option(&self, opt: &str) -> bool {
+        self.options.split(',').any(|o| o == opt)
+    }
+
+    pub fn device_number(&self) -> String {
+        format!("{}:{}", self.major, self.minor)
+    }
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parse mountinfo text.
+pub fn parse(text: &str) -> Vec<MountEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let l: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            if l.len() < 6 || r.len() < 3 {
+                return None;
+            }
+            let (major, minor) = l[2].split_once(':')?;
+            Some(MountEntry {
+                id: l[0].parse().ok()?,
+                parent: l[1].parse().ok()?,
+                major: major.parse().ok()?,
+                minor: minor.parse().ok()?,
+                root: PathBuf::from(unescape(l[3])),
+                mount_point: PathBuf::from(unescape(l[4])),
+                options: l[5].to_string(),
+                fstype: r[0].to_string(),
+                source: unescape(r[1]),
+                super_options: r[2].to_string(),
+            })
+        })
+        .collect()
+}
+
+/// A snapshot of the mount table.
+#[derive(Debug, Clone)]
+pub struct MountTable {
+    pub entries: Vec<MountEntry>,
+}
+
+impl MountTable {
+    pub fn read() -> io::Result<MountTable> {
+        Self::read_from(Path::new("/proc/self/mountinfo"))
+    }
+
+    pub fn read_from(path: &Path) -> io::Result<MountTable> {
+        Ok(MountTable {
+            entries: parse(&std::fs::read_to_string(path)?),
+        })
+    }
+
+    /// The mount visible at exactly `mount_point` (the topmost when mounts are stacked).
+    pub fn at(&self, mount_point: &Path) -> Option<&MountEntry> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.mount_point == mount_point)
+    }
+
+    /// The mount that `path` (canonical) lies on.
+    pub fn containing(&self, path: &Path) -> Option<&MountEntry> {
+        // max_by_key keeps the last of equals: the topmost of stacked mounts.
+        self.entries
+            .iter()
+            .filter(|e| path.starts_with(&e.mount_point))
+            .max_by_key(|e| e.mount_point.components().count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+60 22 7:3 / /mnt/back\\040up rw,nosuid,relatime shared:30 - ext4 /dev/loop3 rw
+61 60 0:50 / /mnt/back\\040up rw,relatime - fuse.imageguard imageguard rw,user_id=0,group_id=0
+70 22 0:60 /exports /srv/share rw - nfs4 server:/exports rw,vers=4.2
+";
+
+    #[test]
+    fn parses_and_finds() {
+        let t = MountTable {
+            entries: parse(SAMPLE),
+        };
+        assert_eq!(t.entries.len(), 4);
+        let top = t.at(Path::new("/mnt/back up")).unwrap();
+        assert_eq!(top.fstype, "fuse.imageguard");
+        assert_eq!(t.entries[1].source, "/dev/loop3");
+        assert!(t.entries[1].has_option("nosuid"));
+        assert_eq!(t.entries[1].device_number(), "7:3");
+        assert_eq!(t.containing(Path::new("/mnt/back up/x/y")).unwrap().id, 61);
+        assert_eq!(t.containing(Path::new("/home/u")).unwrap().id, 22);
+        assert_eq!(
+            t.containing(Path::new("/srv/share/a")).unwrap().root,
+            PathBuf::from("/exports")
+        );
+    }
+
+    #[test]
+    fn reads_live_table() {
+        let t = MountTable::read().unwrap();
+        assert!(t.containing(Path::new("/")).is_some());
+    }
+}
