@@ -1,0 +1,132 @@
+//! The command line: one module per user action.
+
+pub mod certify;
+pub mod demo;
+pub mod events;
+pub mod protect;
+pub mod status;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::paths::PathArgs;
+
+/// Exit codes.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const NOT_RUNNING: i32 = 3;
+    pub const PERMISSION: i32 = 4;
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "imageguard", version, about = "Ransomware protection for backup files: only certified backup programs may modify them")]
+pub struct Cli {
+    #[command(flatten)]
+    pub paths: PathArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the guard service in the foreground (what the systemd unit runs).
+    Service,
+    /// Protect a mounted volume (or, weaker, a folder).
+    Protect { path: PathBuf },
+    /// Stop protecting a volume and give it back to the host.
+    Unprotect { path: PathBuf },
+    /// Show whether protection is on, the protected volumes and event counts.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Certify a backup program: it may then modify backup files.
+    Certify {
+        path: PathBuf,
+        /// Certify even a shell or interpreter (every script it runs could then modify backups).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove a program from the certified list.
+    Uncertify { path: PathBuf },
+    /// List certified programs.
+    Certified {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List events.
+    Events {
+        /// Keep printing new events as they are logged.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only this event id (100, 110, 200, 300, 310, 320, 330, 340, 500, 510, 520).
+        #[arg(long)]
+        id: Option<u32>,
+        /// Only events since this time (15m, 2h, 7d, 2026-11-24, 2026-11-24T10:00:00, @UNIX).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 200)]
+        limit: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn protection off on every volume.
+    Off {
+        /// Turn it back on automatically at the next boot.
+        #[arg(long)]
+        restart_on_reboot: bool,
+    },
+    /// Turn protection back on.
+    On,
+    /// Print the default configuration file.
+    DefaultConfig,
+    /// Demonstrate imageguard on a throw-away loop-mounted ext4 volume (root only).
+    Demo {
+        /// Leave the demo volume's files in place for inspection.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Internal: the demo's stand-in backup program.
+    #[command(hide = true)]
+    DemoWriter { dir: PathBuf },
+}
+
+use crate::control::client::{request, ClientError};
+use crate::control::protocol::{Request, Response};
+
+/// Send a request and turn the answer into output and an exit code.
+pub fn run_simple(paths: &PathArgs, req: Request) -> i32 {
+    match request(&paths.socket(), &req) {
+        Ok(Response::Ok { message, warnings }) => {
+            for w in warnings {
+                eprintln!("imageguard: {w}");
+            }
+            println!("{message}");
+            exit::OK
+        }
+        Ok(Response::Error { message, code }) => fail(&message, code),
+        Ok(other) => fail(&format!("unexpected answer: {other:?}"), 1),
+        Err(e) => client_error(e),
+    }
+}
+
+pub fn fail(message: &str, code: i32) -> i32 {
+    eprintln!("imageguard: {message}");
+    if code == libc::EPERM && message.starts_with("permission denied") {
+        exit::PERMISSION
+    } else {
+        exit::FAILURE
+    }
+}
+
+pub fn client_error(e: ClientError) -> i32 {
+    eprintln!("imageguard: {e}");
+    match e {
+        ClientError::NotRunning(_) => exit::NOT_RUNNING,
+        ClientError::Other(_) => exit::FAILURE,
+    }
+}

@@ -1,0 +1,165 @@
+//! The configuration file (`/etc/imageguard/imageguard.toml`). A missing file means defaults.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use imageguard_policy::classify::DEFAULT_PATTERNS;
+use imageguard_policy::Rules;
+use serde::{Deserialize, Serialize};
+
+/// An annotated default configuration (`imageguard config --default` prints it).
+pub const DEFAULT_TOML: &str = r#"# imageguard configuration
+
+[protection]
+# Backup files: names matching these patterns (case-insensitive; a pattern with a "/" matches the
+# path relative to the volume root).
+patterns = ["*.mrimg", "*.mrbak", "*.mrex", "*.mrsql", "*.mrimgx", "*.mrbakx", "*.tar*", "*.img", "*.qcow2"]
+# Every file at or under these folders is a backup file.
+destinations = []
+# Recognise restic and borg repositories and protect everything in them but their lock files.
+restic_repositories = true
+borg_repositories = true
+
+[guard]
+# Threads serving file-system requests per protected volume.
+threads = 4
+# Hand data I/O of opened files to the kernel (FUSE passthrough) when it supports it.
+passthrough = true
+"#;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub protection: Protection,
+    #[serde(default)]
+    pub guard: GuardSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Protection {
+    #[serde(default = "default_patterns")]
+    pub patterns: Vec<String>,
+    #[serde(default)]
+    pub destinations: Vec<PathBuf>,
+    #[serde(default = "yes")]
+    pub restic_repositories: bool,
+    #[serde(default = "yes")]
+    pub borg_repositories: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSection {
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    #[serde(default = "yes")]
+    pub passthrough: bool,
+}
+
+fn default_patterns() -> Vec<String> {
+    DEFAULT_PATTERNS.iter().map(|s| s.to_string()).collect()
+}
+fn yes() -> bool {
+    true
+}
+fn default_threads() -> usize {
+    4
+}
+
+impl Default for Protection {
+    fn default() -> Self {
+        Protection {
+            patterns: default_patterns(),
+            destinations: vec![],
+            restic_repositories: true,
+            borg_repositories: true,
+        }
+    }
+}
+
+impl Default for GuardSection {
+    fn default() -> Self {
+        GuardSection {
+            threads: default_threads(),
+            passthrough: true,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        toml::from_str(DEFAULT_TOML).expect("embedded default configuration parses")
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let c: Config = toml::from_str(&text).with_context(|| format!("{}: invalid configuration", path.display()))?;
+                c.rules_for(Path::new("/"))?;
+                Ok(c)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Classification rules for the volume mounted at `mount_point`: the destinations inside it,
+    /// made relative to it.
+    pub fn rules_for(&self, mount_point: &Path) -> Result<Rules> {
+        let rel: Vec<Vec<u8>> = self
+            .protection
+            .destinations
+            .iter()
+            .filter_map(|d| d.strip_prefix(mount_point).ok())
+            .map(|r| std::os::unix::ffi::OsStrExt::as_bytes(r.as_os_str()).to_vec())
+            .map(|r| if r.is_empty() { b"/".to_vec() } else { r })
+            .collect();
+        Ok(Rules::new(
+            &self.protection.patterns,
+            &rel,
+            self.protection.restic_repositories,
+            self.protection.borg_repositories,
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn default_is_the_embedded_file() {
+        let c = Config::default();
+        assert_eq!(c.protection.patterns.len(), DEFAULT_PATTERNS.len());
+        assert!(c.guard.passthrough);
+    }
+
+    #[test]
+    fn destinations_become_volume_relative() {
+        let mut c = Config::default();
+        c.protection.destinations = vec!["/mnt/b/nightly".into(), "/elsewhere/x".into(), "/mnt/c".into()];
+        let r = c.rules_for(Path::new("/mnt/b")).unwrap();
+        assert!(r.is_destination_path(&[b"nightly"]));
+        assert!(!r.is_destination_path(&[b"x"]));
+        let whole = c.rules_for(Path::new("/mnt/c")).unwrap();
+        assert!(whole.is_destination_path(&[]));
+        assert!(r.matching_pattern(OsStr::new("a.mrimg")).is_some());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_patterns_are_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.toml");
+        std::fs::write(&p, "[protection]\npaterns = []\n").unwrap();
+        assert!(Config::load(&p).is_err());
+        std::fs::write(&p, "[protection]\npatterns = [\"[x\"]\n").unwrap();
+        let e = Config::load(&p).unwrap_err();
+        assert!(format!("{e:#}").contains("[x"), "{e:#}");
+        assert!(Config::load(&d.path().join("missing.toml")).is_ok());
+    }
+}

@@ -1,0 +1,54 @@
+//! Requests and responses of the control socket.
+
+use std::path::PathBuf;
+
+use imageguard_policy::CertifiedEntry;
+use serde::{Deserialize, Serialize};
+
+use crate::service::report::StatusReport;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    Status,
+    Protect { path: PathBuf },
+    Unprotect { path: PathBuf },
+    Certify { path: PathBuf, force: bool },
+    Uncertify { path: PathBuf },
+    Certified,
+    /// Turn protection off; with `restart_on_reboot` it comes back at the next boot.
+    Off { restart_on_reboot: bool },
+    On,
+}
+
+impl Request {
+    /// Requests that change something: root only.
+    pub fn mutates(&self) -> bool {
+        !matches!(self, Request::Status | Request::Certified)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Response {
+    Ok { message: String, warnings: Vec<String> },
+    Status(Box<StatusReport>),
+    Certified { entries: Vec<CertifiedEntry> },
+    Error { message: String, code: i32 },
+}
+
+impl Response {
+    pub fn ok(message: impl Into<String>) -> Response {
+        Response::Ok {
+            message: message.into(),
+            warnings: vec![],
+        }
+    }
+
+    pub fn error(message: impl Into<String>, code: i32) -> Response {
+        Response::Error {
+            message: message.into(),
+            code,
+        }
+    }
+}

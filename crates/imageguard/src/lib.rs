@@ -1,0 +1,11 @@
+//! imageguard: the service, the control socket and the command line around the policy core and
+//! the guard filesystem. `main.rs` only parses arguments and dispatches to [`cli`].
+
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod paths;
+pub mod sandbox;
+pub mod service;
+pub mod state;
+pub mod timefmt;

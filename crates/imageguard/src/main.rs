@@ -1,0 +1,39 @@
+//! The `imageguard` command.
+
+use clap::Parser;
+use imageguard::cli::{self, certify, demo, events, exit, protect, status, Cli, Command};
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().filter_or("IMAGEGUARD_LOG", "warn")).init();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let p = &cli.paths;
+    let code = match &cli.command {
+        Command::Service => match imageguard::service::run(p.clone()) {
+            Ok(()) => exit::OK,
+            Err(e) => cli::fail(&format!("{e:#}"), 1),
+        },
+        Command::Protect { path } => protect::protect(p, path),
+        Command::Unprotect { path } => protect::unprotect(p, path),
+        Command::Off { restart_on_reboot } => protect::off(p, *restart_on_reboot),
+        Command::On => protect::on(p),
+        Command::Status { json } => status::status(p, *json),
+        Command::Certify { path, force } => certify::certify(p, path, *force),
+        Command::Uncertify { path } => certify::uncertify(p, path),
+        Command::Certified { json } => certify::certified(p, *json),
+        Command::Events { follow, id, since, limit, json } => events::events(p, *follow, *id, since.as_deref(), *limit, *json),
+        Command::DefaultConfig => {
+            print!("{}", imageguard::config::DEFAULT_TOML);
+            exit::OK
+        }
+        Command::Demo { keep } => demo::demo(*keep),
+        Command::DemoWriter { dir } => demo::writer(dir),
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,192 @@
+//! A throw-away protected volume: an ext4 image in a temporary directory, loop-mounted, with an
+//! imageguard service whose every path (config, state, runtime, socket, journal) lives in that
+//! directory. Used by `imageguard demo` and by the test suite. Dropping it stops the service,
+//! unmounts everything under the directory and detaches the loop device, even after a failure.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use imageguard_volume::MountTable;
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub exe: PathBuf,
+    pub image: PathBuf,
+    pub mnt: PathBuf,
+    pub loop_device: Option<String>,
+    service: Option<Child>,
+}
+
+fn run(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl Sandbox {
+    /// Create an ext4 image of `size_mib`, attach it to a loop device and mount it at `DIR/mnt`.
+    pub fn new(exe: &Path, size_mib: u64) -> Result<Sandbox> {
+        if unsafe { libc::geteuid() } != 0 {
+            bail!("this needs root (it creates a loop device and mounts file systems); run it with sudo");
+        }
+        let dir = tempfile::Builder::new().prefix("imageguard-").tempdir().context("creating a temporary directory")?;
+        let image = dir.path().join("volume.img");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir_all(&mnt)?;
+        std::fs::create_dir_all(dir.path().join("state"))?;
+        std::fs::File::create(&image)?.set_len(size_mib << 20)?;
+        let mut sb = Sandbox {
+            dir,
+            exe: exe.to_path_buf(),
+            image,
+            mnt,
+            loop_device: None,
+            service: None,
+        };
+        run(Command::new("mkfs.ext4").args(["-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0"]).arg(&sb.image))
+            .context("mkfs.ext4 (install e2fsprogs)")?;
+        let dev = run(Command::new("losetup").args(["-f", "--show"]).arg(&sb.image)).context("losetup")?;
+        sb.loop_device = Some(dev.clone());
+        run(Command::new("mount").arg(&dev).arg(&sb.mnt)).context("mounting the volume")?;
+        Ok(sb)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.path().join("run/control.sock")
+    }
+
+    /// The global options pointing imageguard at this sandbox.
+    pub fn global_args(&self) -> Vec<OsString> {
+        let p = self.path();
+        vec![
+            "--config".into(),
+            p.join("imageguard.toml").into(),
+            "--state-dir".into(),
+            p.join("state").into(),
+            "--runtime-dir".into(),
+            p.join("run").into(),
+            "--journal-socket".into(),
+            p.join("journal.sock").into(),
+        ]
+    }
+
+    /// Run an imageguard command against this sandbox.
+    pub fn imageguard(&self, args: &[&str]) -> Result<Output> {
+        Command::new(&self.exe)
+            .args(self.global_args())
+            .args(args)
+            .env_remove("IMAGEGUARD_SOCKET")
+            .output()
+            .context("running imageguard")
+    }
+
+    /// Start `imageguard service` and wait until it answers.
+    pub fn start_service(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.path().join("service.log"))?;
+        let child = Command::new(&self.exe)
+            .args(self.global_args())
+            .arg("service")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting imageguard service")?;
+        self.service = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(c) = self.service.as_mut() {
+                if let Some(st) = c.try_wait()? {
+                    bail!("the service exited ({st}): {}", self.service_log());
+                }
+            }
+            if self.imageguard(&["status"]).map(|o| o.status.success()).unwrap_or(false) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("the service did not answer within 30 s: {}", self.service_log())
+    }
+
+    pub fn service_pid(&self) -> Option<u32> {
+        self.service.as_ref().map(|c| c.id())
+    }
+
+    pub fn service_log(&self) -> String {
+        std::fs::read_to_string(self.path().join("service.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM the service and wait for it (it gives the volumes back to the host).
+    pub fn stop_service(&mut self) -> Result<()> {
+        if let Some(mut c) = self.service.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if c.try_wait()?.is_some() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    bail!("the service did not stop within 20 s");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGKILL the service (no clean-up: its guards stay mounted and dead).
+    pub fn kill_service(&mut self) {
+        if let Some(mut c) = self.service.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Unmount everything under the sandbox directory, deepest first.
+    fn unmount_all(&self) {
+        for _ in 0..10 {
+            let Ok(table) = MountTable::read() else { return };
+            let mut mine: Vec<PathBuf> = table
+                .entries
+                .iter()
+                .map(|e| e.mount_point.clone())
+                .filter(|m| m.starts_with(self.path()))
+                .collect();
+            if mine.is_empty() {
+                return;
+            }
+            mine.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+            for m in mine {
+                let _ = imageguard_volume::mountapi::detach(&m);
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.stop_service().is_err() {
+            self.kill_service();
+        }
+        self.unmount_all();
+        if let Some(dev) = self.loop_device.take() {
+            for _ in 0..50 {
+                if Command::new("losetup").args(["-d", &dev]).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}

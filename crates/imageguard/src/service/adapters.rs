@@ -1,0 +1,23 @@
+//! Wiring the guard's ports to their adapters: callers are resolved from /proc by
+//! imageguard-identity, events go to the event log.
+
+use imageguard_eventstore::EventLog;
+use imageguard_guardfs::{CallerSource, EventSink};
+use imageguard_identity::CallerResolver;
+use imageguard_policy::{CallerFacts, Event};
+
+pub struct ProcCallers(pub std::sync::Arc<CallerResolver>);
+
+impl CallerSource for ProcCallers {
+    fn resolve(&self, pid: u32) -> CallerFacts {
+        self.0.resolve(pid)
+    }
+}
+
+pub struct LogSink(pub EventLog);
+
+impl EventSink for LogSink {
+    fn emit(&self, event: Event) {
+        self.0.emit(event)
+    }
+}

@@ -1,0 +1,346 @@
+//! `imageguard service`: the long-running guard. It loads configuration, state and the certified
+//! list, starts the event log, re-protects the volumes the user protected (unless protection is
+//! off), serves the control socket, and on SIGTERM/SIGINT gives every volume back to the host.
+//! A service killed outright leaves its guards mounted and dead, so callers fail closed; a new
+//! service recovers the backings from the keeper namespace.
+
+pub mod adapters;
+pub mod report;
+pub mod volumes;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use imageguard_eventstore::{EventDb, EventLog};
+use imageguard_guardfs::{CallerSource, EventSink};
+use imageguard_identity::{certify_path, CallerResolver, CertifiedStore};
+use imageguard_policy::{Event, EventKind};
+use imageguard_volume::keeper::Keeper;
+use parking_lot::Mutex;
+
+use crate::config::Config;
+use crate::control::protocol::{Request, Response};
+use crate::control::server::{self, Handler};
+use crate::paths::PathArgs;
+use crate::state::{boot_id, ServiceState};
+use adapters::{LogSink, ProcCallers};
+use report::StatusReport;
+use volumes::{path_ref, volume_ref, ProtectedVolume};
+
+struct Inner {
+    state: ServiceState,
+    volumes: BTreeMap<PathBuf, ProtectedVolume>,
+}
+
+pub struct Service {
+    paths: PathArgs,
+    config: Config,
+    keeper: Keeper,
+    resolver: Arc<CallerResolver>,
+    store: CertifiedStore,
+    log: EventLog,
+    callers: Arc<dyn CallerSource>,
+    sink: Arc<dyn EventSink>,
+    inner: Mutex<Inner>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Block the shutdown signals in this thread (and every thread it starts) so one `sigwait`
+/// receives them.
+fn block_signals() -> libc::sigset_t {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn raise_fd_limit() {
+    unsafe {
+        let mut l: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
+}
+
+/// Run the service in the foreground until SIGTERM/SIGINT.
+pub fn run(paths: PathArgs) -> Result<()> {
+    let signals = block_signals();
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!("the imageguard service must run as root (it mounts file systems)");
+    }
+    raise_fd_limit();
+    // Keep other users from reading the guard's memory and descriptors.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
+    for dir in [&paths.state_dir, &paths.runtime_dir] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&paths.state_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("securing {}", paths.state_dir.display()))?;
+    let config = Config::load(&paths.config)?;
+    let store = CertifiedStore::new(paths.certified_list());
+    let list = store.load()?;
+    let resolver = Arc::new(CallerResolver::new(list));
+    let log = EventLog::start(&paths.events_db(), &paths.journal_socket)?;
+    log.emit(Event::new(EventKind::ServiceStarted));
+    let mut state = ServiceState::load(&paths.service_state())?;
+    let on = state.on_at_start(&boot_id());
+    let service = Arc::new(Service {
+        keeper: Keeper::new(&paths.runtime_dir),
+        callers: Arc::new(ProcCallers(resolver.clone())),
+        sink: Arc::new(LogSink(log.clone())),
+        resolver,
+        store,
+        log,
+        config,
+        paths: paths.clone(),
+        inner: Mutex::new(Inner {
+            state: state.clone(),
+            volumes: BTreeMap::new(),
+        }),
+    });
+    if on {
+        for v in &state.volumes {
+            if let Err(e) = service.protect_now(v, false) {
+                eprintln!("imageguard: {e:#}");
+            }
+        }
+    } else {
+        eprintln!("imageguard: protection is off (turn it on with `imageguard on`)");
+    }
+    state = service.inner.lock().state.clone();
+    state.save(&paths.service_state())?;
+    server::serve(&paths.socket(), service.clone())?;
+    eprintln!(
+        "imageguard: service running (pid {}), {} volume(s) protected, control socket {}",
+        std::process::id(),
+        service.inner.lock().volumes.len(),
+        paths.socket().display()
+    );
+    let mut sig: libc::c_int = 0;
+    unsafe { libc::sigwait(&signals, &mut sig) };
+    eprintln!("imageguard: signal {sig}: giving protected volumes back and stopping");
+    service.shutdown();
+    let _ = std::fs::remove_file(paths.socket());
+    Ok(())
+}
+
+impl Service {
+    fn emit(&self, e: Event) {
+        self.log.emit(e);
+    }
+
+    /// Protect `path` now; `by_user` logs 330 first (the user enabled it) and records it.
+    fn protect_now(&self, path: &Path, by_user: bool) -> Result<String> {
+        let mut inner = self.inner.lock();
+        let mp = volumes::canonical(path)?;
+        if inner.volumes.contains_key(&mp) {
+            return Ok(format!("{} is already protected", mp.display()));
+        }
+        match volumes::protect(&mp, &self.config, &self.keeper, self.callers.clone(), self.sink.clone()) {
+            Ok(v) => {
+                let vref = volume_ref(&v.info);
+                if by_user {
+                    self.emit(Event::new(EventKind::UserProtectedVolume).with_volume(vref.clone()));
+                }
+                self.emit(Event::new(EventKind::GuardStartedByService).with_volume(vref.clone()));
+                self.emit(Event::new(EventKind::VolumeProtected).with_volume(vref));
+                let msg = format!(
+                    "{} is protected ({} backup files, {})",
+                    mp.display(),
+                    v.shared.backup_files.load(std::sync::atomic::Ordering::Relaxed),
+                    match v.info.mode {
+                        imageguard_volume::BackingMode::Hidden => "backing hidden",
+                        imageguard_volume::BackingMode::Folder => "folder only: weaker, see status",
+                    }
+                );
+                if !inner.state.volumes.contains(&mp) {
+                    inner.state.volumes.push(mp.clone());
+                }
+                inner.volumes.insert(mp, v);
+                Ok(msg)
+            }
+            Err((e, code)) => {
+                self.emit(Event::new(EventKind::ErrorProtectingVolume).with_volume(path_ref(&mp)).with_error(code).with_detail(format!("{e:#}")));
+                Err(e.context(format!("cannot protect {}", mp.display())))
+            }
+        }
+    }
+
+    fn unprotect_now(&self, mp: &Path, by_user: bool, inner: &mut Inner) -> Result<()> {
+        let v = inner
+            .volumes
+            .remove(mp)
+            .ok_or_else(|| anyhow::anyhow!("{} is not protected", mp.display()))?;
+        let vref = volume_ref(&v.info);
+        match volumes::unprotect(v, &self.keeper) {
+            Ok(()) => {
+                if by_user {
+                    self.emit(Event::new(EventKind::UserDisabledVolume).with_volume(vref));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.emit(Event::new(EventKind::ErrorUnprotectingVolume).with_volume(vref).with_error(libc::EIO).with_detail(format!("{e:#}")));
+                Err(e)
+            }
+        }
+    }
+
+    fn save_state(&self, inner: &Inner) -> Result<()> {
+        inner.state.save(&self.paths.service_state())
+    }
+
+    fn shutdown(&self) {
+        let mut inner = self.inner.lock();
+        let mps: Vec<PathBuf> = inner.volumes.keys().cloned().collect();
+        for mp in mps {
+            if let Err(e) = self.unprotect_now(&mp, false, &mut inner) {
+                eprintln!("imageguard: {e:#}");
+            }
+        }
+        if let Err(e) = self.keeper.dismantle() {
+            log::warn!("keeper: {e}");
+        }
+        self.emit(Event::new(EventKind::ServiceStopped));
+        self.log.close();
+    }
+
+    fn status(&self) -> StatusReport {
+        let inner = self.inner.lock();
+        self.log.flush();
+        let counts = EventDb::open_read_only(self.log.db_path()).and_then(|db| db.counts()).unwrap_or_default();
+        StatusReport {
+            protection: if inner.state.protection_on { "on" } else { "off" }.into(),
+            restart_on_reboot: inner.state.protection_on || inner.state.off_until_boot.is_some(),
+            pid: std::process::id(),
+            volumes: inner.volumes.values().map(volumes::report).collect(),
+            certified_programs: self.resolver.list().entries.len(),
+            event_counts: counts,
+        }
+    }
+
+    fn certify(&self, path: &Path, force: bool) -> Result<Response> {
+        let c = certify_path(path, force, now())?;
+        let mut list = (*self.resolver.list()).clone();
+        let msg = format!("certified {} (sha256 {})", c.entry.path, c.entry.sha256);
+        let msg = match &c.entry.interpreter {
+            Some(i) => format!("{msg}, a script run by {}", i.path),
+            None => msg,
+        };
+        list.upsert(c.entry);
+        self.store.save(&list)?;
+        self.resolver.set_list(list);
+        Ok(Response::Ok {
+            message: msg,
+            warnings: c.warnings,
+        })
+    }
+
+    fn uncertify(&self, path: &Path) -> Result<Response> {
+        let mut list = (*self.resolver.list()).clone();
+        let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let removed = list
+            .remove(&key.to_string_lossy())
+            .or_else(|| list.remove(&path.to_string_lossy()))
+            .ok_or_else(|| anyhow::anyhow!("{} is not certified", path.display()))?;
+        self.store.save(&list)?;
+        self.resolver.set_list(list);
+        Ok(Response::ok(format!("uncertified {}", removed.path)))
+    }
+
+    fn dispatch(&self, req: Request) -> Result<Response> {
+        Ok(match req {
+            Request::Status => Response::Status(Box::new(self.status())),
+            Request::Certified => Response::Certified {
+                entries: self.resolver.list().entries.clone(),
+            },
+            Request::Certify { path, force } => self.certify(&path, force)?,
+            Request::Uncertify { path } => self.uncertify(&path)?,
+            Request::Protect { path } => {
+                if !self.inner.lock().state.protection_on {
+                    anyhow::bail!("protection is off; turn it on with `imageguard on` first");
+                }
+                let msg = self.protect_now(&path, true)?;
+                self.save_state(&self.inner.lock())?;
+                Response::ok(msg)
+            }
+            Request::Unprotect { path } => {
+                let mut inner = self.inner.lock();
+                let mp = volumes::canonical(&path)?;
+                self.unprotect_now(&mp, true, &mut inner)?;
+                inner.state.volumes.retain(|v| v != &mp);
+                self.save_state(&inner)?;
+                Response::ok(format!("{} is no longer protected", mp.display()))
+            }
+            Request::Off { restart_on_reboot } => {
+                let mut inner = self.inner.lock();
+                let mps: Vec<PathBuf> = inner.volumes.keys().cloned().collect();
+                let mut errors = vec![];
+                for mp in &mps {
+                    if let Err(e) = self.unprotect_now(mp, true, &mut inner) {
+                        errors.push(format!("{e:#}"));
+                    }
+                }
+                inner.state.protection_on = false;
+                inner.state.off_until_boot = restart_on_reboot.then(boot_id);
+                self.save_state(&inner)?;
+                if !errors.is_empty() {
+                    anyhow::bail!("{}", errors.join("; "));
+                }
+                Response::ok(format!(
+                    "protection is off on {} volume(s){}",
+                    mps.len(),
+                    if restart_on_reboot { "; it comes back at the next boot" } else { " until `imageguard on`" }
+                ))
+            }
+            Request::On => {
+                let vols = {
+                    let mut inner = self.inner.lock();
+                    inner.state.protection_on = true;
+                    inner.state.off_until_boot = None;
+                    self.save_state(&inner)?;
+                    inner.state.volumes.clone()
+                };
+                let mut msgs = vec![];
+                for v in vols {
+                    match self.protect_now(&v, true) {
+                        Ok(m) => msgs.push(m),
+                        Err(e) => msgs.push(format!("{e:#}")),
+                    }
+                }
+                Response::ok(format!("protection is on. {}", msgs.join("; ")))
+            }
+        })
+    }
+}
+
+impl Handler for Service {
+    fn handle(&self, req: Request) -> Response {
+        match self.dispatch(req) {
+            Ok(r) => r,
+            Err(e) => {
+                let code = e
+                    .chain()
+                    .find_map(|c| c.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()))
+                    .unwrap_or(1);
+                Response::error(format!("{e:#}"), code)
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Protecting and unprotecting one volume: prepare the backing, scan it, mount the guard over it,
+//! and the reverse.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use imageguard_guardfs::{mount_guard, scan, CallerSource, EventSink, Gate, GuardOptions, GuardShared, MountedGuard};
+use imageguard_policy::VolumeRef;
+use imageguard_volume::backing::{self, VolumeInfo};
+use imageguard_volume::keeper::Keeper;
+use imageguard_volume::{BackingMode, VolumeError};
+
+use super::report::VolumeReport;
+use crate::config::Config;
+
+pub struct ProtectedVolume {
+    pub info: VolumeInfo,
+    pub id: String,
+    pub guard: MountedGuard,
+    pub shared: Arc<GuardShared>,
+}
+
+pub fn volume_ref(info: &VolumeInfo) -> VolumeRef {
+    VolumeRef {
+        device: info.device.clone(),
+        uuid: info.uuid.clone(),
+        mount_point: info.mount_point.display().to_string(),
+    }
+}
+
+/// A volume reference for events about a path that could not be protected.
+pub fn path_ref(path: &Path) -> VolumeRef {
+    VolumeRef {
+        device: "unknown".into(),
+        uuid: None,
+        mount_point: path.display().to_string(),
+    }
+}
+
+/// Protect `path`: the error carries an errno-like code for event 510.
+pub fn protect(
+    path: &Path,
+    config: &Config,
+    keeper: &Keeper,
+    callers: Arc<dyn CallerSource>,
+    sink: Arc<dyn EventSink>,
+) -> Result<ProtectedVolume, (anyhow::Error, i32)> {
+    let prepared = backing::prepare(path, keeper).map_err(|e: VolumeError| {
+        let code = e.code();
+        (anyhow::Error::new(e), code)
+    })?;
+    let mut b = prepared.backing;
+    let rules = config.rules_for(&b.info.mount_point).map_err(|e| (e, libc::EINVAL))?;
+    let found = scan(&rules, b.root.as_fd());
+    let gate = Arc::new(Gate::new(callers, sink, volume_ref(&b.info)));
+    let shared = Arc::new(GuardShared::new(gate, rules));
+    shared.backup_files.store(found.backup_files, Ordering::Relaxed);
+    *shared.linked_backups.lock() = found.linked_backups;
+    let opts = GuardOptions {
+        mount_point: b.info.mount_point.clone(),
+        threads: config.guard.threads,
+        passthrough: config.guard.passthrough,
+        mount_attrs: b.info.mount_attrs,
+    };
+    let mut writers = false;
+    let mut detached = false;
+    let detach = prepared.detach_host;
+    let hidden = b.info.mode == BackingMode::Hidden;
+    let mounted = mount_guard(b.root, &opts, shared.clone(), || {
+        writers = detach()?;
+        detached = true;
+        Ok(())
+    });
+    let guard = match mounted {
+        Ok(g) => g,
+        Err(e) => {
+            let code = e.raw_os_error().unwrap_or(libc::EIO);
+            if detached && hidden {
+                if let Err(r) = backing::restore(&b.id, &b.info.mount_point, keeper) {
+                    log::error!("could not give {} back after a failed protect: {r}", b.info.mount_point.display());
+                }
+            }
+            return Err((anyhow::Error::new(e).context(format!("mounting the guard on {}", path.display())), code));
+        }
+    };
+    b.info.writers_at_protect = writers;
+    Ok(ProtectedVolume {
+        info: b.info,
+        id: b.id,
+        guard,
+        shared,
+    })
+}
+
+/// Unmount the guard and give a hidden volume back to the host.
+pub fn unprotect(v: ProtectedVolume, keeper: &Keeper) -> Result<()> {
+    let mp = v.info.mount_point.clone();
+    v.guard.unmount().with_context(|| format!("unmounting the guard on {}", mp.display()))?;
+    if v.info.mode == BackingMode::Hidden {
+        backing::restore(&v.id, &mp, keeper).with_context(|| format!("giving {} back to the host", mp.display()))?;
+    }
+    Ok(())
+}
+
+pub fn report(v: &ProtectedVolume) -> VolumeReport {
+    let i = &v.info;
+    let protection = match i.mode {
+        BackingMode::Hidden => "volume: backing hidden from every process but the guard".to_string(),
+        BackingMode::Folder => format!(
+            "folder only (weaker): the files stay reachable through {} by unmounting the guard",
+            i.also_mounted_at.first().map(|p| p.display().to_string()).unwrap_or_else(|| "their file system".into())
+        ),
+    };
+    VolumeReport {
+        mount_point: i.mount_point.clone(),
+        device: i.device.clone(),
+        device_number: i.device_number.clone(),
+        fstype: i.fstype.clone(),
+        uuid: i.uuid.clone(),
+        location: if i.network { "network" } else { "local" }.into(),
+        mode: i.mode,
+        protection,
+        files_protected: v.shared.backup_files.load(Ordering::Relaxed),
+        denied: v.shared.gate.counters.denied.load(Ordering::Relaxed),
+        allowed_certified: v.shared.gate.counters.allowed_certified.load(Ordering::Relaxed),
+        passthrough: v.shared.passthrough.load(Ordering::Relaxed),
+        guard_running: v.guard.is_running(),
+        also_mounted_at: i.also_mounted_at.clone(),
+        writers_at_protect: i.writers_at_protect,
+    }
+}
+
+pub fn canonical(path: &Path) -> Result<PathBuf> {
+    path.canonicalize().with_context(|| format!("{}", path.display()))
+}

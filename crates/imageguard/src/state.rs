@@ -1,0 +1,101 @@
+//! The service's persistent state (`STATE_DIR/state.json`): whether protection is on, whether it
+//! comes back at the next boot, and which volumes the user protected.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// Protection on (the spec's "Turn on Image Guardian").
+    pub protection_on: bool,
+    /// When turned off with "restart on reboot": the boot it was turned off in.
+    #[serde(default)]
+    pub off_until_boot: Option<String>,
+    /// Volumes (mount points or folders) the user protected.
+    #[serde(default)]
+    pub volumes: Vec<PathBuf>,
+}
+
+impl Default for ServiceState {
+    fn default() -> Self {
+        ServiceState {
+            protection_on: true,
+            off_until_boot: None,
+            volumes: vec![],
+        }
+    }
+}
+
+/// This boot's id.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+impl ServiceState {
+    pub fn load(path: &Path) -> Result<ServiceState> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b).with_context(|| format!("{}: invalid state file", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ServiceState::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// At service start: protection turned off "until reboot" comes back on in a new boot.
+    pub fn on_at_start(&mut self, boot: &str) -> bool {
+        if !self.protection_on {
+            if let Some(b) = &self.off_until_boot {
+                if b != boot {
+                    self.protection_on = true;
+                    self.off_until_boot = None;
+                }
+            }
+        }
+        self.protection_on
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_until_reboot_comes_back_in_a_new_boot_only() {
+        let mut s = ServiceState {
+            protection_on: false,
+            off_until_boot: Some("boot-a".into()),
+            volumes: vec![],
+        };
+        assert!(!s.on_at_start("boot-a"));
+        assert!(s.on_at_start("boot-b"));
+        let mut stays_off = ServiceState {
+            protection_on: false,
+            off_until_boot: None,
+            volumes: vec![],
+        };
+        assert!(!stays_off.on_at_start("boot-b"));
+    }
+
+    #[test]
+    fn round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("state.json");
+        assert_eq!(ServiceState::load(&p).unwrap(), ServiceState::default());
+        let s = ServiceState {
+            protection_on: false,
+            off_until_boot: Some("x".into()),
+            volumes: vec!["/mnt/b".into()],
+        };
+        s.save(&p).unwrap();
+        assert_eq!(ServiceState::load(&p).unwrap(), s);
+    }
+}
