@@ -98,7 +98,8 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let c: Config = toml::from_str(&text).with_context(|| format!("{}: invalid configuration", path.display()))?;
+                let c: Config = toml::from_str(&text)
+                    .with_context(|| format!("{}: invalid configuration", path.display()))?;
                 c.rules_for(Path::new("/"))?;
                 Ok(c)
             }
@@ -142,7 +143,11 @@ mod tests {
     #[test]
     fn destinations_become_volume_relative() {
         let mut c = Config::default();
-        c.protection.destinations = vec!["/mnt/b/nightly".into(), "/elsewhere/x".into(), "/mnt/c".into()];
+        c.protection.destinations = vec![
+            "/mnt/b/nightly".into(),
+            "/elsewhere/x".into(),
+            "/mnt/c".into(),
+        ];
         let r = c.rules_for(Path::new("/mnt/b")).unwrap();
         assert!(r.is_destination_path(&[b"nightly"]));
         assert!(!r.is_destination_path(&[b"x"]));

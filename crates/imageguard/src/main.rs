@@ -4,11 +4,16 @@ use clap::Parser;
 use imageguard::cli::{self, certify, demo, events, exit, protect, status, Cli, Command};
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().filter_or("IMAGEGUARD_LOG", "warn")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().filter_or("IMAGEGUARD_LOG", "warn"))
+        .init();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             std::process::exit(code);
         }
@@ -27,7 +32,13 @@ fn main() {
         Command::Certify { path, force } => certify::certify(p, path, *force),
         Command::Uncertify { path } => certify::uncertify(p, path),
         Command::Certified { json } => certify::certified(p, *json),
-        Command::Events { follow, id, since, limit, json } => events::events(p, *follow, *id, since.as_deref(), *limit, *json),
+        Command::Events {
+            follow,
+            id,
+            since,
+            limit,
+            json,
+        } => events::events(p, *follow, *id, since.as_deref(), *limit, *json),
         Command::DefaultConfig => {
             print!("{}", imageguard::config::DEFAULT_TOML);
             exit::OK

@@ -30,7 +30,9 @@ pub struct PathArgs {
 
 impl PathArgs {
     pub fn socket(&self) -> PathBuf {
-        self.socket.clone().unwrap_or_else(|| self.runtime_dir.join("control.sock"))
+        self.socket
+            .clone()
+            .unwrap_or_else(|| self.runtime_dir.join("control.sock"))
     }
 
     pub fn events_db(&self) -> PathBuf {

@@ -24,7 +24,10 @@ pub struct Sandbox {
 fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -35,7 +38,10 @@ impl Sandbox {
         if unsafe { libc::geteuid() } != 0 {
             bail!("this needs root (it creates a loop device and mounts file systems); run it with sudo");
         }
-        let dir = tempfile::Builder::new().prefix("imageguard-").tempdir().context("creating a temporary directory")?;
+        let dir = tempfile::Builder::new()
+            .prefix("imageguard-")
+            .tempdir()
+            .context("creating a temporary directory")?;
         let image = dir.path().join("volume.img");
         let mnt = dir.path().join("mnt");
         std::fs::create_dir_all(&mnt)?;
@@ -49,9 +55,14 @@ impl Sandbox {
             loop_device: None,
             service: None,
         };
-        run(Command::new("mkfs.ext4").args(["-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0"]).arg(&sb.image))
-            .context("mkfs.ext4 (install e2fsprogs)")?;
-        let dev = run(Command::new("losetup").args(["-f", "--show"]).arg(&sb.image)).context("losetup")?;
+        run(Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0"])
+            .arg(&sb.image))
+        .context("mkfs.ext4 (install e2fsprogs)")?;
+        let dev = run(Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&sb.image))
+        .context("losetup")?;
         sb.loop_device = Some(dev.clone());
         run(Command::new("mount").arg(&dev).arg(&sb.mnt)).context("mounting the volume")?;
         Ok(sb)
@@ -92,7 +103,10 @@ impl Sandbox {
 
     /// Start `imageguard service` and wait until it answers.
     pub fn start_service(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.path().join("service.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("service.log"))?;
         let child = Command::new(&self.exe)
             .args(self.global_args())
             .arg("service")
@@ -109,12 +123,19 @@ impl Sandbox {
                     bail!("the service exited ({st}): {}", self.service_log());
                 }
             }
-            if self.imageguard(&["status"]).map(|o| o.status.success()).unwrap_or(false) {
+            if self
+                .imageguard(&["status"])
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("the service did not answer within 30 s: {}", self.service_log())
+        bail!(
+            "the service did not answer within 30 s: {}",
+            self.service_log()
+        )
     }
 
     pub fn service_pid(&self) -> Option<u32> {
@@ -156,7 +177,9 @@ impl Sandbox {
     /// Unmount everything under the sandbox directory, deepest first.
     fn unmount_all(&self) {
         for _ in 0..10 {
-            let Ok(table) = MountTable::read() else { return };
+            let Ok(table) = MountTable::read() else {
+                return;
+            };
             let mut mine: Vec<PathBuf> = table
                 .entries
                 .iter()
@@ -182,7 +205,13 @@ impl Drop for Sandbox {
         self.unmount_all();
         if let Some(dev) = self.loop_device.take() {
             for _ in 0..50 {
-                if Command::new("losetup").args(["-d", &dev]).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false) {
+                if Command::new("losetup")
+                    .args(["-d", &dev])
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+                {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(100));

@@ -38,7 +38,8 @@ pub fn boot_id() -> String {
 impl ServiceState {
     pub fn load(path: &Path) -> Result<ServiceState> {
         match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b).with_context(|| format!("{}: invalid state file", path.display())),
+            Ok(b) => serde_json::from_slice(&b)
+                .with_context(|| format!("{}: invalid state file", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ServiceState::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -46,7 +47,8 @@ impl ServiceState {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
     }
 

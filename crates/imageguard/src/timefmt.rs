@@ -31,11 +31,19 @@ pub fn format_ns(ns: i64) -> String {
     let secs = ns.div_euclid(1_000_000_000);
     let (y, mo, d) = civil(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}Z", s / 3600, s % 3600 / 60, s % 60)
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
 }
 
 pub fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 /// Parse `--since`: a duration ago (`90s`, `15m`, `2h`, `7d`), Unix seconds (`@1700000000`), or a
@@ -43,7 +51,10 @@ pub fn now_ns() -> i64 {
 pub fn parse_since(s: &str, now_ns: i64) -> Result<i64, String> {
     let s = s.trim();
     if let Some(secs) = s.strip_prefix('@') {
-        return secs.parse::<i64>().map(|v| v * 1_000_000_000).map_err(|_| format!("bad Unix time {s:?}"));
+        return secs
+            .parse::<i64>()
+            .map(|v| v * 1_000_000_000)
+            .map_err(|_| format!("bad Unix time {s:?}"));
     }
     let unit = s.chars().last().unwrap_or(' ');
     if let (Some(mult), Ok(n)) = (
@@ -71,7 +82,11 @@ pub fn parse_since(s: &str, now_ns: i64) -> Result<i64, String> {
     }
     let num = |v: &str| v.parse::<i64>().map_err(|_| bad());
     let (y, mo, d) = (num(dp[0])?, num(dp[1])?, num(dp[2])?);
-    let (h, mi, se) = (num(tp[0])?, num(tp[1])?, if tp.len() > 2 { num(tp[2])? } else { 0 });
+    let (h, mi, se) = (
+        num(tp[0])?,
+        num(tp[1])?,
+        if tp.len() > 2 { num(tp[2])? } else { 0 },
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return Err(bad());
     }
@@ -88,9 +103,15 @@ mod tests {
         let t = parse_since("2026-11-24T17:03:09Z", 0).unwrap();
         assert_eq!(format_ns(t), "2026-11-24 17:03:09Z");
         assert_eq!(format_ns(0), "1970-01-01 00:00:00Z");
-        assert_eq!(parse_since("2000-02-29", 0).unwrap(), 951_782_400 * 1_000_000_000);
+        assert_eq!(
+            parse_since("2000-02-29", 0).unwrap(),
+            951_782_400 * 1_000_000_000
+        );
         assert_eq!(parse_since("@10", 0).unwrap(), 10_000_000_000);
-        assert_eq!(parse_since("15m", 1_000 * 1_000_000_000).unwrap(), 100 * 1_000_000_000);
+        assert_eq!(
+            parse_since("15m", 1_000 * 1_000_000_000).unwrap(),
+            100 * 1_000_000_000
+        );
         assert!(parse_since("yesterday", 0).is_err());
         assert!(parse_since("2026-13-01", 0).is_err());
     }

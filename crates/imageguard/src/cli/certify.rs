@@ -18,7 +18,10 @@ fn now() -> i64 {
 }
 
 fn offline(paths: &PathArgs) -> bool {
-    matches!(request(&paths.socket(), &Request::Certified), Err(ClientError::NotRunning(_)))
+    matches!(
+        request(&paths.socket(), &Request::Certified),
+        Err(ClientError::NotRunning(_))
+    )
 }
 
 pub fn certify(paths: &PathArgs, path: &Path, force: bool) -> i32 {
@@ -33,7 +36,10 @@ pub fn certify(paths: &PathArgs, path: &Path, force: bool) -> i32 {
             eprintln!("imageguard: {w}");
         }
         let mut list = store.load()?;
-        let msg = format!("certified {} (sha256 {}); the service is not running, it applies at its next start", c.entry.path, c.entry.sha256);
+        let msg = format!(
+            "certified {} (sha256 {}); the service is not running, it applies at its next start",
+            c.entry.path, c.entry.sha256
+        );
         std::fs::create_dir_all(&paths.state_dir)?;
         list.upsert(c.entry);
         store.save(&list)?;
@@ -77,14 +83,18 @@ pub fn certified(paths: &PathArgs, json: bool) -> i32 {
         Ok(Response::Certified { entries }) => entries,
         Ok(Response::Error { message, code }) => return fail(&message, code),
         Ok(other) => return fail(&format!("unexpected answer: {other:?}"), 1),
-        Err(ClientError::NotRunning(_)) => match CertifiedStore::new(paths.certified_list()).load() {
+        Err(ClientError::NotRunning(_)) => match CertifiedStore::new(paths.certified_list()).load()
+        {
             Ok(l) => l.entries,
             Err(e) => return fail(&e.to_string(), 1),
         },
         Err(e) => return client_error(e),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&entries).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).unwrap_or_default()
+        );
         return exit::OK;
     }
     if entries.is_empty() {
@@ -98,7 +108,12 @@ pub fn certified(paths: &PathArgs, json: bool) -> i32 {
             (None, true) => "forced (shell or interpreter)".into(),
             (None, false) => String::new(),
         };
-        println!("{:<40} {:<16} {}", e.path, &e.sha256[..16.min(e.sha256.len())], note);
+        println!(
+            "{:<40} {:<16} {}",
+            e.path,
+            &e.sha256[..16.min(e.sha256.len())],
+            note
+        );
     }
     exit::OK
 }

@@ -28,7 +28,11 @@ fn which(program: &str) -> Option<PathBuf> {
 
 fn ok(out: std::process::Output, what: &str) -> Result<String> {
     if !out.status.success() {
-        bail!("{what} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -39,7 +43,9 @@ pub fn writer(dir: &Path) -> i32 {
         std::fs::create_dir_all(dir)?;
         for i in 1..=3u8 {
             let mut f = std::fs::File::create(dir.join(format!("disk-{i}.mrimg")))?;
-            let block: Vec<u8> = (0..65536u32).map(|b| (b as u8).wrapping_mul(i).wrapping_add(7)).collect();
+            let block: Vec<u8> = (0..65536u32)
+                .map(|b| (b as u8).wrapping_mul(i).wrapping_add(7))
+                .collect();
             for _ in 0..16 {
                 f.write_all(&block)?;
             }
@@ -92,41 +98,96 @@ fn run_demo(keep: bool) -> Result<bool> {
     if keep {
         eprintln!("    (--keep: files stay in {})", sb.path().display());
     }
-    std::fs::write(sb.path().join("imageguard.toml"), crate::config::DEFAULT_TOML)?;
+    std::fs::write(
+        sb.path().join("imageguard.toml"),
+        crate::config::DEFAULT_TOML,
+    )?;
     let mnt = sb.mnt.clone();
-    eprintln!("    {} on {}", sb.loop_device.as_deref().unwrap_or("?"), mnt.display());
+    eprintln!(
+        "    {} on {}",
+        sb.loop_device.as_deref().unwrap_or("?"),
+        mnt.display()
+    );
 
     step("starting imageguard service (all state inside the demo directory)");
     sb.start_service()?;
     step(&format!("protecting {}", mnt.display()));
-    println!("{}", ok(sb.imageguard(&["protect", &mnt.to_string_lossy()])?, "protect")?);
+    println!(
+        "{}",
+        ok(
+            sb.imageguard(&["protect", &mnt.to_string_lossy()])?,
+            "protect"
+        )?
+    );
 
     // A certified backup program of our own: a copy of this binary under another name.
     let writer_bin = sb.path().join("bin/imageguard-backup-writer");
     std::fs::create_dir_all(writer_bin.parent().unwrap_or(sb.path()))?;
     std::fs::copy(&exe, &writer_bin)?;
     step("certifying the backup programs");
-    println!("{}", ok(sb.imageguard(&["certify", &writer_bin.to_string_lossy()])?, "certify")?);
+    println!(
+        "{}",
+        ok(
+            sb.imageguard(&["certify", &writer_bin.to_string_lossy()])?,
+            "certify"
+        )?
+    );
     let restic = which("restic");
     if let Some(r) = &restic {
-        println!("{}", ok(sb.imageguard(&["certify", &r.to_string_lossy()])?, "certify restic")?);
+        println!(
+            "{}",
+            ok(
+                sb.imageguard(&["certify", &r.to_string_lossy()])?,
+                "certify restic"
+            )?
+        );
     }
 
     step("running certified backups onto the protected volume");
     let images = mnt.join("images");
-    ok(Command::new(&writer_bin).arg("demo-writer").arg(&images).output()?, "the backup writer")?;
+    ok(
+        Command::new(&writer_bin)
+            .arg("demo-writer")
+            .arg(&images)
+            .output()?,
+        "the backup writer",
+    )?;
     println!("    image backups written to {}", images.display());
     let repo = mnt.join("restic-repo");
     if let Some(r) = &restic {
         let data = sb.path().join("source");
         std::fs::create_dir_all(&data)?;
         for i in 0..20 {
-            std::fs::write(data.join(format!("document-{i}.txt")), format!("important document {i}\n").repeat(500))?;
+            std::fs::write(
+                data.join(format!("document-{i}.txt")),
+                format!("important document {i}\n").repeat(500),
+            )?;
         }
-        let env = [("RESTIC_PASSWORD", "demo"), ("RESTIC_REPOSITORY", repo.to_str().unwrap_or_default())];
-        ok(Command::new(r).arg("init").envs(env).env("RESTIC_CACHE_DIR", sb.path().join("cache")).output()?, "restic init")?;
-        ok(Command::new(r).args(["backup", "--quiet"]).arg(&data).envs(env).env("RESTIC_CACHE_DIR", sb.path().join("cache")).output()?, "restic backup")?;
-        println!("    restic repository with one snapshot at {}", repo.display());
+        let env = [
+            ("RESTIC_PASSWORD", "demo"),
+            ("RESTIC_REPOSITORY", repo.to_str().unwrap_or_default()),
+        ];
+        ok(
+            Command::new(r)
+                .arg("init")
+                .envs(env)
+                .env("RESTIC_CACHE_DIR", sb.path().join("cache"))
+                .output()?,
+            "restic init",
+        )?;
+        ok(
+            Command::new(r)
+                .args(["backup", "--quiet"])
+                .arg(&data)
+                .envs(env)
+                .env("RESTIC_CACHE_DIR", sb.path().join("cache"))
+                .output()?,
+            "restic backup",
+        )?;
+        println!(
+            "    restic repository with one snapshot at {}",
+            repo.display()
+        );
     } else {
         println!("    (restic is not installed: only the built-in backup writer runs)");
     }
@@ -141,20 +202,32 @@ fn run_demo(keep: bool) -> Result<bool> {
     let img = images.to_string_lossy().to_string();
     let mut attacks: Vec<(&str, String)> = vec![
         ("overwrite", format!("echo ENCRYPTED > {t}")),
-        ("overwrite in place", format!("dd if=/dev/urandom of={t} bs=4k count=1 conv=notrunc status=none")),
+        (
+            "overwrite in place",
+            format!("dd if=/dev/urandom of={t} bs=4k count=1 conv=notrunc status=none"),
+        ),
         ("append", format!("echo ransom >> {t}")),
         ("truncate", format!("truncate -s 0 {t}")),
         ("rename to .locked", format!("mv {t} {t}.locked")),
         ("delete", format!("rm -f {t}")),
         ("hard link", format!("ln {t} {img}/copy")),
-        ("encrypt and delete original", format!("tr a-z b-za < {t} > {t}.enc && rm -f {t}")),
+        (
+            "encrypt and delete original",
+            format!("tr a-z b-za < {t} > {t}.enc && rm -f {t}"),
+        ),
         ("chmod", format!("chmod 000 {t}")),
         ("rm -rf the folder", format!("rm -rf {img}")),
-        ("rename the folder", format!("mv {img} {}/gone", mnt.display())),
+        (
+            "rename the folder",
+            format!("mv {img} {}/gone", mnt.display()),
+        ),
     ];
     if let Some(p) = &pack {
         attacks.push(("delete a restic pack", format!("rm -f {p}")));
-        attacks.push(("rm -rf the restic repository", format!("rm -rf {}", repo.display())));
+        attacks.push((
+            "rm -rf the restic repository",
+            format!("rm -rf {}", repo.display()),
+        ));
     }
 
     step("running an uncertified \"ransomware\" process (as root) against the backups");
@@ -166,7 +239,12 @@ fn run_demo(keep: bool) -> Result<bool> {
         let first = err.lines().next().unwrap_or("").to_string();
         let blocked = !out.status.success() && err.contains("Operation not permitted");
         all_blocked &= blocked;
-        println!("{:<32} {:<10} {}", name, if blocked { "BLOCKED" } else { "NOT BLOCKED" }, first);
+        println!(
+            "{:<32} {:<10} {}",
+            name,
+            if blocked { "BLOCKED" } else { "NOT BLOCKED" },
+            first
+        );
     }
     let after = hashes(&mnt)?;
     let mut intact = true;
@@ -179,14 +257,32 @@ fn run_demo(keep: bool) -> Result<bool> {
     println!(
         "\n{} backup files checked: {}",
         before.len(),
-        if intact { "all byte-identical" } else { "SOME CHANGED" }
+        if intact {
+            "all byte-identical"
+        } else {
+            "SOME CHANGED"
+        }
     );
 
     if let Some(r) = &restic {
         step("a certified restic may still maintain its repository (forget --prune, check)");
-        let env = [("RESTIC_PASSWORD", "demo"), ("RESTIC_REPOSITORY", repo.to_str().unwrap_or_default())];
-        let c = Command::new(r).args(["check"]).envs(env).env("RESTIC_CACHE_DIR", sb.path().join("cache")).output()?;
-        println!("    restic check: {}", if c.status.success() { "no errors" } else { "FAILED" });
+        let env = [
+            ("RESTIC_PASSWORD", "demo"),
+            ("RESTIC_REPOSITORY", repo.to_str().unwrap_or_default()),
+        ];
+        let c = Command::new(r)
+            .args(["check"])
+            .envs(env)
+            .env("RESTIC_CACHE_DIR", sb.path().join("cache"))
+            .output()?;
+        println!(
+            "    restic check: {}",
+            if c.status.success() {
+                "no errors"
+            } else {
+                "FAILED"
+            }
+        );
         intact &= c.status.success();
     }
 
@@ -194,11 +290,21 @@ fn run_demo(keep: bool) -> Result<bool> {
     let _ = sb.imageguard(&["status"]);
     let db = EventDb::open_read_only(&sb.path().join("state/events.db"))?;
     for (id, n) in db.counts()? {
-        println!("  {id} {:<40} {n}", imageguard_eventstore::sqlite::event_name(id));
+        println!(
+            "  {id} {:<40} {n}",
+            imageguard_eventstore::sqlite::event_name(id)
+        );
     }
     println!();
-    for e in db.query(&EventFilter { limit: Some(12), ..Default::default() })? {
-        let count = if e.count > 1 { format!(" (x{})", e.count) } else { String::new() };
+    for e in db.query(&EventFilter {
+        limit: Some(12),
+        ..Default::default()
+    })? {
+        let count = if e.count > 1 {
+            format!(" (x{})", e.count)
+        } else {
+            String::new()
+        };
         println!("  {} {:<13} {}{}", e.id, e.severity, e.message, count);
     }
 
@@ -207,9 +313,20 @@ fn run_demo(keep: bool) -> Result<bool> {
     if keep {
         let dir = sb.path().to_path_buf();
         std::mem::forget(sb);
-        eprintln!("    kept {} (volume still mounted at {})", dir.display(), mnt.display());
+        eprintln!(
+            "    kept {} (volume still mounted at {})",
+            dir.display(),
+            mnt.display()
+        );
     }
     let success = all_blocked && intact;
-    println!("\ndemo {}", if success { "passed: every attack was blocked and every backup is intact" } else { "FAILED" });
+    println!(
+        "\ndemo {}",
+        if success {
+            "passed: every attack was blocked and every backup is intact"
+        } else {
+            "FAILED"
+        }
+    );
     Ok(success)
 }

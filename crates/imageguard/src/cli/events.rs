@@ -12,12 +12,30 @@ fn print(e: &StoredEvent, json: bool) {
     if json {
         println!("{}", serde_json::to_string(e).unwrap_or_default());
     } else {
-        let count = if e.count > 1 { format!(" (x{})", e.count) } else { String::new() };
-        println!("{} {} {:<13} {}{}", format_ns(e.first_ns), e.id, e.severity, e.message, count);
+        let count = if e.count > 1 {
+            format!(" (x{})", e.count)
+        } else {
+            String::new()
+        };
+        println!(
+            "{} {} {:<13} {}{}",
+            format_ns(e.first_ns),
+            e.id,
+            e.severity,
+            e.message,
+            count
+        );
     }
 }
 
-pub fn events(paths: &PathArgs, follow: bool, id: Option<u32>, since: Option<&str>, limit: u64, json: bool) -> i32 {
+pub fn events(
+    paths: &PathArgs,
+    follow: bool,
+    id: Option<u32>,
+    since: Option<&str>,
+    limit: u64,
+    json: bool,
+) -> i32 {
     let since_ns = match since.map(|s| parse_since(s, now_ns())).transpose() {
         Ok(v) => v,
         Err(e) => {
@@ -28,7 +46,10 @@ pub fn events(paths: &PathArgs, follow: bool, id: Option<u32>, since: Option<&st
     let path = paths.events_db();
     if !path.exists() {
         if !follow {
-            eprintln!("imageguard: no events recorded yet ({} does not exist)", path.display());
+            eprintln!(
+                "imageguard: no events recorded yet ({} does not exist)",
+                path.display()
+            );
             return exit::OK;
         }
         while !path.exists() {

@@ -22,7 +22,11 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "imageguard", version, about = "Ransomware protection for backup files: only certified backup programs may modify them")]
+#[command(
+    name = "imageguard",
+    version,
+    about = "Ransomware protection for backup files: only certified backup programs may modify them"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub paths: PathArgs,

@@ -11,11 +11,21 @@ fn absolute(path: &Path) -> std::path::PathBuf {
 }
 
 pub fn protect(paths: &PathArgs, path: &Path) -> i32 {
-    run_simple(paths, Request::Protect { path: absolute(path) })
+    run_simple(
+        paths,
+        Request::Protect {
+            path: absolute(path),
+        },
+    )
 }
 
 pub fn unprotect(paths: &PathArgs, path: &Path) -> i32 {
-    run_simple(paths, Request::Unprotect { path: absolute(path) })
+    run_simple(
+        paths,
+        Request::Unprotect {
+            path: absolute(path),
+        },
+    )
 }
 
 pub fn off(paths: &PathArgs, restart_on_reboot: bool) -> i32 {

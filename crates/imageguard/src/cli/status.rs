@@ -20,14 +20,21 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
         return exit::OK;
     }
     println!("imageguard service: running (pid {})", report.pid);
     println!(
         "protection: {}{}",
         report.protection,
-        if report.protection == "off" && report.restart_on_reboot { " (back on at next boot)" } else { "" }
+        if report.protection == "off" && report.restart_on_reboot {
+            " (back on at next boot)"
+        } else {
+            ""
+        }
     );
     println!("certified programs: {}", report.certified_programs);
     if report.volumes.is_empty() {
@@ -35,13 +42,29 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
     }
     for v in &report.volumes {
         println!("\n{}", v.mount_point.display());
-        println!("  device:          {} ({}), {}", v.device, v.device_number, v.fstype);
-        println!("  uuid:            {}", v.uuid.as_deref().unwrap_or("unknown"));
+        println!(
+            "  device:          {} ({}), {}",
+            v.device, v.device_number, v.fstype
+        );
+        println!(
+            "  uuid:            {}",
+            v.uuid.as_deref().unwrap_or("unknown")
+        );
         println!("  location:        {}", v.location);
         println!("  protection:      {}", v.protection);
         println!("  backup files:    {}", v.files_protected);
-        println!("  denied / certified writes: {} / {}", v.denied, v.allowed_certified);
-        println!("  data path:       {}", if v.passthrough { "kernel passthrough" } else { "userspace" });
+        println!(
+            "  denied / certified writes: {} / {}",
+            v.denied, v.allowed_certified
+        );
+        println!(
+            "  data path:       {}",
+            if v.passthrough {
+                "kernel passthrough"
+            } else {
+                "userspace"
+            }
+        );
         if !v.guard_running {
             println!("  WARNING: the guard is not serving requests (callers fail closed)");
         }
@@ -49,8 +72,15 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
             println!("  WARNING: files were open for writing when protection started; those descriptors bypass the guard until closed");
         }
         if v.mode == imageguard_volume::BackingMode::Hidden && !v.also_mounted_at.is_empty() {
-            let list: Vec<String> = v.also_mounted_at.iter().map(|p| p.display().to_string()).collect();
-            println!("  WARNING: the same file system is also mounted at {} (not guarded)", list.join(", "));
+            let list: Vec<String> = v
+                .also_mounted_at
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            println!(
+                "  WARNING: the same file system is also mounted at {} (not guarded)",
+                list.join(", ")
+            );
         }
     }
     if !report.event_counts.is_empty() {

@@ -19,13 +19,16 @@ pub enum ClientError {
 }
 
 pub fn request(socket: &Path, req: &Request) -> Result<Response, ClientError> {
-    let mut s = UnixStream::connect(socket).map_err(|_| ClientError::NotRunning(socket.display().to_string()))?;
+    let mut s = UnixStream::connect(socket)
+        .map_err(|_| ClientError::NotRunning(socket.display().to_string()))?;
     s.set_read_timeout(Some(Duration::from_secs(300))).ok();
     let mut line = serde_json::to_vec(req).context("encoding request")?;
     line.push(b'\n');
     s.write_all(&line).context("sending request")?;
     let mut answer = String::new();
-    BufReader::new(&s).read_line(&mut answer).context("reading answer")?;
+    BufReader::new(&s)
+        .read_line(&mut answer)
+        .context("reading answer")?;
     if answer.is_empty() {
         return Err(anyhow::anyhow!("the service closed the connection without answering").into());
     }

@@ -11,13 +11,24 @@ use crate::service::report::StatusReport;
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Request {
     Status,
-    Protect { path: PathBuf },
-    Unprotect { path: PathBuf },
-    Certify { path: PathBuf, force: bool },
-    Uncertify { path: PathBuf },
+    Protect {
+        path: PathBuf,
+    },
+    Unprotect {
+        path: PathBuf,
+    },
+    Certify {
+        path: PathBuf,
+        force: bool,
+    },
+    Uncertify {
+        path: PathBuf,
+    },
     Certified,
     /// Turn protection off; with `restart_on_reboot` it comes back at the next boot.
-    Off { restart_on_reboot: bool },
+    Off {
+        restart_on_reboot: bool,
+    },
     On,
 }
 
@@ -31,10 +42,18 @@ impl Request {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "kebab-case")]
 pub enum Response {
-    Ok { message: String, warnings: Vec<String> },
+    Ok {
+        message: String,
+        warnings: Vec<String>,
+    },
     Status(Box<StatusReport>),
-    Certified { entries: Vec<CertifiedEntry> },
-    Error { message: String, code: i32 },
+    Certified {
+        entries: Vec<CertifiedEntry>,
+    },
+    Error {
+        message: String,
+        code: i32,
+    },
 }
 
 impl Response {

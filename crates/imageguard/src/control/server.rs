@@ -18,7 +18,11 @@ pub trait Handler: Send + Sync + 'static {
 
 /// Credentials of the connected peer.
 pub fn peer_uid(s: &UnixStream) -> Option<u32> {
-    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
     let r = unsafe {
         libc::getsockopt(
@@ -38,30 +42,41 @@ pub fn serve(path: &Path, handler: Arc<dyn Handler>) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     if UnixStream::connect(path).is_ok() {
-        anyhow::bail!("{}: another imageguard service is already listening", path.display());
+        anyhow::bail!(
+            "{}: another imageguard service is already listening",
+            path.display()
+        );
     }
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-    std::thread::Builder::new().name("control".into()).spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let handler = handler.clone();
-            let _ = std::thread::Builder::new()
-                .name("control conn".into())
-                .spawn(move || serve_one(conn, handler));
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let handler = handler.clone();
+                let _ = std::thread::Builder::new()
+                    .name("control conn".into())
+                    .spawn(move || serve_one(conn, handler));
+            }
+        })?;
     Ok(())
 }
 
 fn serve_one(conn: UnixStream, handler: Arc<dyn Handler>) {
     let uid = peer_uid(&conn);
-    let Ok(mut writer) = conn.try_clone() else { return };
+    let Ok(mut writer) = conn.try_clone() else {
+        return;
+    };
     for line in BufReader::new(conn).lines() {
         let Ok(line) = line else { return };
         let resp = match serde_json::from_str::<Request>(&line) {
             Ok(req) if req.mutates() && uid != Some(0) => Response::error(
-                format!("permission denied: only root may change imageguard (you are uid {})", uid.map_or("unknown".into(), |u| u.to_string())),
+                format!(
+                    "permission denied: only root may change imageguard (you are uid {})",
+                    uid.map_or("unknown".into(), |u| u.to_string())
+                ),
                 libc::EPERM,
             ),
             Ok(req) => handler.handle(req),

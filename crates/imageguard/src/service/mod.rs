@@ -152,7 +152,13 @@ impl Service {
         if inner.volumes.contains_key(&mp) {
             return Ok(format!("{} is already protected", mp.display()));
         }
-        match volumes::protect(&mp, &self.config, &self.keeper, self.callers.clone(), self.sink.clone()) {
+        match volumes::protect(
+            &mp,
+            &self.config,
+            &self.keeper,
+            self.callers.clone(),
+            self.sink.clone(),
+        ) {
             Ok(v) => {
                 let vref = volume_ref(&v.info);
                 if by_user {
@@ -163,7 +169,9 @@ impl Service {
                 let msg = format!(
                     "{} is protected ({} backup files, {})",
                     mp.display(),
-                    v.shared.backup_files.load(std::sync::atomic::Ordering::Relaxed),
+                    v.shared
+                        .backup_files
+                        .load(std::sync::atomic::Ordering::Relaxed),
                     match v.info.mode {
                         imageguard_volume::BackingMode::Hidden => "backing hidden",
                         imageguard_volume::BackingMode::Folder => "folder only: weaker, see status",
@@ -176,7 +184,12 @@ impl Service {
                 Ok(msg)
             }
             Err((e, code)) => {
-                self.emit(Event::new(EventKind::ErrorProtectingVolume).with_volume(path_ref(&mp)).with_error(code).with_detail(format!("{e:#}")));
+                self.emit(
+                    Event::new(EventKind::ErrorProtectingVolume)
+                        .with_volume(path_ref(&mp))
+                        .with_error(code)
+                        .with_detail(format!("{e:#}")),
+                );
                 Err(e.context(format!("cannot protect {}", mp.display())))
             }
         }
@@ -196,7 +209,12 @@ impl Service {
                 Ok(())
             }
             Err(e) => {
-                self.emit(Event::new(EventKind::ErrorUnprotectingVolume).with_volume(vref).with_error(libc::EIO).with_detail(format!("{e:#}")));
+                self.emit(
+                    Event::new(EventKind::ErrorUnprotectingVolume)
+                        .with_volume(vref)
+                        .with_error(libc::EIO)
+                        .with_detail(format!("{e:#}")),
+                );
                 Err(e)
             }
         }
@@ -224,9 +242,16 @@ impl Service {
     fn status(&self) -> StatusReport {
         let inner = self.inner.lock();
         self.log.flush();
-        let counts = EventDb::open_read_only(self.log.db_path()).and_then(|db| db.counts()).unwrap_or_default();
+        let counts = EventDb::open_read_only(self.log.db_path())
+            .and_then(|db| db.counts())
+            .unwrap_or_default();
         StatusReport {
-            protection: if inner.state.protection_on { "on" } else { "off" }.into(),
+            protection: if inner.state.protection_on {
+                "on"
+            } else {
+                "off"
+            }
+            .into(),
             restart_on_reboot: inner.state.protection_on || inner.state.off_until_boot.is_some(),
             pid: std::process::id(),
             volumes: inner.volumes.values().map(volumes::report).collect(),
@@ -306,7 +331,11 @@ impl Service {
                 Response::ok(format!(
                     "protection is off on {} volume(s){}",
                     mps.len(),
-                    if restart_on_reboot { "; it comes back at the next boot" } else { " until `imageguard on`" }
+                    if restart_on_reboot {
+                        "; it comes back at the next boot"
+                    } else {
+                        " until `imageguard on`"
+                    }
                 ))
             }
             Request::On => {
@@ -337,7 +366,10 @@ impl Handler for Service {
             Err(e) => {
                 let code = e
                     .chain()
-                    .find_map(|c| c.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()))
+                    .find_map(|c| {
+                        c.downcast_ref::<std::io::Error>()
+                            .and_then(|io| io.raw_os_error())
+                    })
                     .unwrap_or(1);
                 Response::error(format!("{e:#}"), code)
             }

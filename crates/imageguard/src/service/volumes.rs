@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use imageguard_guardfs::{mount_guard, scan, CallerSource, EventSink, Gate, GuardOptions, GuardShared, MountedGuard};
+use imageguard_guardfs::{
+    mount_guard, scan, CallerSource, EventSink, Gate, GuardOptions, GuardShared, MountedGuard,
+};
 use imageguard_policy::VolumeRef;
 use imageguard_volume::backing::{self, VolumeInfo};
 use imageguard_volume::keeper::Keeper;
@@ -53,11 +55,15 @@ pub fn protect(
         (anyhow::Error::new(e), code)
     })?;
     let mut b = prepared.backing;
-    let rules = config.rules_for(&b.info.mount_point).map_err(|e| (e, libc::EINVAL))?;
+    let rules = config
+        .rules_for(&b.info.mount_point)
+        .map_err(|e| (e, libc::EINVAL))?;
     let found = scan(&rules, b.root.as_fd());
     let gate = Arc::new(Gate::new(callers, sink, volume_ref(&b.info)));
     let shared = Arc::new(GuardShared::new(gate, rules));
-    shared.backup_files.store(found.backup_files, Ordering::Relaxed);
+    shared
+        .backup_files
+        .store(found.backup_files, Ordering::Relaxed);
     *shared.linked_backups.lock() = found.linked_backups;
     let opts = GuardOptions {
         mount_point: b.info.mount_point.clone(),
@@ -80,10 +86,16 @@ pub fn protect(
             let code = e.raw_os_error().unwrap_or(libc::EIO);
             if detached && hidden {
                 if let Err(r) = backing::restore(&b.id, &b.info.mount_point, keeper) {
-                    log::error!("could not give {} back after a failed protect: {r}", b.info.mount_point.display());
+                    log::error!(
+                        "could not give {} back after a failed protect: {r}",
+                        b.info.mount_point.display()
+                    );
                 }
             }
-            return Err((anyhow::Error::new(e).context(format!("mounting the guard on {}", path.display())), code));
+            return Err((
+                anyhow::Error::new(e).context(format!("mounting the guard on {}", path.display())),
+                code,
+            ));
         }
     };
     b.info.writers_at_protect = writers;
@@ -98,9 +110,12 @@ pub fn protect(
 /// Unmount the guard and give a hidden volume back to the host.
 pub fn unprotect(v: ProtectedVolume, keeper: &Keeper) -> Result<()> {
     let mp = v.info.mount_point.clone();
-    v.guard.unmount().with_context(|| format!("unmounting the guard on {}", mp.display()))?;
+    v.guard
+        .unmount()
+        .with_context(|| format!("unmounting the guard on {}", mp.display()))?;
     if v.info.mode == BackingMode::Hidden {
-        backing::restore(&v.id, &mp, keeper).with_context(|| format!("giving {} back to the host", mp.display()))?;
+        backing::restore(&v.id, &mp, keeper)
+            .with_context(|| format!("giving {} back to the host", mp.display()))?;
     }
     Ok(())
 }
@@ -108,10 +123,15 @@ pub fn unprotect(v: ProtectedVolume, keeper: &Keeper) -> Result<()> {
 pub fn report(v: &ProtectedVolume) -> VolumeReport {
     let i = &v.info;
     let protection = match i.mode {
-        BackingMode::Hidden => "volume: backing hidden from every process but the guard".to_string(),
+        BackingMode::Hidden => {
+            "volume: backing hidden from every process but the guard".to_string()
+        }
         BackingMode::Folder => format!(
             "folder only (weaker): the files stay reachable through {} by unmounting the guard",
-            i.also_mounted_at.first().map(|p| p.display().to_string()).unwrap_or_else(|| "their file system".into())
+            i.also_mounted_at
+                .first()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "their file system".into())
         ),
     };
     VolumeReport {
@@ -125,7 +145,12 @@ pub fn report(v: &ProtectedVolume) -> VolumeReport {
         protection,
         files_protected: v.shared.backup_files.load(Ordering::Relaxed),
         denied: v.shared.gate.counters.denied.load(Ordering::Relaxed),
-        allowed_certified: v.shared.gate.counters.allowed_certified.load(Ordering::Relaxed),
+        allowed_certified: v
+            .shared
+            .gate
+            .counters
+            .allowed_certified
+            .load(Ordering::Relaxed),
         passthrough: v.shared.passthrough.load(Ordering::Relaxed),
         guard_running: v.guard.is_running(),
         also_mounted_at: i.also_mounted_at.clone(),
@@ -134,5 +159,6 @@ pub fn report(v: &ProtectedVolume) -> VolumeReport {
 }
 
 pub fn canonical(path: &Path) -> Result<PathBuf> {
-    path.canonicalize().with_context(|| format!("{}", path.display()))
+    path.canonicalize()
+        .with_context(|| format!("{}", path.display()))
 }

@@ -1,0 +1,151 @@
+//! Shared helpers for the integration tests: a protected loop-mounted ext4 volume with its own
+//! service (see `imageguard::sandbox`), shell commands run as uncertified processes, and checks.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use imageguard::sandbox::Sandbox;
+use imageguard_eventstore::{EventDb, EventFilter, StoredEvent};
+use imageguard_identity::hashing::sha256_hex;
+
+pub fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_imageguard"))
+}
+
+/// A started service protecting a fresh volume of `size_mib`.
+pub fn protected(size_mib: u64) -> Sandbox {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the integration tests mount file systems and must run as root"
+    );
+    let mut sb = Sandbox::new(&exe(), size_mib).expect("sandbox");
+    std::fs::write(
+        sb.path().join("imageguard.toml"),
+        imageguard::config::DEFAULT_TOML,
+    )
+    .unwrap();
+    sb.start_service().expect("service");
+    let mnt = sb.mnt.to_string_lossy().to_string();
+    let out = sb.imageguard(&["protect", &mnt]).unwrap();
+    assert!(
+        out.status.success(),
+        "protect failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        sb.service_log()
+    );
+    sb
+}
+
+/// A command with the environment a backup job would have (no cargo-injected LD_LIBRARY_PATH).
+pub fn clean(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("LD_LIBRARY_PATH").env_remove("LD_PRELOAD")
+}
+
+/// Run a shell command as an uncertified process.
+pub fn sh(script: &str) -> Output {
+    clean(Command::new("/bin/sh").arg("-c").arg(script))
+        .output()
+        .expect("sh")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The command failed with EPERM.
+pub fn assert_eperm(what: &str, o: &Output) {
+    assert!(
+        !o.status.success(),
+        "{what}: succeeded but should have been refused"
+    );
+    assert!(
+        stderr(o).contains("Operation not permitted"),
+        "{what}: failed, but not with EPERM: {}",
+        stderr(o)
+    );
+}
+
+pub fn assert_ok(what: &str, o: &Output) {
+    assert!(
+        o.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(o)
+    );
+}
+
+/// sha256 of every regular file below `root`.
+pub fn hashes(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                out.insert(
+                    e.path(),
+                    sha256_hex(std::fs::File::open(e.path()).unwrap()).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// All events, after making the service flush.
+pub fn events(sb: &Sandbox) -> Vec<StoredEvent> {
+    let _ = sb.imageguard(&["status"]);
+    EventDb::open_read_only(&sb.path().join("state/events.db"))
+        .and_then(|db| db.query(&EventFilter::default()))
+        .unwrap_or_default()
+}
+
+/// A 320 event naming `file` and `operation` was logged.
+pub fn assert_denial_logged(sb: &Sandbox, file: &Path, operation: &str) {
+    let evs = events(sb);
+    let f = file.to_string_lossy();
+    assert!(
+        evs.iter().any(|e| e.id == 320
+            && e.file.as_deref() == Some(&*f)
+            && e.operation.as_deref() == Some(operation)),
+        "no 320 event for {operation} of {f}; events: {:#?}",
+        evs.iter()
+            .filter(|e| e.id == 320)
+            .map(|e| &e.message)
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Write `n` bytes of a fixed pattern.
+pub fn write_pattern(path: &Path, n: usize, seed: u8) {
+    let data: Vec<u8> = (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
+    std::fs::write(path, data).unwrap();
+}
+
+/// Certify a program through the CLI.
+pub fn certify(sb: &Sandbox, program: &Path, force: bool) {
+    let p = program.to_string_lossy().to_string();
+    let mut args = vec!["certify", p.as_str()];
+    if force {
+        args.push("--force");
+    }
+    let out = sb.imageguard(&args).unwrap();
+    assert_ok("certify", &out);
+}
+
+/// A certified writer: a copy of this test suite's imageguard binary (its hidden `demo-writer`
+/// command writes backups), certified under its own path.
+pub fn certified_writer(sb: &Sandbox) -> PathBuf {
+    let w = sb.path().join("bin/backup-writer");
+    std::fs::create_dir_all(w.parent().unwrap()).unwrap();
+    std::fs::copy(exe(), &w).unwrap();
+    certify(sb, &w, false);
+    w
+}
