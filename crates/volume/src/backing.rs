@@ -150,12 +150,10 @@ pub fn prepare(path: &Path, keeper: &Keeper) -> Result<Prepared, VolumeError> {
     let id = volume_id(&mp);
     let top = table.at(&mp).cloned();
 
-    if let Some(top) = top.filter(|t| t.fstype == GUARD_FSTYPE) {
-        // A guard from an earlier run: recover the backing it served from the keeper.
-        let _ = top;
-        if !keeper.holds(&id) {
-            return Err(VolumeError::OrphanGuard(mp));
-        }
+    let guard_on_top = top.as_ref().is_some_and(|t| t.fstype == GUARD_FSTYPE);
+    if keeper.holds(&id) {
+        // The keeper still holds this volume from an earlier run (the service was killed or
+        // restarted): serve it again from there. A dead guard left on the mount point is replaced.
         let dir = keeper.keep_dir(&id);
         let (root, entry) = keeper
             .run_inside({
@@ -175,8 +173,16 @@ pub fn prepare(path: &Path, keeper: &Keeper) -> Result<Prepared, VolumeError> {
         let stale = mp.clone();
         return Ok(Prepared {
             backing: Backing { root, info, id },
-            detach_host: Box::new(move || mountapi::detach(&stale).map(|_| false)),
+            detach_host: Box::new(move || {
+                if guard_on_top {
+                    mountapi::detach(&stale)?;
+                }
+                Ok(false)
+            }),
         });
+    }
+    if guard_on_top {
+        return Err(VolumeError::OrphanGuard(mp));
     }
 
     match table.at(&mp).cloned() {
