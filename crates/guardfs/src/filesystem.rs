@@ -83,6 +83,17 @@ pub struct GuardFs {
 
 type Res<T> = Result<T, i32>;
 
+/// The changes one `setattr` asks for.
+struct AttrChange {
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    size: Option<u64>,
+    atime: Option<TimeOrNow>,
+    mtime: Option<TimeOrNow>,
+    fh: Option<FileHandle>,
+}
+
 fn err(e: io::Error) -> i32 {
     sys::errno_of(&e)
 }
@@ -514,18 +525,16 @@ impl GuardFs {
         }
     }
 
-    fn do_setattr(
-        &self,
-        req: &Request,
-        inode: &Arc<Inode>,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<TimeOrNow>,
-        mtime: Option<TimeOrNow>,
-        fh: Option<FileHandle>,
-    ) -> Res<Stat> {
+    fn do_setattr(&self, req: &Request, inode: &Arc<Inode>, change: AttrChange) -> Res<Stat> {
+        let AttrChange {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+            fh,
+        } = change;
         let op = if size.is_some() {
             Operation::Truncate
         } else {
@@ -667,12 +676,12 @@ impl Filesystem for GuardFs {
                 let _ = config.add_capabilities(flag);
             }
         }
-        if self.want_passthrough && caps.contains(InitFlags::FUSE_PASSTHROUGH) {
-            if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
-                && config.set_max_stack_depth(1).is_ok()
-            {
-                self.shared.passthrough.store(true, Ordering::Relaxed);
-            }
+        if self.want_passthrough
+            && caps.contains(InitFlags::FUSE_PASSTHROUGH)
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok()
+        {
+            self.shared.passthrough.store(true, Ordering::Relaxed);
         }
         let _ = config.set_max_background(64);
         let _ = config.set_congestion_threshold(48);
@@ -718,9 +727,18 @@ impl Filesystem for GuardFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let change = AttrChange {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+            fh,
+        };
         let r = self
             .inode(ino)
-            .and_then(|i| self.do_setattr(req, &i, mode, uid, gid, size, atime, mtime, fh));
+            .and_then(|i| self.do_setattr(req, &i, change));
         match r {
             Ok(st) => reply.attr(&TTL, &self.attr(&st)),
             Err(e) => reply.error(Errno::from_i32(e)),

@@ -101,7 +101,7 @@ pub fn certified(paths: &PathArgs, json: bool) -> i32 {
         println!("no certified programs (certify one with `imageguard certify /usr/bin/restic`)");
         return exit::OK;
     }
-    println!("{:<40} {:<16} {}", "PROGRAM", "SHA256", "NOTE");
+    println!("{:<40} {:<16} NOTE", "PROGRAM", "SHA256");
     for e in entries {
         let note = match (&e.interpreter, e.forced) {
             (Some(i), _) => format!("script, run by {}", i.path),

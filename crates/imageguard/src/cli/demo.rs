@@ -231,7 +231,7 @@ fn run_demo(keep: bool) -> Result<bool> {
     }
 
     step("running an uncertified \"ransomware\" process (as root) against the backups");
-    println!("\n{:<32} {:<10} {}", "ATTACK", "RESULT", "ERROR");
+    println!("\n{:<32} {:<10} ERROR", "ATTACK", "RESULT");
     let mut all_blocked = true;
     for (name, cmd) in &attacks {
         let out = Command::new("/bin/sh").arg("-c").arg(cmd).output()?;
