@@ -218,7 +218,19 @@ mod tests {
     }
 
     fn spawn(cmd: &mut Command) -> Kill {
-        let k = Kill(cmd.spawn().unwrap());
+        // A binary copied a moment ago may still be open for writing in a child another test
+        // thread is forking (ETXTBSY until that child execs): retry.
+        let mut tries = 0;
+        let child = loop {
+            match cmd.spawn() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => break r.unwrap(),
+            }
+        };
+        let k = Kill(child);
         std::thread::sleep(std::time::Duration::from_millis(100));
         k
     }

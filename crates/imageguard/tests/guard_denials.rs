@@ -14,9 +14,7 @@ fn every_modification_of_a_backup_file_is_refused_and_logged() {
     let writer = certified_writer(&sb);
     assert_ok(
         "certified writer",
-        &clean(Command::new(&writer).arg("demo-writer").arg(&dir))
-            .output()
-            .unwrap(),
+        &output_fresh(clean(Command::new(&writer).arg("demo-writer").arg(&dir))),
     );
     let f = dir.join("disk-1.mrimg");
     let other = sb.mnt.join("other.bin");
@@ -65,13 +63,11 @@ fn every_modification_of_a_backup_file_is_refused_and_logged() {
     certify(&sb, &cert_setfattr, false);
     assert_ok(
         "certified setfattr",
-        &clean(
+        &output_fresh(clean(
             Command::new(&cert_setfattr)
                 .args(["-n", "user.tag", "-v", "1"])
                 .arg(&f),
-        )
-        .output()
-        .unwrap(),
+        )),
     );
     assert_eperm("setfattr -x", &sh(&format!("setfattr -x user.tag {t}")));
     assert_denial_logged(&sb, &f, "remove-xattr");

@@ -149,3 +149,17 @@ pub fn certified_writer(sb: &Sandbox) -> PathBuf {
     certify(sb, &w, false);
     w
 }
+
+/// Run a command whose binary was copied a moment ago: another test thread forking at the same
+/// time can briefly hold it open for writing (ETXTBSY until its child execs), so retry.
+pub fn output_fresh(cmd: &mut Command) -> Output {
+    for _ in 0..100 {
+        match cmd.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r.expect("running a freshly copied program"),
+        }
+    }
+    panic!("program stayed busy (ETXTBSY)")
+}
