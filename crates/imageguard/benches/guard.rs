@@ -1,0 +1,188 @@
+//! Benchmark harness (root only): the same workloads side by side in one run on
+//! - native: a loop-mounted ext4 volume,
+//! - guard: an identical volume protected by imageguard,
+//! - bindfs: a bindfs mount over a folder of the native volume (a FUSE baseline);
+//!
+//! and prints the ratios to native. Run: `cargo bench -p imageguard --bench guard`.
+//!
+//! Workloads, by this process, certified on the guarded volume:
+//! - sequential write of 1 GiB (1 MiB writes, then fdatasync), as throughput;
+//! - create + write 4 KiB + close, stat, unlink of 20 000 files, ordinary and backup-named.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use imageguard::sandbox::Sandbox;
+
+const SEQ_BYTES: u64 = 1 << 30;
+const FILES: usize = 20_000;
+const ROUNDS: usize = 3;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn seq_write(dir: &Path) -> Duration {
+    let p = dir.join("seq.mrimg");
+    let buf = vec![0x5au8; 1 << 20];
+    let t = Instant::now();
+    let f = File::create(&p).expect("create");
+    let mut off = 0;
+    while off < SEQ_BYTES {
+        f.write_all_at(&buf, off).expect("write");
+        off += buf.len() as u64;
+    }
+    f.sync_data().expect("fdatasync");
+    let d = t.elapsed();
+    drop(f);
+    fs::remove_file(&p).expect("remove");
+    d
+}
+
+fn metadata(dir: &Path, ext: &str) -> Duration {
+    let d = dir.join(format!("meta-{ext}"));
+    fs::create_dir_all(&d).unwrap();
+    let block = vec![7u8; 4096];
+    let names: Vec<PathBuf> = (0..FILES).map(|i| d.join(format!("f{i}.{ext}"))).collect();
+    let t = Instant::now();
+    for n in &names {
+        let mut f = File::create(n).expect("create");
+        f.write_all(&block).expect("write");
+    }
+    for n in &names {
+        fs::metadata(n).expect("stat");
+    }
+    for n in &names {
+        fs::remove_file(n).expect("unlink");
+    }
+    let e = t.elapsed();
+    fs::remove_dir(&d).unwrap();
+    e
+}
+
+fn ig(sb: &Sandbox, args: &[&str]) {
+    let o = sb.imageguard(args).expect("imageguard");
+    assert!(
+        o.status.success(),
+        "imageguard {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the benchmark mounts file systems: run it as root"
+    );
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_imageguard"));
+    eprintln!("setting up: two 3 GiB ext4 loop volumes, one guarded, and a bindfs mount");
+    let native = Sandbox::new(&exe, 3072).expect("native volume");
+    let mut guarded = Sandbox::new(&exe, 3072).expect("guarded volume");
+    fs::write(
+        guarded.path().join("imageguard.toml"),
+        imageguard::config::DEFAULT_TOML,
+    )
+    .unwrap();
+    guarded.start_service().expect("service");
+    ig(&guarded, &["protect", &guarded.mnt.to_string_lossy()]);
+    ig(
+        &guarded,
+        &[
+            "certify",
+            &std::env::current_exe().unwrap().to_string_lossy(),
+        ],
+    );
+    let native_dir = native.mnt.join("native");
+    let bind_src = native.mnt.join("bindsrc");
+    let bind_mnt = native.path().join("bindfs");
+    for d in [&native_dir, &bind_src, &bind_mnt] {
+        fs::create_dir_all(d).unwrap();
+    }
+    let bindfs = Command::new("bindfs")
+        .arg(&bind_src)
+        .arg(&bind_mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !bindfs {
+        eprintln!("bindfs unavailable (apt-get install bindfs): its column stays empty");
+    }
+    let guard_dir = guarded.mnt.join("bench");
+    fs::create_dir_all(&guard_dir).unwrap();
+
+    let mut targets: Vec<(&str, PathBuf)> =
+        vec![("native", native_dir.clone()), ("guard", guard_dir.clone())];
+    if bindfs {
+        targets.push(("bindfs", bind_mnt.clone()));
+    }
+    type Workload = (&'static str, fn(&Path) -> Duration);
+    let workloads: [Workload; 3] = [
+        ("seq write 1 GiB", seq_write),
+        ("20k files (ordinary)", |d| metadata(d, "dat")),
+        ("20k files (backup-named)", |d| metadata(d, "mrimg")),
+    ];
+    println!(
+        "\n{:<26} {:>10} {:>10} {:>10} {:>14} {:>14}",
+        "workload (median of 3)", "native", "guard", "bindfs", "guard/native", "bindfs/native"
+    );
+    for (name, work) in workloads {
+        let mut times: Vec<Vec<Duration>> = vec![vec![]; targets.len()];
+        for _ in 0..ROUNDS {
+            // Interleave the targets so drift affects them alike.
+            for (i, (_, dir)) in targets.iter().enumerate() {
+                times[i].push(work(dir));
+            }
+        }
+        let med: Vec<Duration> = times.into_iter().map(median).collect();
+        let secs = |i: usize| {
+            med.get(i)
+                .map(|d| format!("{:.3}s", d.as_secs_f64()))
+                .unwrap_or_else(|| "-".into())
+        };
+        let (ratio_g, ratio_b) = if name.starts_with("seq") {
+            // Throughput relative to native (higher is better).
+            let r = |i: usize| {
+                med.get(i)
+                    .map(|d| format!("{:.2}x thr", med[0].as_secs_f64() / d.as_secs_f64()))
+                    .unwrap_or("-".into())
+            };
+            (r(1), r(2))
+        } else {
+            // Time relative to native (lower is better).
+            let r = |i: usize| {
+                med.get(i)
+                    .map(|d| format!("{:.2}x time", d.as_secs_f64() / med[0].as_secs_f64()))
+                    .unwrap_or("-".into())
+            };
+            (r(1), r(2))
+        };
+        println!(
+            "{:<26} {:>10} {:>10} {:>10} {:>14} {:>14}",
+            name,
+            secs(0),
+            secs(1),
+            secs(2),
+            ratio_g,
+            ratio_b
+        );
+    }
+    let st = guarded.imageguard(&["status"]).unwrap();
+    let status = String::from_utf8_lossy(&st.stdout);
+    if let Some(l) = status.lines().find(|l| l.contains("data path")) {
+        println!("\nguard {}", l.trim());
+    }
+    if bindfs {
+        let _ = Command::new("umount").arg(&bind_mnt).status();
+    }
+    drop(guarded);
+    drop(native);
+}
