@@ -13,6 +13,8 @@ pub const DEFAULT_SOCKET: &str = "/run/systemd/journal/socket";
 pub struct Journal {
     socket: PathBuf,
     sock: Option<UnixDatagram>,
+    /// Events the journal could not take (its queue was full); they are still in the database.
+    pub dropped: u64,
 }
 
 fn field(out: &mut Vec<u8>, key: &str, value: &str) {
@@ -68,6 +70,7 @@ impl Journal {
         Journal {
             socket: socket.into(),
             sock: None,
+            dropped: 0,
         }
     }
 
@@ -75,16 +78,20 @@ impl Journal {
         &self.socket
     }
 
-    /// Send one event; silently does nothing when the journal is not running.
+    /// Send one event; does nothing when the journal is not running, and never waits for a
+    /// journal that is slow to read (the event is then only in the database).
     pub fn send(&mut self, e: &Event, o: &Occurrences) {
         if !self.socket.exists() {
             return;
         }
         if self.sock.is_none() {
-            self.sock = UnixDatagram::unbound().ok();
+            self.sock = UnixDatagram::unbound()
+                .ok()
+                .filter(|s| s.set_nonblocking(true).is_ok());
         }
         if let Some(s) = &self.sock {
             if let Err(err) = s.send_to(&encode(e, o), &self.socket) {
+                self.dropped += 1;
                 log::debug!("journal {}: {err}", self.socket.display());
             }
         }
@@ -131,5 +138,25 @@ mod tests {
                 last_ns: 0,
             },
         );
+    }
+
+    #[test]
+    fn a_journal_that_does_not_read_never_blocks() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("journal.sock");
+        let _listener = UnixDatagram::bind(&path).unwrap();
+        let mut j = Journal::new(&path);
+        let e = Event::new(EventKind::BlockedFileAccess);
+        let o = Occurrences {
+            count: 1,
+            first_ns: 0,
+            last_ns: 0,
+        };
+        let t = std::time::Instant::now();
+        for _ in 0..10_000 {
+            j.send(&e, &o);
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        assert!(j.dropped > 0);
     }
 }

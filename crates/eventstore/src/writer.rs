@@ -21,6 +21,8 @@ struct Inner {
     pending: Mutex<Coalescer>,
     wake: Condvar,
     stop: AtomicBool,
+    /// A caller waits in `flush`: write without waiting for the batch interval.
+    flush_requested: AtomicBool,
     /// Set by `flush()` callers waiting for their events to be on disk.
     flushed: Condvar,
     generation: Mutex<u64>,
@@ -42,6 +44,7 @@ impl EventLog {
             pending: Mutex::new(Coalescer::default()),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
+            flush_requested: AtomicBool::new(false),
             flushed: Condvar::new(),
             generation: Mutex::new(0),
         });
@@ -71,15 +74,26 @@ impl EventLog {
 
     /// Wait until everything emitted so far is written.
     pub fn flush(&self) {
+        self.flush_within(Duration::from_secs(30));
+    }
+
+    /// Wait at most `limit` for everything emitted so far to be written; true when it was.
+    pub fn flush_within(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
         let mut g = self.inner.generation.lock();
         let target = *g + 2;
+        self.inner.flush_requested.store(true, Ordering::Relaxed);
         self.inner.wake.notify_one();
         while *g < target && !self.inner.stop.load(Ordering::Relaxed) {
-            self.inner
-                .flushed
-                .wait_for(&mut g, Duration::from_millis(200));
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let wait = (deadline - now).min(Duration::from_millis(200));
+            self.inner.flushed.wait_for(&mut g, wait);
             self.inner.wake.notify_one();
         }
+        true
     }
 
     /// Flush and stop the writer.
@@ -96,8 +110,12 @@ impl EventLog {
 fn writer_loop(inner: Arc<Inner>, mut db: EventDb, mut journal: Journal) {
     loop {
         {
+            // One batch per interval: a storm of identical events becomes one counted row per
+            // interval, not one per event.
             let mut p = inner.pending.lock();
-            if p.is_empty() && !inner.stop.load(Ordering::Relaxed) {
+            if !inner.stop.load(Ordering::Relaxed)
+                && !inner.flush_requested.swap(false, Ordering::Relaxed)
+            {
                 inner.wake.wait_for(&mut p, FLUSH_INTERVAL);
             }
         }

@@ -53,7 +53,7 @@ pub fn parse_since(s: &str, now_ns: i64) -> Result<i64, String> {
     if let Some(secs) = s.strip_prefix('@') {
         return secs
             .parse::<i64>()
-            .map(|v| v * 1_000_000_000)
+            .map(|v| v.saturating_mul(1_000_000_000))
             .map_err(|_| format!("bad Unix time {s:?}"));
     }
     let unit = s.chars().last().unwrap_or(' ');
@@ -91,7 +91,8 @@ pub fn parse_since(s: &str, now_ns: i64) -> Result<i64, String> {
         return Err(bad());
     }
     let days = days_from_civil(y, mo as u32, d as u32);
-    Ok((days * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000_000)
+    // Saturate: times past 2262 do not fit in i64 nanoseconds.
+    Ok((days * 86_400 + h * 3600 + mi * 60 + se).saturating_mul(1_000_000_000))
 }
 
 #[cfg(test)]
@@ -113,6 +114,7 @@ mod tests {
             100 * 1_000_000_000
         );
         assert!(parse_since("yesterday", 0).is_err());
+        assert_eq!(parse_since("2999-01-01", 0).unwrap(), i64::MAX);
         assert!(parse_since("2026-13-01", 0).is_err());
     }
 }
