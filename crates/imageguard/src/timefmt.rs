@@ -67,7 +67,7 @@ pub fn parse_since(s: &str, now_ns: i64) -> Result<i64, String> {
         },
         s[..s.len().saturating_sub(1)].parse::<i64>(),
     ) {
-        return Ok(now_ns - n * mult * 1_000_000_000);
+        return Ok(now_ns.saturating_sub(n.saturating_mul(mult).saturating_mul(1_000_000_000)));
     }
     let s = s.trim_end_matches('Z');
     let (date, time) = match s.split_once(['T', ' ']) {
