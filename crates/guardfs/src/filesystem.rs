@@ -26,7 +26,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::credentials::ActAs;
 use crate::gate::Gate;
 use crate::handles::{HandleTable, OpenDir, OpenFile};
-use crate::inode_store::{Inode, InodeStore, ROOT_ID};
+use crate::inode_store::{Inode, InodeFd, InodeStore, ROOT_ID};
 use crate::sys::{self, Stat};
 use crate::walk::{self, entry_kind};
 
@@ -186,13 +186,18 @@ impl GuardFs {
     ) -> io::Result<GuardFs> {
         let st = sys::fstat_fd(root_fd.as_fd())?;
         Ok(GuardFs {
-            store: InodeStore::new(root_fd, st.st_ino),
+            store: InodeStore::new(root_fd, st.st_ino)?,
             shared,
             files: HandleTable::default(),
             dirs: HandleTable::default(),
             mount_point,
             want_passthrough,
         })
+    }
+
+    /// A descriptor of an inode's backing file (reopened from its handle when it holds none).
+    fn fd<'a>(&self, inode: &'a Inode) -> Res<InodeFd<'a>> {
+        self.store.open(inode).map_err(err)
     }
 
     fn inode(&self, ino: INodeNo) -> Res<Arc<Inode>> {
@@ -222,8 +227,13 @@ impl GuardFs {
     /// Resolve `name` in `parent` to an inode (taking one kernel reference on it).
     fn lookup_inode(&self, parent: &Arc<Inode>, name: &OsStr) -> Res<(Arc<Inode>, Stat)> {
         let c = cname(name)?;
-        let fd =
-            sys::openat(parent.fd.as_fd(), &c, libc::O_PATH | libc::O_NOFOLLOW, 0).map_err(err)?;
+        let fd = sys::openat(
+            self.fd(&parent)?.as_fd(),
+            &c,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+        )
+        .map_err(err)?;
         let st = sys::fstat_fd(fd.as_fd()).map_err(err)?;
         let inode = self.store.insert_or_ref(
             fd,
@@ -254,17 +264,19 @@ impl GuardFs {
         }
         let rules = self.shared.rules();
         let zone = if dir.nodeid == ROOT_ID {
-            rules.root_zone(walk::detect_repo(&rules, dir.fd.as_fd()))
+            match self.store.open(dir) {
+                Ok(fd) => rules.root_zone(walk::detect_repo(&rules, fd.as_fd())),
+                Err(_) => rules.root_zone(None),
+            }
         } else {
             let (parent_id, name) = dir.link();
             match (self.store.get(parent_id), self.store.components(dir.nodeid)) {
                 (Some(parent), Some(comps)) => {
                     let pz = self.zone_of(&parent);
                     let rel: Vec<&[u8]> = comps.iter().map(|c| c.as_bytes()).collect();
-                    let here = if pz.repo.is_none() {
-                        walk::detect_repo(&rules, dir.fd.as_fd())
-                    } else {
-                        None
+                    let here = match (&pz.repo, self.store.open(dir)) {
+                        (None, Ok(fd)) => walk::detect_repo(&rules, fd.as_fd()),
+                        _ => None,
                     };
                     rules.child_zone(&pz, &name, &rel, here)
                 }
@@ -307,16 +319,20 @@ impl GuardFs {
         if structural.is_backup() {
             return structural;
         }
+        // A directory that cannot be examined is treated as holding backups (fail closed).
+        let unknown = Class::Backup(BackupReason::ContainsBackups);
         let Ok(c) = sys::cstr(name) else {
-            return Class::Ordinary;
+            return unknown;
         };
-        let Ok(fd) = sys::openat(
-            parent.fd.as_fd(),
-            &c,
-            libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY,
-            0,
-        ) else {
-            return Class::Ordinary;
+        let Ok(fd) = self.store.open(parent).and_then(|pfd| {
+            sys::openat(
+                pfd.as_fd(),
+                &c,
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY,
+                0,
+            )
+        }) else {
+            return unknown;
         };
         let mut rel: Vec<Vec<u8>> = self
             .store
@@ -367,7 +383,11 @@ impl GuardFs {
             };
         }
         let (parent_id, name) = inode.link();
-        let Ok(st) = sys::fstat_fd(inode.fd.as_fd()) else {
+        let Ok(st) = self
+            .store
+            .open(inode)
+            .and_then(|fd| sys::fstat_fd(fd.as_fd()))
+        else {
             return Class::Ordinary;
         };
         let class = match self.store.get(parent_id) {
@@ -401,7 +421,11 @@ impl GuardFs {
         let Some(pattern) = rules.matching_pattern(name) else {
             return Class::Ordinary;
         };
-        let Ok(fd) = sys::reopen(parent.fd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY) else {
+        let Ok(fd) = self
+            .store
+            .open(parent)
+            .and_then(|pfd| sys::reopen(pfd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY))
+        else {
             return Class::Ordinary;
         };
         let mut buf = vec![0u8; 32 * 1024];
@@ -457,7 +481,10 @@ impl GuardFs {
         } else {
             keep | (flags & (libc::O_DIRECT | libc::O_SYNC | libc::O_DSYNC))
         };
-        match sys::reopen(inode.fd.as_fd(), libc::O_RDWR | libc::O_LARGEFILE | keep) {
+        match sys::reopen(
+            self.fd(&inode)?.as_fd(),
+            libc::O_RDWR | libc::O_LARGEFILE | keep,
+        ) {
             Ok(fd) => Ok(fd),
             Err(e)
                 if matches!(
@@ -466,7 +493,7 @@ impl GuardFs {
                 ) =>
             {
                 sys::reopen(
-                    inode.fd.as_fd(),
+                    self.fd(&inode)?.as_fd(),
                     (flags & libc::O_ACCMODE) | libc::O_LARGEFILE | keep,
                 )
                 .map_err(err)
@@ -509,7 +536,7 @@ impl GuardFs {
 
     fn reply_entry(&self, parent: &Arc<Inode>, name: &OsStr, reply: ReplyEntry) {
         match self.lookup_inode(parent, name) {
-            Ok((_, st)) => reply.entry(&TTL, &self.attr(&st), Generation(0)),
+            Ok((inode, st)) => reply.entry(&TTL, &self.attr(&st), Generation(inode.generation)),
             Err(e) => reply.error(Errno::from_i32(e)),
         }
     }
@@ -544,18 +571,19 @@ impl GuardFs {
         self.check(req, op, &class, || self.inode_path(inode))?;
         if let Some(mode) = mode {
             if inode.kind != libc::S_IFLNK {
-                sys::fchmod_path(inode.fd.as_fd(), mode & 0o7777).map_err(err)?;
+                sys::fchmod_path(self.fd(&inode)?.as_fd(), mode & 0o7777).map_err(err)?;
             }
         }
         if uid.is_some() || gid.is_some() {
-            sys::fchown_fd(inode.fd.as_fd(), uid, gid).map_err(err)?;
+            sys::fchown_fd(self.fd(&inode)?.as_fd(), uid, gid).map_err(err)?;
         }
         if let Some(size) = size {
             match fh.and_then(|fh| self.files.get(fh.0)) {
                 Some(f) => sys::ftruncate(f.fd.as_fd(), size).map_err(err)?,
                 None => {
-                    let fd = sys::reopen(inode.fd.as_fd(), libc::O_WRONLY | libc::O_LARGEFILE)
-                        .map_err(err)?;
+                    let fd =
+                        sys::reopen(self.fd(&inode)?.as_fd(), libc::O_WRONLY | libc::O_LARGEFILE)
+                            .map_err(err)?;
                     sys::ftruncate(fd.as_fd(), size).map_err(err)?;
                 }
             }
@@ -568,7 +596,7 @@ impl GuardFs {
                 let c = cname(&name)?;
                 let r = unsafe {
                     libc::utimensat(
-                        parent.fd.as_raw_fd(),
+                        self.fd(&parent)?.as_fd().as_raw_fd(),
                         c.as_ptr(),
                         times.as_ptr(),
                         libc::AT_SYMLINK_NOFOLLOW,
@@ -578,10 +606,10 @@ impl GuardFs {
                     return Err(err(io::Error::last_os_error()));
                 }
             } else {
-                sys::utimens_fd(inode.fd.as_fd(), &times).map_err(err)?;
+                sys::utimens_fd(self.fd(&inode)?.as_fd(), &times).map_err(err)?;
             }
         }
-        sys::fstat_fd(inode.fd.as_fd()).map_err(err)
+        sys::fstat_fd(self.fd(&inode)?.as_fd()).map_err(err)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -597,7 +625,7 @@ impl GuardFs {
         let exchange = flags & libc::RENAME_EXCHANGE != 0;
         let c_old = cname(name)?;
         let c_new = cname(newname)?;
-        let src = sys::lstatat(parent.fd.as_fd(), &c_old).map_err(err)?;
+        let src = sys::lstatat(self.fd(&parent)?.as_fd(), &c_old).map_err(err)?;
         let src_is_dir = src.st_mode & libc::S_IFMT == libc::S_IFDIR;
         let src_class = if src_is_dir {
             self.classify_dir_for_move(parent, name)
@@ -612,7 +640,7 @@ impl GuardFs {
         self.check(req, op, &src_class, || {
             self.path_of(parent.nodeid, Some(name))
         })?;
-        let dst = sys::lstatat(newparent.fd.as_fd(), &c_new).ok();
+        let dst = sys::lstatat(self.fd(&newparent)?.as_fd(), &c_new).ok();
         let mut dst_is_dir = false;
         match &dst {
             Some(d) => {
@@ -640,9 +668,9 @@ impl GuardFs {
             None => {}
         }
         sys::renameat2(
-            parent.fd.as_fd(),
+            self.fd(&parent)?.as_fd(),
             &c_old,
-            newparent.fd.as_fd(),
+            self.fd(&newparent)?.as_fd(),
             &c_new,
             flags,
         )
@@ -702,7 +730,7 @@ impl Filesystem for GuardFs {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let r = self
             .inode(ino)
-            .and_then(|i| sys::fstat_fd(i.fd.as_fd()).map_err(err));
+            .and_then(|i| sys::fstat_fd(self.fd(&i)?.as_fd()).map_err(err));
         match r {
             Ok(st) => reply.attr(&TTL, &self.attr(&st)),
             Err(e) => reply.error(Errno::from_i32(e)),
@@ -748,7 +776,7 @@ impl Filesystem for GuardFs {
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self
             .inode(ino)
-            .and_then(|i| sys::readlink_fd(i.fd.as_fd()).map_err(err))
+            .and_then(|i| sys::readlink_fd(self.fd(&i)?.as_fd()).map_err(err))
         {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(Errno::from_i32(e)),
@@ -776,7 +804,7 @@ impl Filesystem for GuardFs {
             }
             {
                 let _as = ActAs::caller(req.uid(), req.gid());
-                sys::mknodat(p.fd.as_fd(), &c, mode, rdev as u64).map_err(err)?;
+                sys::mknodat(self.fd(&p)?.as_fd(), &c, mode, rdev as u64).map_err(err)?;
             }
             self.bump_layout_if_marker(name);
             Ok(p)
@@ -801,7 +829,7 @@ impl Filesystem for GuardFs {
             let c = cname(name)?;
             {
                 let _as = ActAs::caller(req.uid(), req.gid());
-                sys::mkdirat(p.fd.as_fd(), &c, mode).map_err(err)?;
+                sys::mkdirat(self.fd(&p)?.as_fd(), &c, mode).map_err(err)?;
             }
             self.bump_layout_if_marker(name);
             Ok(p)
@@ -816,12 +844,12 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let p = self.inode(parent)?;
             let c = cname(name)?;
-            let st = sys::lstatat(p.fd.as_fd(), &c).map_err(err)?;
+            let st = sys::lstatat(self.fd(&p)?.as_fd(), &c).map_err(err)?;
             let class = self.classify_name(&p, name, &st);
             self.check(req, Operation::Delete, &class, || {
                 self.path_of(p.nodeid, Some(name))
             })?;
-            sys::unlinkat(p.fd.as_fd(), &c, 0).map_err(err)?;
+            sys::unlinkat(self.fd(&p)?.as_fd(), &c, 0).map_err(err)?;
             if class.is_backup() {
                 let _ = self.shared.backup_files.fetch_update(
                     Ordering::Relaxed,
@@ -849,7 +877,7 @@ impl Filesystem for GuardFs {
             self.check(req, Operation::RemoveDirectory, &class, || {
                 self.path_of(p.nodeid, Some(name))
             })?;
-            sys::unlinkat(p.fd.as_fd(), &c, libc::AT_REMOVEDIR).map_err(err)?;
+            sys::unlinkat(self.fd(&p)?.as_fd(), &c, libc::AT_REMOVEDIR).map_err(err)?;
             self.bump_layout();
             Ok(())
         })();
@@ -873,7 +901,7 @@ impl Filesystem for GuardFs {
             let t = cname(target.as_os_str())?;
             {
                 let _as = ActAs::caller(req.uid(), req.gid());
-                sys::symlinkat(&t, p.fd.as_fd(), &c).map_err(err)?;
+                sys::symlinkat(&t, self.fd(&p)?.as_fd(), &c).map_err(err)?;
             }
             Ok(p)
         })();
@@ -926,9 +954,9 @@ impl Filesystem for GuardFs {
                 })?;
             }
             let c = cname(newname)?;
-            sys::link_fd(inode.fd.as_fd(), np.fd.as_fd(), &c).map_err(err)?;
+            sys::link_fd(self.fd(&inode)?.as_fd(), self.fd(&np)?.as_fd(), &c).map_err(err)?;
             if class.is_backup() || new_class.is_backup() {
-                let st = sys::fstat_fd(inode.fd.as_fd()).map_err(err)?;
+                let st = sys::fstat_fd(self.fd(&inode)?.as_fd()).map_err(err)?;
                 self.shared.linked_backups.lock().insert(st.st_ino);
             }
             Ok(np)
@@ -981,7 +1009,7 @@ impl Filesystem for GuardFs {
             let created = {
                 let _as = ActAs::caller(req.uid(), req.gid());
                 sys::openat(
-                    p.fd.as_fd(),
+                    self.fd(&p)?.as_fd(),
                     &c,
                     libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_LARGEFILE,
                     mode & 0o7777,
@@ -993,7 +1021,7 @@ impl Filesystem for GuardFs {
                     if let Err(e) = self.check(req, Operation::CreateDuplicate, &dup, || {
                         self.path_of(p.nodeid, Some(name))
                     }) {
-                        let _ = sys::unlinkat(p.fd.as_fd(), &c, 0);
+                        let _ = sys::unlinkat(self.fd(&p)?.as_fd(), &c, 0);
                         return Err(e);
                     }
                     self.note_backup_created(&p, name, EntryKind::File);
@@ -1003,7 +1031,7 @@ impl Filesystem for GuardFs {
                 Err(e) if sys::errno_of(&e) == libc::EEXIST && flags & libc::O_EXCL == 0 => {
                     // The kernel thought the name was free; it is not: this is an open of an
                     // existing file and is checked as one.
-                    let st = sys::lstatat(p.fd.as_fd(), &c).map_err(err)?;
+                    let st = sys::lstatat(self.fd(&p)?.as_fd(), &c).map_err(err)?;
                     if let Some(op) = open_modifies(flags) {
                         let class = self.classify_name(&p, name, &st);
                         self.check(req, op, &class, || self.path_of(p.nodeid, Some(name)))?;
@@ -1030,7 +1058,7 @@ impl Filesystem for GuardFs {
                     Some(b) => reply.created_passthrough(
                         &TTL,
                         &attr,
-                        Generation(0),
+                        Generation(inode.generation),
                         FileHandle(fh),
                         FopenFlags::empty(),
                         &b,
@@ -1038,7 +1066,7 @@ impl Filesystem for GuardFs {
                     None => reply.created(
                         &TTL,
                         &attr,
-                        Generation(0),
+                        Generation(inode.generation),
                         FileHandle(fh),
                         FopenFlags::empty(),
                     ),
@@ -1140,7 +1168,7 @@ impl Filesystem for GuardFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let r = self.inode(ino).and_then(|i| {
-            sys::reopen(i.fd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY).map_err(err)
+            sys::reopen(self.fd(&i)?.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY).map_err(err)
         });
         match r {
             Ok(fd) => {
@@ -1218,7 +1246,12 @@ impl Filesystem for GuardFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match sys::fstatvfs(self.store.root().fd.as_fd()) {
+        let root = self.store.root();
+        match self
+            .store
+            .open(&root)
+            .and_then(|fd| sys::fstatvfs(fd.as_fd()))
+        {
             Ok(s) => reply.statfs(
                 s.f_blocks,
                 s.f_bfree,
@@ -1250,7 +1283,7 @@ impl Filesystem for GuardFs {
             if inode.kind == libc::S_IFLNK {
                 return Err(libc::EPERM);
             }
-            sys::setxattr(inode.fd.as_fd(), &cname(name)?, value, flags).map_err(err)
+            sys::setxattr(self.fd(&inode)?.as_fd(), &cname(name)?, value, flags).map_err(err)
         })();
         match r {
             Ok(()) => reply.ok(),
@@ -1266,7 +1299,7 @@ impl Filesystem for GuardFs {
             }
             let c = cname(name)?;
             let mut buf = vec![0u8; size as usize];
-            let n = sys::getxattr(inode.fd.as_fd(), &c, &mut buf).map_err(err)?;
+            let n = sys::getxattr(self.fd(&inode)?.as_fd(), &c, &mut buf).map_err(err)?;
             buf.truncate(n);
             Ok((n, buf))
         })();
@@ -1284,7 +1317,7 @@ impl Filesystem for GuardFs {
                 return Ok((0, Vec::new()));
             }
             let mut buf = vec![0u8; size as usize];
-            let n = sys::listxattr(inode.fd.as_fd(), &mut buf).map_err(err)?;
+            let n = sys::listxattr(self.fd(&inode)?.as_fd(), &mut buf).map_err(err)?;
             buf.truncate(n);
             Ok((n, buf))
         })();
@@ -1305,7 +1338,7 @@ impl Filesystem for GuardFs {
             if inode.kind == libc::S_IFLNK {
                 return Err(libc::EPERM);
             }
-            sys::removexattr(inode.fd.as_fd(), &cname(name)?).map_err(err)
+            sys::removexattr(self.fd(&inode)?.as_fd(), &cname(name)?).map_err(err)
         })();
         match r {
             Ok(()) => reply.ok(),

@@ -17,6 +17,7 @@
 //! - [`mount`]: mounting and unmounting.
 
 pub mod credentials;
+pub mod file_handle;
 pub mod filesystem;
 pub mod gate;
 pub mod handles;

@@ -35,13 +35,18 @@ fn run(cmd: &mut Command) -> Result<String> {
 impl Sandbox {
     /// Create an ext4 image of `size_mib`, attach it to a loop device and mount it at `DIR/mnt`.
     pub fn new(exe: &Path, size_mib: u64) -> Result<Sandbox> {
+        Self::new_in(&std::env::temp_dir(), exe, size_mib)
+    }
+
+    /// Like [`Sandbox::new`], with the temporary directory (and the image) under `base`.
+    pub fn new_in(base: &Path, exe: &Path, size_mib: u64) -> Result<Sandbox> {
         if unsafe { libc::geteuid() } != 0 {
             bail!("this needs root (it creates a loop device and mounts file systems); run it with sudo");
         }
         let dir = tempfile::Builder::new()
             .prefix("imageguard-")
-            .tempdir()
-            .context("creating a temporary directory")?;
+            .tempdir_in(base)
+            .with_context(|| format!("creating a temporary directory in {}", base.display()))?;
         let image = dir.path().join("volume.img");
         let mnt = dir.path().join("mnt");
         std::fs::create_dir_all(&mnt)?;

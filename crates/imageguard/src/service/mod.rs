@@ -67,12 +67,24 @@ fn block_signals() -> libc::sigset_t {
     }
 }
 
+/// The guard holds one descriptor per inode the kernel knows: raise the limit as far as the
+/// kernel allows (root may raise the hard limit up to fs.nr_open).
 fn raise_fd_limit() {
+    let nr_open: libc::rlim_t = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20);
     unsafe {
         let mut l: libc::rlimit = std::mem::zeroed();
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
-            l.rlim_cur = l.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+            let want = libc::rlimit {
+                rlim_cur: nr_open.max(l.rlim_max),
+                rlim_max: nr_open.max(l.rlim_max),
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) != 0 {
+                l.rlim_cur = l.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+            }
         }
     }
 }
