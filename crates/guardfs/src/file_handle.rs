@@ -102,8 +102,10 @@ mod tests {
         assert_eq!(h, again);
         assert_eq!(h.generation(), again.generation());
         // open_by_handle_at needs CAP_DAC_READ_SEARCH: the tests run as root, like the guard.
-        let fd = h.open(root.as_fd(), libc::O_RDONLY).unwrap();
-        assert_eq!(crate::sys::fstat_fd(fd.as_fd()).unwrap().st_size, 1);
+        {
+            let fd = h.open(root.as_fd(), libc::O_RDONLY).unwrap();
+            assert_eq!(crate::sys::fstat_fd(fd.as_fd()).unwrap().st_size, 1);
+        }
         drop(f);
         std::fs::remove_file(&p).unwrap();
         assert!(h.open(root.as_fd(), libc::O_RDONLY).is_err());

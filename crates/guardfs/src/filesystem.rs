@@ -228,7 +228,7 @@ impl GuardFs {
     fn lookup_inode(&self, parent: &Arc<Inode>, name: &OsStr) -> Res<(Arc<Inode>, Stat)> {
         let c = cname(name)?;
         let fd = sys::openat(
-            self.fd(&parent)?.as_fd(),
+            self.fd(parent)?.as_fd(),
             &c,
             libc::O_PATH | libc::O_NOFOLLOW,
             0,
@@ -482,7 +482,7 @@ impl GuardFs {
             keep | (flags & (libc::O_DIRECT | libc::O_SYNC | libc::O_DSYNC))
         };
         match sys::reopen(
-            self.fd(&inode)?.as_fd(),
+            self.fd(inode)?.as_fd(),
             libc::O_RDWR | libc::O_LARGEFILE | keep,
         ) {
             Ok(fd) => Ok(fd),
@@ -493,7 +493,7 @@ impl GuardFs {
                 ) =>
             {
                 sys::reopen(
-                    self.fd(&inode)?.as_fd(),
+                    self.fd(inode)?.as_fd(),
                     (flags & libc::O_ACCMODE) | libc::O_LARGEFILE | keep,
                 )
                 .map_err(err)
@@ -571,18 +571,18 @@ impl GuardFs {
         self.check(req, op, &class, || self.inode_path(inode))?;
         if let Some(mode) = mode {
             if inode.kind != libc::S_IFLNK {
-                sys::fchmod_path(self.fd(&inode)?.as_fd(), mode & 0o7777).map_err(err)?;
+                sys::fchmod_path(self.fd(inode)?.as_fd(), mode & 0o7777).map_err(err)?;
             }
         }
         if uid.is_some() || gid.is_some() {
-            sys::fchown_fd(self.fd(&inode)?.as_fd(), uid, gid).map_err(err)?;
+            sys::fchown_fd(self.fd(inode)?.as_fd(), uid, gid).map_err(err)?;
         }
         if let Some(size) = size {
             match fh.and_then(|fh| self.files.get(fh.0)) {
                 Some(f) => sys::ftruncate(f.fd.as_fd(), size).map_err(err)?,
                 None => {
                     let fd =
-                        sys::reopen(self.fd(&inode)?.as_fd(), libc::O_WRONLY | libc::O_LARGEFILE)
+                        sys::reopen(self.fd(inode)?.as_fd(), libc::O_WRONLY | libc::O_LARGEFILE)
                             .map_err(err)?;
                     sys::ftruncate(fd.as_fd(), size).map_err(err)?;
                 }
@@ -606,10 +606,10 @@ impl GuardFs {
                     return Err(err(io::Error::last_os_error()));
                 }
             } else {
-                sys::utimens_fd(self.fd(&inode)?.as_fd(), &times).map_err(err)?;
+                sys::utimens_fd(self.fd(inode)?.as_fd(), &times).map_err(err)?;
             }
         }
-        sys::fstat_fd(self.fd(&inode)?.as_fd()).map_err(err)
+        sys::fstat_fd(self.fd(inode)?.as_fd()).map_err(err)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -625,7 +625,7 @@ impl GuardFs {
         let exchange = flags & libc::RENAME_EXCHANGE != 0;
         let c_old = cname(name)?;
         let c_new = cname(newname)?;
-        let src = sys::lstatat(self.fd(&parent)?.as_fd(), &c_old).map_err(err)?;
+        let src = sys::lstatat(self.fd(parent)?.as_fd(), &c_old).map_err(err)?;
         let src_is_dir = src.st_mode & libc::S_IFMT == libc::S_IFDIR;
         let src_class = if src_is_dir {
             self.classify_dir_for_move(parent, name)
@@ -640,7 +640,7 @@ impl GuardFs {
         self.check(req, op, &src_class, || {
             self.path_of(parent.nodeid, Some(name))
         })?;
-        let dst = sys::lstatat(self.fd(&newparent)?.as_fd(), &c_new).ok();
+        let dst = sys::lstatat(self.fd(newparent)?.as_fd(), &c_new).ok();
         let mut dst_is_dir = false;
         match &dst {
             Some(d) => {
@@ -668,9 +668,9 @@ impl GuardFs {
             None => {}
         }
         sys::renameat2(
-            self.fd(&parent)?.as_fd(),
+            self.fd(parent)?.as_fd(),
             &c_old,
-            self.fd(&newparent)?.as_fd(),
+            self.fd(newparent)?.as_fd(),
             &c_new,
             flags,
         )
