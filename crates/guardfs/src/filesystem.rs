@@ -416,11 +416,16 @@ impl GuardFs {
 
     /// Would creating pattern-named `name` in `parent` duplicate a backup there? (A copy of a
     /// backup next to the original confuses the backup program; the reference product refuses it.)
-    fn duplicate_class(&self, parent: &Arc<Inode>, name: &OsStr) -> Class {
+    ///
+    /// Only an uncertified caller is refused, so the directory is listed only for one.
+    fn duplicate_class(&self, req: &Request, parent: &Arc<Inode>, name: &OsStr) -> Class {
         let rules = self.shared.rules();
         let Some(pattern) = rules.matching_pattern(name) else {
             return Class::Ordinary;
         };
+        if self.shared.gate.is_certified(req.pid()) {
+            return Class::Ordinary;
+        }
         let Ok(fd) = self
             .store
             .open(parent)
@@ -660,7 +665,7 @@ impl GuardFs {
                 })?;
             }
             None if !src_is_dir && !src_class.is_backup() => {
-                let dup = self.duplicate_class(newparent, newname);
+                let dup = self.duplicate_class(req, newparent, newname);
                 self.check(req, Operation::CreateDuplicate, &dup, || {
                     self.path_of(newparent.nodeid, Some(newname))
                 })?;
@@ -797,7 +802,7 @@ impl Filesystem for GuardFs {
             let p = self.inode(parent)?;
             let c = cname(name)?;
             if mode & libc::S_IFMT == libc::S_IFREG {
-                let dup = self.duplicate_class(&p, name);
+                let dup = self.duplicate_class(req, &p, name);
                 self.check(req, Operation::CreateDuplicate, &dup, || {
                     self.path_of(p.nodeid, Some(name))
                 })?;
@@ -1017,7 +1022,7 @@ impl Filesystem for GuardFs {
             };
             let fd = match created {
                 Ok(fd) => {
-                    let dup = self.duplicate_class(&p, name);
+                    let dup = self.duplicate_class(req, &p, name);
                     if let Err(e) = self.check(req, Operation::CreateDuplicate, &dup, || {
                         self.path_of(p.nodeid, Some(name))
                     }) {

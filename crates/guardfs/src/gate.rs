@@ -55,6 +55,11 @@ impl Gate {
         &self.sink
     }
 
+    /// Whether the process behind `pid` is certified (for checks that only concern others).
+    pub fn is_certified(&self, pid: u32) -> bool {
+        self.callers.resolve(pid).is_certified()
+    }
+
     /// Ok when `op` on an entry of class `class` by `pid` may proceed; otherwise logs event 320
     /// (naming the file by `path()`) and returns the errno to fail the request with.
     pub fn check(
