@@ -173,6 +173,14 @@ fn open_modifies(flags: i32) -> Option<Operation> {
     }
 }
 
+/// Answer a request that returns nothing.
+fn reply_empty(reply: ReplyEmpty, r: Res<()>) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(Errno::from_i32(e)),
+    }
+}
+
 fn cname(name: &OsStr) -> Res<std::ffi::CString> {
     sys::cstr(name).map_err(err)
 }
@@ -865,10 +873,7 @@ impl Filesystem for GuardFs {
             self.bump_layout_if_marker(name);
             Ok(())
         })();
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(Errno::from_i32(e)),
-        }
+        reply_empty(reply, r);
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -886,10 +891,7 @@ impl Filesystem for GuardFs {
             self.bump_layout();
             Ok(())
         })();
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(Errno::from_i32(e)),
-        }
+        reply_empty(reply, r);
     }
 
     fn symlink(
@@ -931,10 +933,7 @@ impl Filesystem for GuardFs {
             let np = self.inode(newparent)?;
             self.do_rename(req, &p, name, &np, newname, flags.bits())
         })();
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(Errno::from_i32(e)),
-        }
+        reply_empty(reply, r);
     }
 
     fn link(
@@ -1162,13 +1161,12 @@ impl Filesystem for GuardFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.files.get(fh.0) {
-            Some(f) => match sys::fsync(f.fd.as_fd(), datasync) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(Errno::from_i32(err(e))),
-            },
-            None => reply.error(Errno::EBADF),
-        }
+        let r = self
+            .files
+            .get(fh.0)
+            .ok_or(libc::EBADF)
+            .and_then(|f| sys::fsync(f.fd.as_fd(), datasync).map_err(err));
+        reply_empty(reply, r);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -1241,13 +1239,12 @@ impl Filesystem for GuardFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.dirs.get(fh.0) {
-            Some(d) => match sys::fsync(d.fd.as_fd(), datasync) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(Errno::from_i32(err(e))),
-            },
-            None => reply.error(Errno::EBADF),
-        }
+        let r = self
+            .dirs
+            .get(fh.0)
+            .ok_or(libc::EBADF)
+            .and_then(|d| sys::fsync(d.fd.as_fd(), datasync).map_err(err));
+        reply_empty(reply, r);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -1290,10 +1287,7 @@ impl Filesystem for GuardFs {
             }
             sys::setxattr(self.fd(&inode)?.as_fd(), &cname(name)?, value, flags).map_err(err)
         })();
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(Errno::from_i32(e)),
-        }
+        reply_empty(reply, r);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -1345,10 +1339,7 @@ impl Filesystem for GuardFs {
             }
             sys::removexattr(self.fd(&inode)?.as_fd(), &cname(name)?).map_err(err)
         })();
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(Errno::from_i32(e)),
-        }
+        reply_empty(reply, r);
     }
 
     fn fallocate(
@@ -1370,10 +1361,7 @@ impl Filesystem for GuardFs {
             })?;
             sys::fallocate(f.fd.as_fd(), mode, offset, length).map_err(err)
         })();
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(Errno::from_i32(e)),
-        }
+        reply_empty(reply, r);
     }
 
     fn lseek(
