@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::ops::ControlFlow;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -171,6 +171,29 @@ fn open_modifies(flags: i32) -> Option<Operation> {
     } else {
         None
     }
+}
+
+/// A caller without root opening a set-user-ID (or group-executable set-group-ID) file for
+/// writing loses those bits, as the kernel would drop them on its first write. Under
+/// HANDLE_KILLPRIV_V2 that is the guard's job, and passthrough writes run with the guard's
+/// (root) credentials, under which the backing file system keeps them.
+fn kill_suid_on_write_open(req: &Request, fd: BorrowedFd<'_>) -> Res<()> {
+    if req.uid() == 0 {
+        return Ok(());
+    }
+    let st = sys::fstat_fd(fd).map_err(err)?;
+    let mode = st.st_mode & 0o7777;
+    let mut kill = 0;
+    if mode & libc::S_ISUID != 0 {
+        kill |= libc::S_ISUID;
+    }
+    if mode & libc::S_ISGID != 0 && mode & libc::S_IXGRP != 0 {
+        kill |= libc::S_ISGID;
+    }
+    if kill != 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG {
+        sys::fchmod_path(fd, mode & !kill).map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Answer a request that returns nothing.
@@ -591,6 +614,7 @@ impl GuardFs {
             sys::fchown_fd(self.fd(inode)?.as_fd(), uid, gid).map_err(err)?;
         }
         if let Some(size) = size {
+            kill_suid_on_write_open(req, self.fd(inode)?.as_fd())?;
             match fh.and_then(|fh| self.files.get(fh.0)) {
                 Some(f) => sys::ftruncate(f.fd.as_fd(), size).map_err(err)?,
                 None => {
@@ -709,9 +733,14 @@ impl GuardFs {
 impl Filesystem for GuardFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         let caps = config.capabilities();
+        // HANDLE_KILLPRIV_V2 lets the kernel mark inodes "no security attributes" (SB_NOSEC):
+        // without it, every write() costs a GETXATTR(security.capability) round trip even under
+        // passthrough. In exchange the guard drops set-user/group-ID bits itself (see
+        // `kill_suid_on_write_open`); the backing file system drops file capabilities.
         for flag in [
             InitFlags::FUSE_ATOMIC_O_TRUNC,
             InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
         ] {
             if caps.contains(flag) {
                 let _ = config.add_capabilities(flag);
@@ -979,6 +1008,9 @@ impl Filesystem for GuardFs {
                 self.check(req, op, &class, || self.inode_path(&inode))?;
             }
             let fd = self.open_backing_fd(&inode, flags.0)?;
+            if open_modifies(flags.0).is_some() {
+                kill_suid_on_write_open(req, fd.as_fd())?;
+            }
             Ok((inode, fd))
         })();
         match r {

@@ -55,6 +55,28 @@ fn permissions_and_ownership() {
         (md.uid(), md.gid(), md.mode() & 0o7777),
         (1234, 4321, 0o640)
     );
+    // A write by someone other than root drops set-user-ID / set-group-ID, as natively.
+    assert_ok(
+        "suid file",
+        &sh(&format!("echo a > {m}/suid && chmod 6777 {m}/suid")),
+    );
+    assert_ok(
+        "nobody writes",
+        &sh(&format!("{NOBODY} sh -c 'echo b >> {m}/suid'")),
+    );
+    assert_eq!(
+        std::fs::metadata(sb.mnt.join("suid")).unwrap().mode() & 0o7777,
+        0o777
+    );
+    assert_ok(
+        "root writes",
+        &sh(&format!("chmod 6777 {m}/suid && echo c >> {m}/suid")),
+    );
+    assert_eq!(
+        std::fs::metadata(sb.mnt.join("suid")).unwrap().mode() & 0o7777,
+        0o6777,
+        "root keeps the bits"
+    );
     // Set-group-ID directory: group and bit are inherited.
     assert_ok("setgid dir", &sh(&format!("mkdir {m}/g && chown root:2222 {m}/g && chmod 2775 {m}/g && touch {m}/g/f && mkdir {m}/g/sub")));
     assert_eq!(std::fs::metadata(sb.mnt.join("g/f")).unwrap().gid(), 2222);
