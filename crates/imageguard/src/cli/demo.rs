@@ -18,6 +18,16 @@ fn step(msg: &str) {
     eprintln!("==> {msg}");
 }
 
+/// A backup job's command: started the way cron or systemd would start it, without the
+/// LD_LIBRARY_PATH that `cargo run` adds (a process started with it is not trusted as certified).
+fn job(program: &Path) -> Command {
+    let mut c = Command::new(program);
+    for var in imageguard_identity::procfs::INJECTION_VARIABLES {
+        c.env_remove(var);
+    }
+    c
+}
+
 fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_string_lossy()
@@ -146,10 +156,7 @@ fn run_demo(keep: bool) -> Result<bool> {
     step("running certified backups onto the protected volume");
     let images = mnt.join("images");
     ok(
-        Command::new(&writer_bin)
-            .arg("demo-writer")
-            .arg(&images)
-            .output()?,
+        job(&writer_bin).arg("demo-writer").arg(&images).output()?,
         "the backup writer",
     )?;
     println!("    image backups written to {}", images.display());
@@ -168,7 +175,7 @@ fn run_demo(keep: bool) -> Result<bool> {
             ("RESTIC_REPOSITORY", repo.to_str().unwrap_or_default()),
         ];
         ok(
-            Command::new(r)
+            job(r)
                 .arg("init")
                 .envs(env)
                 .env("RESTIC_CACHE_DIR", sb.path().join("cache"))
@@ -176,7 +183,7 @@ fn run_demo(keep: bool) -> Result<bool> {
             "restic init",
         )?;
         ok(
-            Command::new(r)
+            job(r)
                 .args(["backup", "--quiet"])
                 .arg(&data)
                 .envs(env)
@@ -270,7 +277,7 @@ fn run_demo(keep: bool) -> Result<bool> {
             ("RESTIC_PASSWORD", "demo"),
             ("RESTIC_REPOSITORY", repo.to_str().unwrap_or_default()),
         ];
-        let c = Command::new(r)
+        let c = job(r)
             .args(["check"])
             .envs(env)
             .env("RESTIC_CACHE_DIR", sb.path().join("cache"))
