@@ -405,12 +405,12 @@ impl GuardFs {
     /// reached through, or as a hard link of a backup.
     fn classify_content(&self, inode: &Arc<Inode>) -> Class {
         if inode.nodeid == ROOT_ID {
-            let rules = self.shared.rules();
-            return if self.zone_of(inode).is_backup_structure() {
-                Class::Backup(BackupReason::Destination)
-            } else {
-                let _ = rules;
-                Class::Ordinary
+            // The volume root is itself a repository or a destination, or ordinary.
+            let zone = self.zone_of(inode);
+            return match (&zone.repo, zone.destination) {
+                (Some((kind, _)), _) => Class::Backup(BackupReason::Repository(*kind)),
+                (None, true) => Class::Backup(BackupReason::Destination),
+                (None, false) => Class::Ordinary,
             };
         }
         let (parent_id, name) = inode.link();
