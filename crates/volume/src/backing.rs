@@ -151,24 +151,10 @@ pub fn prepare(path: &Path, keeper: &Keeper) -> Result<Prepared, VolumeError> {
     let top = table.at(&mp).cloned();
 
     let guard_on_top = top.as_ref().is_some_and(|t| t.fstype == GUARD_FSTYPE);
-    if keeper.holds(&id) {
+    if let Some(kept) = keeper.open_kept(&id) {
+        let (root, entry) = kept.map_err(io_at(&keeper.keep_dir(&id)))?;
         // The keeper still holds this volume from an earlier run (the service was killed or
         // restarted): serve it again from there. A dead guard left on the mount point is replaced.
-        let dir = keeper.keep_dir(&id);
-        let (root, entry) = keeper
-            .run_inside({
-                let dir = dir.clone();
-                move || {
-                    let root = mountapi::open_dir(&dir)?;
-                    let t = MountTable::read_from(Path::new("/proc/thread-self/mountinfo"))?;
-                    let e = t
-                        .at(&dir)
-                        .cloned()
-                        .ok_or_else(|| io::Error::other("keeper mount vanished"))?;
-                    Ok((root, e))
-                }
-            })
-            .map_err(io_at(&dir))?;
         let info = info_from(&entry, &mp, BackingMode::Hidden, &table);
         let stale = mp.clone();
         return Ok(Prepared {
@@ -185,7 +171,7 @@ pub fn prepare(path: &Path, keeper: &Keeper) -> Result<Prepared, VolumeError> {
         return Err(VolumeError::OrphanGuard(mp));
     }
 
-    match table.at(&mp).cloned() {
+    match top {
         Some(entry) => {
             keeper.ensure().map_err(io_at(&keeper.ns_file()))?;
             let tree = mountapi::clone_tree(&mp).map_err(io_at(&mp))?;

@@ -9,12 +9,12 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use crate::mountapi;
-use crate::mountinfo::MountTable;
+use crate::mountinfo::{MountEntry, MountTable};
 
 #[derive(Debug, Clone)]
 pub struct Keeper {
@@ -108,17 +108,20 @@ impl Keeper {
         .map_err(|_| io::Error::other("keeper thread panicked"))?
     }
 
-    /// Is something mounted at `keep/<id>` inside the keeper?
-    pub fn holds(&self, id: &str) -> bool {
+    /// The volume kept at `keep/<id>`: None when the keeper does not hold it (or cannot be
+    /// entered); otherwise its root directory and mount entry, or why it could not be opened.
+    pub fn open_kept(&self, id: &str) -> Option<io::Result<(OwnedFd, MountEntry)>> {
         if !self.exists() {
-            return false;
+            return None;
         }
         let dir = self.keep_dir(id);
         self.run_inside(move || {
             let t = MountTable::read_from(Path::new("/proc/thread-self/mountinfo"))?;
-            Ok(t.at(&dir).is_some())
+            Ok(t.at(&dir)
+                .cloned()
+                .map(|entry| mountapi::open_dir(&dir).map(|root| (root, entry))))
         })
-        .unwrap_or(false)
+        .unwrap_or(None)
     }
 
     /// Remove the pin and the private runtime mount (when nothing is kept any more).
