@@ -115,11 +115,6 @@ fn main() {
     );
     let native = Sandbox::new_in(&base, &exe, 3072).expect("native volume");
     let mut guarded = Sandbox::new_in(&base, &exe, 3072).expect("guarded volume");
-    fs::write(
-        guarded.path().join("imageguard.toml"),
-        imageguard::config::DEFAULT_TOML,
-    )
-    .unwrap();
     guarded.start_service().expect("service");
     ig(&guarded, &["protect", &guarded.mnt.to_string_lossy()]);
     ig(

@@ -33,7 +33,8 @@ fn run(cmd: &mut Command) -> Result<String> {
 }
 
 impl Sandbox {
-    /// Create an ext4 image of `size_mib`, attach it to a loop device and mount it at `DIR/mnt`.
+    /// Create an ext4 image of `size_mib`, attach it to a loop device and mount it at `DIR/mnt`;
+    /// the sandbox's configuration file starts as the default one.
     pub fn new(exe: &Path, size_mib: u64) -> Result<Sandbox> {
         Self::new_in(&std::env::temp_dir(), exe, size_mib)
     }
@@ -51,6 +52,10 @@ impl Sandbox {
         let mnt = dir.path().join("mnt");
         std::fs::create_dir_all(&mnt)?;
         std::fs::create_dir_all(dir.path().join("state"))?;
+        std::fs::write(
+            dir.path().join("imageguard.toml"),
+            crate::config::DEFAULT_TOML,
+        )?;
         std::fs::File::create(&image)?.set_len(size_mib << 20)?;
         let mut sb = Sandbox {
             dir,

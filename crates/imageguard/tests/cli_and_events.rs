@@ -12,11 +12,6 @@ use common::*;
 fn status_events_certified_and_journal() {
     assert_eq!(unsafe { libc::geteuid() }, 0, "run as root");
     let mut sb = imageguard::sandbox::Sandbox::new(&exe(), 64).unwrap();
-    std::fs::write(
-        sb.path().join("imageguard.toml"),
-        imageguard::config::DEFAULT_TOML,
-    )
-    .unwrap();
     // Exit code 3 while the service is down.
     assert_eq!(sb.imageguard(&["status"]).unwrap().status.code(), Some(3));
     let journal = UnixDatagram::bind(sb.path().join("journal.sock")).unwrap();

@@ -94,11 +94,6 @@ fn sigkill_fails_closed_and_a_restarted_service_recovers() {
 fn descriptors_opened_before_protection_cannot_modify() {
     let sb = imageguard::sandbox::Sandbox::new(&exe(), 64).unwrap();
     let mut sb = sb;
-    std::fs::write(
-        sb.path().join("imageguard.toml"),
-        imageguard::config::DEFAULT_TOML,
-    )
-    .unwrap();
     write_pattern(&sb.mnt.join("old.mrimg"), 4096, 2);
     // A process holds the volume's directory open (its cwd) from before protection.
     let holder = clean(&mut Command::new("/bin/sh"))

@@ -108,10 +108,6 @@ fn run_demo(keep: bool) -> Result<bool> {
     if keep {
         eprintln!("    (--keep: files stay in {})", sb.path().display());
     }
-    std::fs::write(
-        sb.path().join("imageguard.toml"),
-        crate::config::DEFAULT_TOML,
-    )?;
     let mnt = sb.mnt.clone();
     eprintln!(
         "    {} on {}",

@@ -22,11 +22,6 @@ pub fn protected(size_mib: u64) -> Sandbox {
         "the integration tests mount file systems and must run as root"
     );
     let mut sb = Sandbox::new(&exe(), size_mib).expect("sandbox");
-    std::fs::write(
-        sb.path().join("imageguard.toml"),
-        imageguard::config::DEFAULT_TOML,
-    )
-    .unwrap();
     sb.start_service().expect("service");
     let mnt = sb.mnt.to_string_lossy().to_string();
     let out = sb.imageguard(&["protect", &mnt]).unwrap();
