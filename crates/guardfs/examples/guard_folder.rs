@@ -44,6 +44,7 @@ fn main() -> std::io::Result<()> {
         threads: 4,
         passthrough: true,
         mount_attrs: 0,
+        cache_ttl: std::time::Duration::from_secs(1),
     };
     let g = mount_guard(root, &opts, shared.clone(), || Ok(()))?;
     eprintln!(

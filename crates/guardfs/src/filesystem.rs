@@ -32,7 +32,6 @@ use crate::walk::{self, entry_kind};
 
 /// How long the kernel may cache entries and attributes. Every change goes through the guard,
 /// so a second is only a bound on staleness in folder mode.
-const TTL: Duration = Duration::from_secs(1);
 
 /// State shared between the mounted filesystem and the service that reports on it.
 pub struct GuardShared {
@@ -79,6 +78,8 @@ pub struct GuardFs {
     dirs: HandleTable<OpenDir>,
     mount_point: PathBuf,
     want_passthrough: bool,
+    /// Validity of names and attributes in the kernel's caches.
+    ttl: Duration,
 }
 
 type Res<T> = Result<T, i32>;
@@ -213,6 +214,7 @@ impl GuardFs {
         root_fd: OwnedFd,
         mount_point: PathBuf,
         shared: Arc<GuardShared>,
+        ttl: Duration,
         want_passthrough: bool,
     ) -> io::Result<GuardFs> {
         let st = sys::fstat_fd(root_fd.as_fd())?;
@@ -223,6 +225,7 @@ impl GuardFs {
             dirs: HandleTable::default(),
             mount_point,
             want_passthrough,
+            ttl,
         })
     }
 
@@ -572,7 +575,9 @@ impl GuardFs {
 
     fn reply_entry(&self, parent: &Arc<Inode>, name: &OsStr, reply: ReplyEntry) {
         match self.lookup_inode(parent, name) {
-            Ok((inode, st)) => reply.entry(&TTL, &self.attr(&st), Generation(inode.generation)),
+            Ok((inode, st)) => {
+                reply.entry(&self.ttl, &self.attr(&st), Generation(inode.generation))
+            }
             Err(e) => reply.error(Errno::from_i32(e)),
         }
     }
@@ -774,7 +779,7 @@ impl Filesystem for GuardFs {
             .inode(ino)
             .and_then(|i| sys::fstat_fd(self.fd(&i)?.as_fd()).map_err(err));
         match r {
-            Ok(st) => reply.attr(&TTL, &self.attr(&st)),
+            Ok(st) => reply.attr(&self.ttl, &self.attr(&st)),
             Err(e) => reply.error(Errno::from_i32(e)),
         }
     }
@@ -810,7 +815,7 @@ impl Filesystem for GuardFs {
             .inode(ino)
             .and_then(|i| self.do_setattr(req, &i, change));
         match r {
-            Ok(st) => reply.attr(&TTL, &self.attr(&st)),
+            Ok(st) => reply.attr(&self.ttl, &self.attr(&st)),
             Err(e) => reply.error(Errno::from_i32(e)),
         }
     }
@@ -1092,7 +1097,7 @@ impl Filesystem for GuardFs {
                 let attr = self.attr(&st);
                 match backing {
                     Some(b) => reply.created_passthrough(
-                        &TTL,
+                        &self.ttl,
                         &attr,
                         Generation(inode.generation),
                         FileHandle(fh),
@@ -1100,7 +1105,7 @@ impl Filesystem for GuardFs {
                         &b,
                     ),
                     None => reply.created(
-                        &TTL,
+                        &self.ttl,
                         &attr,
                         Generation(inode.generation),
                         FileHandle(fh),

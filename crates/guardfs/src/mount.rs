@@ -41,6 +41,11 @@ pub struct GuardOptions {
     pub passthrough: bool,
     /// MOUNT_ATTR_* flags copied from the original mount (nosuid, nodev, noexec, ro).
     pub mount_attrs: libc::c_uint,
+    /// How long the kernel may trust names and attributes the guard returned. Long when the
+    /// guard is the only way to the backing (a hidden volume: nothing else can change it, and
+    /// the kernel updates its caches itself for changes made through the guard); short for a
+    /// folder, whose backing other mounts of the same file system can still change.
+    pub cache_ttl: Duration,
 }
 
 /// A mounted guard. Dropping it does not unmount (a service that dies must leave the mount in
@@ -102,6 +107,7 @@ pub fn mount_guard(
         root_fd,
         opts.mount_point.clone(),
         shared.clone(),
+        opts.cache_ttl,
         opts.passthrough,
     )?;
 

@@ -11,6 +11,10 @@
 //!
 //! Both volumes are loop devices over images in /dev/shm, caches are dropped before every
 //! measurement, and each figure is the median of five interleaved rounds.
+//!
+//! `-- --haltpoll NS` sets the guest's `guest_halt_poll_ns` (cpuidle-haltpoll, virtual machines)
+//! for the run and restores it afterwards: on a VM, waking an idle vCPU costs more than the FUSE
+//! request itself, and this shows how much of the guard's metadata cost is that.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -74,6 +78,34 @@ fn metadata(dir: &Path, ext: &str) -> Duration {
     e
 }
 
+const HALTPOLL: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_ns";
+
+/// Restores `guest_halt_poll_ns` when the run ends.
+struct HaltPoll(String);
+
+impl Drop for HaltPoll {
+    fn drop(&mut self) {
+        let _ = fs::write(HALTPOLL, &self.0);
+    }
+}
+
+fn haltpoll_from_args() -> Option<HaltPoll> {
+    let args: Vec<String> = std::env::args().collect();
+    let ns = args
+        .iter()
+        .position(|a| a == "--haltpoll")
+        .and_then(|i| args.get(i + 1))?;
+    let old = fs::read_to_string(HALTPOLL).unwrap_or_else(|e| {
+        panic!("--haltpoll needs the cpuidle-haltpoll driver ({HALTPOLL}: {e})")
+    });
+    fs::write(HALTPOLL, ns).expect("setting guest_halt_poll_ns");
+    eprintln!(
+        "guest_halt_poll_ns = {ns} for this run (was {})",
+        old.trim()
+    );
+    Some(HaltPoll(old.trim().to_string()))
+}
+
 fn ig(sb: &Sandbox, args: &[&str]) {
     let o = sb.imageguard(args).expect("imageguard");
     assert!(
@@ -102,6 +134,7 @@ fn main() {
         0,
         "the benchmark mounts file systems: run it as root"
     );
+    let _haltpoll = haltpoll_from_args();
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_imageguard"));
     // Images in RAM (/dev/shm) so the host disk's write-back noise does not swamp the ratios.
     let base = if Path::new("/dev/shm").is_dir() {

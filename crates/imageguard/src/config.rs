@@ -21,8 +21,8 @@ restic_repositories = true
 borg_repositories = true
 
 [guard]
-# Threads serving file-system requests per protected volume.
-threads = 4
+# Threads serving file-system requests per protected volume; 0 = one per CPU, at least 2.
+threads = 0
 # Hand data I/O of opened files to the kernel (FUSE passthrough) when it supports it.
 passthrough = true
 "#;
@@ -65,7 +65,18 @@ fn yes() -> bool {
     true
 }
 fn default_threads() -> usize {
-    4
+    0
+}
+
+impl GuardSection {
+    /// Threads to serve one volume: the configured number, or one per CPU (at least 2, since a
+    /// single thread also has to answer the kernel's asynchronous releases and forgets).
+    pub fn serving_threads(&self) -> usize {
+        if self.threads > 0 {
+            return self.threads;
+        }
+        std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 16))
+    }
 }
 
 impl Default for Protection {

@@ -5,6 +5,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use imageguard_guardfs::{
@@ -17,6 +18,11 @@ use imageguard_volume::{BackingMode, VolumeError};
 
 use super::report::VolumeReport;
 use crate::config::Config;
+
+/// Kernel cache validity when the guard is the only way to the backing file system.
+const HIDDEN_CACHE_TTL: Duration = Duration::from_secs(3600);
+/// ... and for a protected folder, whose file system stays reachable by other paths.
+const FOLDER_CACHE_TTL: Duration = Duration::from_secs(1);
 
 pub struct ProtectedVolume {
     pub info: VolumeInfo,
@@ -67,9 +73,14 @@ pub fn protect(
     *shared.linked_backups.lock() = found.linked_backups;
     let opts = GuardOptions {
         mount_point: b.info.mount_point.clone(),
-        threads: config.guard.threads,
+        threads: config.guard.serving_threads(),
         passthrough: config.guard.passthrough,
         mount_attrs: b.info.mount_attrs,
+        cache_ttl: if b.info.mode == BackingMode::Hidden {
+            HIDDEN_CACHE_TTL
+        } else {
+            FOLDER_CACHE_TTL
+        },
     };
     let mut writers = false;
     let mut detached = false;
