@@ -30,9 +30,6 @@ use crate::inode_store::{Inode, InodeFd, InodeStore, ROOT_ID};
 use crate::sys::{self, Stat};
 use crate::walk::{self, entry_kind};
 
-/// How long the kernel may cache entries and attributes. Every change goes through the guard,
-/// so a second is only a bound on staleness in folder mode.
-
 /// State shared between the mounted filesystem and the service that reports on it.
 pub struct GuardShared {
     pub gate: Arc<Gate>,
