@@ -5,40 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use common::*;
-
-fn restic(sb: &imageguard::sandbox::Sandbox, repo: &Path, args: &[&str]) -> Output {
-    clean(Command::new("restic").args(args))
-        .env("RESTIC_PASSWORD", "test")
-        .env("RESTIC_REPOSITORY", repo)
-        .env("RESTIC_CACHE_DIR", sb.path().join("restic-cache"))
-        .output()
-        .expect("restic (install the restic package)")
-}
-
-fn borg(sb: &imageguard::sandbox::Sandbox, args: &[&str]) -> Output {
-    clean(Command::new("borg").args(args))
-        .env("BORG_BASE_DIR", sb.path().join("borg-home"))
-        .env("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes")
-        .env("BORG_RELOCATED_REPO_ACCESS_IS_OK", "yes")
-        .output()
-        .expect("borg (install the borgbackup package)")
-}
-
-fn source_tree(sb: &imageguard::sandbox::Sandbox, generation: u32) -> std::path::PathBuf {
-    let src = sb.path().join("source");
-    std::fs::create_dir_all(&src).unwrap();
-    for i in 0..30 {
-        write_pattern(
-            &src.join(format!("file-{i}.dat")),
-            20_000 + i * 997,
-            (i as u32 + generation) as u8,
-        );
-    }
-    src
-}
 
 #[test]
 fn restic_certified_works_and_uncertified_cannot_prune() {

@@ -1,0 +1,39 @@
+//! The attack suite: one guarded loop-mounted ext4 volume holding a real restic repository, a
+//! real borg repository, `*.mrimg` images and 10 000 small backups, attacked by uncertified
+//! processes (root included) with every technique below. Prints a table (technique, expected,
+//! observed, backups) and fails when a technique is not stopped as expected or any backup byte
+//! changed; then `restic check --read-data` and `borg check` must pass.
+//!
+//! Run (as root): `cargo test --release --test attacks`. What a FUSE guard cannot stop is in
+//! SECURITY.md, with the mitigation the product applies; those techniques are tested there too.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod attacker;
+mod suite;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--attack") {
+        match attacker::run(&args[2..]) {
+            Ok(()) => println!("ok"),
+            Err(e) => println!("errno {e}"),
+        }
+        return;
+    }
+    // `cargo test -- --list`, or a filter that does not name this suite.
+    if args.iter().any(|a| a == "--list")
+        || args
+            .iter()
+            .skip(1)
+            .any(|a| !a.starts_with('-') && !"attacks".contains(a.as_str()))
+    {
+        return;
+    }
+    let failures = suite::run();
+    if failures > 0 {
+        eprintln!("attack suite: {failures} failure(s)");
+        std::process::exit(1);
+    }
+}
