@@ -164,6 +164,21 @@ impl EventDb {
     }
 
     /// Is the file this connection writes to still the one at `path`, and readable?
+    /// A cheap check, made after every batch, that what was just written can be read back: the
+    /// database and its write-ahead log still exist and the database still starts with SQLite's
+    /// header (someone may have deleted or overwritten them under the open connection).
+    pub fn intact(&self) -> bool {
+        use std::io::Read;
+        let mut head = [0u8; 16];
+        let header = std::fs::File::open(&self.path)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .is_ok()
+            && &head == b"SQLite format 3\0";
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        header && std::path::Path::new(&wal).exists()
+    }
+
     pub fn healthy(&self) -> bool {
         self.path.exists()
             && self

@@ -130,8 +130,9 @@ fn writer_loop(inner: Arc<Inner>, mut db: EventDb, mut journal: Journal) {
                 if let Err(e) = db.insert(&batch) {
                     log::error!("{e}; {} events not stored", batch.len());
                 }
-            } else if !db.path().exists() {
-                // Deleted under us: what we just wrote went to an unlinked file.
+            } else if !db.intact() {
+                // Deleted or overwritten under us: what we just wrote went to an unlinked or
+                // damaged file; write the batch again into a sound one.
                 db = reopen(db.path().to_path_buf(), db);
                 let _ = db.insert(&batch);
             }
@@ -219,6 +220,7 @@ mod tests {
             .unwrap();
         assert!(rows.iter().any(|r| r.id == 200), "{rows:?}");
         std::fs::write(&db, vec![0x55u8; 8192]).unwrap();
+        let _ = std::fs::remove_file(d.path().join("events.db-wal"));
         log.emit(Event::new(EventKind::ServiceStarted).with_detail("after corruption"));
         log.flush();
         log.emit(Event::new(EventKind::ServiceStarted).with_detail("after corruption 2"));

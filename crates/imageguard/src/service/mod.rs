@@ -138,6 +138,7 @@ pub fn run(paths: PathArgs) -> Result<()> {
     state = service.inner.lock().state.clone();
     state.save(&paths.service_state())?;
     server::serve(&paths.socket(), service.clone())?;
+    watch_guards(service.clone())?;
     eprintln!(
         "imageguard: service running (pid {}), {} volume(s) protected, control socket {}",
         std::process::id(),
@@ -149,6 +150,23 @@ pub fn run(paths: PathArgs) -> Result<()> {
     eprintln!("imageguard: signal {sig}: giving protected volumes back and stopping");
     service.shutdown();
     let _ = std::fs::remove_file(paths.socket());
+    Ok(())
+}
+
+/// How often the service looks for guards that stopped without being told to.
+const GUARD_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Start the watchdog: a guard whose session ended while the service did not end it (someone
+/// unmounted it in the host namespace, or its FUSE connection was aborted, by an administrator
+/// or by the kernel's request timeout) is reported (510) and mounted again from the keeper.
+fn watch_guards(service: Arc<Service>) -> Result<()> {
+    std::thread::Builder::new()
+        .name("guard watchdog".into())
+        .spawn(move || loop {
+            std::thread::sleep(GUARD_WATCH_INTERVAL);
+            service.heal_stopped_guards();
+        })
+        .context("starting the guard watchdog")?;
     Ok(())
 }
 
@@ -228,6 +246,39 @@ impl Service {
                         .with_detail(format!("{e:#}")),
                 );
                 Err(e)
+            }
+        }
+    }
+
+    /// Re-mount every guard whose session ended behind the service's back.
+    fn heal_stopped_guards(&self) {
+        let stopped: Vec<ProtectedVolume> = {
+            let mut inner = self.inner.lock();
+            let gone: Vec<PathBuf> = inner
+                .volumes
+                .iter()
+                .filter(|(_, v)| !v.guard.is_running())
+                .map(|(mp, _)| mp.clone())
+                .collect();
+            gone.iter()
+                .filter_map(|mp| inner.volumes.remove(mp))
+                .collect()
+        };
+        for old in stopped {
+            let mp = old.info.mount_point.clone();
+            self.emit(
+                Event::new(EventKind::ErrorProtectingVolume)
+                    .with_volume(volume_ref(&old.info))
+                    .with_error(libc::ENOTCONN)
+                    .with_detail(
+                        "the guard was unmounted or its connection aborted; mounting it again",
+                    ),
+            );
+            log::warn!("guard on {} stopped; mounting it again", mp.display());
+            // Dropping the old guard leaves its (dead) mount alone; protecting again replaces it.
+            drop(old);
+            if let Err(e) = self.protect_now(&mp, false) {
+                eprintln!("imageguard: {e:#}");
             }
         }
     }
