@@ -105,6 +105,22 @@ fn mount_attrs(e: &MountEntry) -> u32 {
     a
 }
 
+/// Mounts of the device `device_number` (major:minor) in `table` that are neither a guard nor
+/// one of `known` (the other mounts it already had when it was protected): someone mounted the
+/// protected volume again behind the guard.
+pub fn foreign_mounts(table: &MountTable, device_number: &str, known: &[PathBuf]) -> Vec<PathBuf> {
+    table
+        .entries
+        .iter()
+        .filter(|e| {
+            e.device_number() == device_number
+                && e.fstype != GUARD_FSTYPE
+                && !known.contains(&e.mount_point)
+        })
+        .map(|e| e.mount_point.clone())
+        .collect()
+}
+
 fn info_from(
     e: &MountEntry,
     mount_point: &Path,
@@ -230,4 +246,29 @@ pub fn restore(id: &str, mount_point: &Path, keeper: &Keeper) -> io::Result<()> 
         let _ = std::fs::remove_dir(&dir);
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mountinfo::parse;
+
+    #[test]
+    fn foreign_mounts_are_other_mounts_of_the_device_that_are_not_guards_or_known() {
+        let table = MountTable {
+            entries: parse(
+                "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
+                 61 22 0:50 / /mnt/backup rw - fuse.imageguard imageguard rw\n\
+                 62 22 7:3 / /srv/old rw - ext4 /dev/loop3 rw\n\
+                 63 22 7:3 /sub /tmp/evil rw - ext4 /dev/loop3 rw\n\
+                 64 22 7:4 / /mnt/other rw - ext4 /dev/loop4 rw\n",
+            ),
+        };
+        let known = vec![PathBuf::from("/srv/old")];
+        assert_eq!(
+            foreign_mounts(&table, "7:3", &known),
+            vec![PathBuf::from("/tmp/evil")]
+        );
+        assert!(foreign_mounts(&table, "7:9", &known).is_empty());
+    }
 }

@@ -165,6 +165,7 @@ fn watch_guards(service: Arc<Service>) -> Result<()> {
         .spawn(move || loop {
             std::thread::sleep(GUARD_WATCH_INTERVAL);
             service.heal_stopped_guards();
+            service.detach_foreign_mounts();
         })
         .context("starting the guard watchdog")?;
     Ok(())
@@ -279,6 +280,51 @@ impl Service {
             drop(old);
             if let Err(e) = self.protect_now(&mp, false) {
                 eprintln!("imageguard: {e:#}");
+            }
+        }
+    }
+
+    /// A hidden volume mounted again in the host namespace (root can mount the device a second
+    /// time and get the same, writable, file system) is detached at once and reported (510).
+    fn detach_foreign_mounts(&self) {
+        // Under the lock, so that a volume being given back (its mount restored to the host) is
+        // never mistaken for a foreign mount.
+        let inner = self.inner.lock();
+        let watched: Vec<&imageguard_volume::backing::VolumeInfo> = inner
+            .volumes
+            .values()
+            .filter(|v| v.info.mode == imageguard_volume::BackingMode::Hidden)
+            .map(|v| &v.info)
+            .collect();
+        if watched.is_empty() {
+            return;
+        }
+        let Ok(table) = imageguard_volume::MountTable::read() else {
+            return;
+        };
+        for info in watched {
+            let known = &info.also_mounted_at;
+            for mp in imageguard_volume::backing::foreign_mounts(&table, &info.device_number, known)
+            {
+                let result = imageguard_volume::mountapi::detach(&mp);
+                let detail = match &result {
+                    Ok(()) => format!(
+                        "the protected device was mounted again at {} behind the guard: detached",
+                        mp.display()
+                    ),
+                    Err(e) => format!(
+                        "the protected device was mounted again at {} behind the guard; \
+                         detaching it failed: {e}",
+                        mp.display()
+                    ),
+                };
+                log::warn!("{detail}");
+                self.emit(
+                    Event::new(EventKind::ErrorProtectingVolume)
+                        .with_volume(volume_ref(info))
+                        .with_error(libc::EBUSY)
+                        .with_detail(detail),
+                );
             }
         }
     }

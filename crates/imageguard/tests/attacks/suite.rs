@@ -674,6 +674,41 @@ fn paths_mounts_and_users(cx: &mut Ctx) {
         o,
     );
     let _ = sh(&format!("umount {}", bind.display()));
+    // Mounting the protected device a second time (root gets the same, writable, file system):
+    // out of a FUSE guard's reach to prevent, so the service detaches it at once and logs 510.
+    let second = cx.outside.join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    let dev = cx.sb.loop_device.clone().expect("loop device");
+    let mounted = sh(&format!("mount {dev} {}", second.display()));
+    let t0 = Instant::now();
+    let is_mounted = || {
+        imageguard_volume::MountTable::read()
+            .map(|t| t.at(&second).is_some())
+            .unwrap_or(false)
+    };
+    while is_mounted() && t0.elapsed() < std::time::Duration::from_secs(3) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let after = t0.elapsed();
+    let logged = events(&cx.sb)
+        .iter()
+        .any(|e| e.id == 510 && e.message.contains("mounted again"));
+    let observed = if !mounted.status.success() {
+        "mount refused".to_string()
+    } else if is_mounted() {
+        "still mounted after 3 s".to_string()
+    } else {
+        format!(
+            "detached{} after {} ms",
+            if logged { ", 510 logged" } else { "" },
+            after.as_millis()
+        )
+    };
+    cx.record(
+        "mount the protected block device a second time (limit)",
+        &["detached, 510 logged*", "mount refused"],
+        Outcome::Note(observed),
+    );
     // Another mount namespace: unmounting the guard there shows an empty folder.
     let out = sh(&format!(
         "unshare -m --propagation private sh -c 'umount -l {m} && ls -A {m} | wc -l && \
