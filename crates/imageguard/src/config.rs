@@ -25,6 +25,10 @@ borg_repositories = true
 threads = 0
 # Hand data I/O of opened files to the kernel (FUSE passthrough) when it supports it.
 passthrough = true
+# When the service is stopped (SIGSTOP, a debugger) this many seconds, its sentinel aborts the
+# guards' connections: waiting callers get ENOTCONN instead of hanging, nothing gets through,
+# and the guards are mounted again when the service runs. 0 = let callers wait indefinitely.
+stopped_timeout = 10
 "#;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +60,9 @@ pub struct GuardSection {
     pub threads: usize,
     #[serde(default = "yes")]
     pub passthrough: bool,
+    /// Seconds the service may be stopped before its sentinel aborts the guards (0 = never).
+    #[serde(default = "default_stopped_timeout")]
+    pub stopped_timeout: u64,
 }
 
 fn default_patterns() -> Vec<String> {
@@ -63,6 +70,9 @@ fn default_patterns() -> Vec<String> {
 }
 fn yes() -> bool {
     true
+}
+fn default_stopped_timeout() -> u64 {
+    10
 }
 fn default_threads() -> usize {
     0
@@ -95,6 +105,7 @@ impl Default for GuardSection {
         GuardSection {
             threads: default_threads(),
             passthrough: true,
+            stopped_timeout: default_stopped_timeout(),
         }
     }
 }

@@ -45,6 +45,17 @@ fn main() {
         }
         Command::Demo { keep } => demo::demo(*keep),
         Command::DemoWriter { dir } => demo::writer(dir),
+        Command::Sentinel {
+            pid,
+            state_file,
+            runtime_dir,
+            after_ms,
+        } => imageguard::service::sentinel::run(
+            *pid,
+            state_file,
+            runtime_dir,
+            std::time::Duration::from_millis(*after_ms),
+        ),
     };
     std::process::exit(code);
 }

@@ -47,6 +47,23 @@ fn signal(pid: u32, sig: i32) {
     assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0, "kill {sig}");
 }
 
+/// Stop the service and wait until every one of its threads has stopped (a group stop takes
+/// effect thread by thread).
+fn stop_service(pid: u32) {
+    signal(pid, libc::SIGSTOP);
+    wait_until("the service to stop", Duration::from_secs(10), || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+            .all(|t| {
+                std::fs::read_to_string(t.path().join("stat"))
+                    .ok()
+                    .and_then(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()))
+                    == Some('T')
+            })
+    });
+}
+
 /// The guard stopped: callers wait (they are never let through); an administrator (or the
 /// kernel's request timeout, `fs.fuse.default_request_timeout`) aborting the connection answers
 /// them with ENOTCONN; when the guard runs again its watchdog mounts a fresh guard.
@@ -59,7 +76,7 @@ fn a_stopped_guard_blocks_callers_until_aborted_then_heals() {
     let conn = connection_dir(&sb.mnt);
     let pid = sb.service_pid().unwrap();
 
-    signal(pid, libc::SIGSTOP);
+    stop_service(pid);
     let t = f.display().to_string();
     let mut caller = clean(Command::new("sh").args(["-c", &format!("echo x >> {t}")]))
         .stderr(Stdio::piped())
@@ -73,7 +90,10 @@ fn a_stopped_guard_blocks_callers_until_aborted_then_heals() {
     let status = caller.wait().unwrap();
     let mut err = String::new();
     std::io::Read::read_to_string(caller.stderr.as_mut().unwrap(), &mut err).unwrap();
-    assert!(still_waiting, "a caller got an answer from a stopped guard");
+    assert!(
+        still_waiting,
+        "a caller got an answer from a stopped guard: {status:?} {err}"
+    );
     assert!(
         !status.success(),
         "write through an aborted guard succeeded"
@@ -97,6 +117,69 @@ fn a_stopped_guard_blocks_callers_until_aborted_then_heals() {
     assert!(events(&sb)
         .iter()
         .any(|e| e.id == 510 && e.message.contains("mounting it again")));
+}
+
+/// The guard stopped longer than `stopped_timeout`: its sentinel aborts the connection by
+/// itself, so callers are answered (ENOTCONN) instead of hanging, and the guard heals on SIGCONT.
+#[test]
+fn the_sentinel_answers_callers_of_a_stopped_guard() {
+    let mut sb = imageguard::sandbox::Sandbox::new(&exe(), 64).unwrap();
+    let f = sb.mnt.join("nightly.mrimg");
+    write_pattern(&f, 1 << 16, 4);
+    let cfg = sb.path().join("imageguard.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("stopped_timeout = 10", "stopped_timeout = 2");
+    std::fs::write(&cfg, text).unwrap();
+    sb.start_service().unwrap();
+    assert_ok(
+        "protect",
+        &sb.imageguard(&["protect", &sb.mnt.to_string_lossy()])
+            .unwrap(),
+    );
+    let before = hashes(&sb.mnt);
+    let pid = sb.service_pid().unwrap();
+    stop_service(pid);
+    let t = f.display().to_string();
+    let t0 = Instant::now();
+    let mut caller = clean(Command::new("sh").args(["-c", &format!("echo x >> {t}")]))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let waiting_at_1s = caller.try_wait().unwrap().is_none();
+    let mut answered = None;
+    while t0.elapsed() < Duration::from_secs(8) {
+        if let Some(st) = caller.try_wait().unwrap() {
+            answered = Some((st, t0.elapsed()));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(pid, libc::SIGCONT);
+    let (status, after) = answered.expect("the caller of a stopped guard was never answered");
+    let mut err = String::new();
+    std::io::Read::read_to_string(caller.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(
+        waiting_at_1s,
+        "answered after {after:?}, before the stopped timeout: {status:?} {err}"
+    );
+    assert!(!status.success(), "the write went through");
+    // A call waiting when the connection is aborted gets ECONNABORTED; later ones ENOTCONN.
+    assert!(
+        err.contains("Software caused connection abort")
+            || err.contains("Transport endpoint is not connected"),
+        "{err}"
+    );
+    assert!(after >= Duration::from_secs(2), "{after:?}");
+    eprintln!("caller answered after {after:?}");
+    wait_until(
+        "the guard to be mounted again",
+        Duration::from_secs(10),
+        || sh(&format!("cat {t} > /dev/null")).status.success(),
+    );
+    assert_eperm("write after healing", &sh(&format!("echo x >> {t}")));
+    assert_eq!(hashes(&sb.mnt), before);
 }
 
 /// `umount -l` of the guard in the host namespace: the mount point shows an empty folder, and

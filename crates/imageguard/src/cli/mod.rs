@@ -97,6 +97,18 @@ pub enum Command {
     /// Internal: the demo's stand-in backup program.
     #[command(hide = true)]
     DemoWriter { dir: PathBuf },
+    /// Internal: the service's sentinel (aborts the guards of a stopped service).
+    #[command(hide = true)]
+    Sentinel {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long)]
+        state_file: PathBuf,
+        #[arg(long)]
+        runtime_dir: PathBuf,
+        #[arg(long)]
+        after_ms: u64,
+    },
 }
 
 use crate::control::client::{request, ClientError};

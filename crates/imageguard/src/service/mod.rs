@@ -6,6 +6,7 @@
 
 pub mod adapters;
 pub mod report;
+pub mod sentinel;
 pub mod volumes;
 
 use std::collections::BTreeMap;
@@ -139,6 +140,22 @@ pub fn run(paths: PathArgs) -> Result<()> {
     state.save(&paths.service_state())?;
     server::serve(&paths.socket(), service.clone())?;
     watch_guards(service.clone())?;
+    let timeout = service.config.guard.stopped_timeout;
+    let sentinel = if timeout > 0 {
+        match sentinel::spawn(
+            &paths.service_state(),
+            &paths.runtime_dir,
+            std::time::Duration::from_secs(timeout),
+        ) {
+            Ok(child) => Some(child),
+            Err(e) => {
+                eprintln!("imageguard: no sentinel ({e}): callers of a stopped service will wait");
+                None
+            }
+        }
+    } else {
+        None
+    };
     eprintln!(
         "imageguard: service running (pid {}), {} volume(s) protected, control socket {}",
         std::process::id(),
@@ -149,6 +166,10 @@ pub fn run(paths: PathArgs) -> Result<()> {
     unsafe { libc::sigwait(&signals, &mut sig) };
     eprintln!("imageguard: signal {sig}: giving protected volumes back and stopping");
     service.shutdown();
+    if let Some(mut s) = sentinel {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
     let _ = std::fs::remove_file(paths.socket());
     Ok(())
 }
