@@ -78,21 +78,36 @@ pub fn cwd(pid: u32) -> io::Result<PathBuf> {
     fs::read_link(proc_path(pid, "cwd"))
 }
 
-/// Start time in clock ticks since boot (field 22 of `/proc/PID/stat`); with the pid it names a
-/// process uniquely.
-pub fn start_time(pid: u32) -> io::Result<u64> {
+/// The fields of `/proc/PID/stat` from field 3 (state) on. The command name (field 2) may hold
+/// spaces and parentheses, so the fields resume after the last ')'.
+fn stat_fields(pid: u32) -> io::Result<Vec<String>> {
     let stat = fs::read(proc_path(pid, "stat"))?;
-    // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
     let close = stat
         .iter()
         .rposition(|&b| b == b')')
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc stat"))?;
-    let rest = String::from_utf8_lossy(&stat[close + 1..]);
-    // rest starts at field 3 (state); starttime is field 22.
-    rest.split_whitespace()
-        .nth(19)
+    Ok(String::from_utf8_lossy(&stat[close + 1..])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect())
+}
+
+/// Start time in clock ticks since boot (field 22 of `/proc/PID/stat`); with the pid it names a
+/// process uniquely.
+pub fn start_time(pid: u32) -> io::Result<u64> {
+    stat_fields(pid)?
+        .get(19)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no starttime in /proc stat"))
+}
+
+/// Scheduling state (field 3 of `/proc/PID/stat`): 'R', 'S', 'D', 'T' (stopped), 't' (stopped
+/// by a tracer)... A thread id works as well as a process id.
+pub fn state(pid: u32) -> io::Result<char> {
+    stat_fields(pid)?
+        .first()
+        .and_then(|s| s.chars().next())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no state in /proc stat"))
 }
 
 /// A numeric field of `/proc/PID/status` (`TracerPid`, `Tgid`...).

@@ -7,11 +7,6 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use imageguard_volume::MountTable;
-
-fn fstype_at(p: &std::path::Path) -> Option<String> {
-    MountTable::read().unwrap().at(p).map(|e| e.fstype.clone())
-}
 
 #[test]
 fn unmounting_the_guard_in_another_namespace_reveals_nothing() {

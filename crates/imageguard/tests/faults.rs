@@ -10,11 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn fstype_at(p: &std::path::Path) -> Option<String> {
-    let table = imageguard_volume::MountTable::read().ok()?;
-    table.at(p).map(|e| e.fstype.clone())
-}
-
 /// The FUSE connection directory of the guard mounted at `mnt` (named by its device number;
 /// present when the fusectl file system is mounted, as systemd does).
 fn connection_dir(mnt: &std::path::Path) -> std::path::PathBuf {
@@ -56,10 +51,8 @@ fn stop_service(pid: u32) {
             .unwrap()
             .flatten()
             .all(|t| {
-                std::fs::read_to_string(t.path().join("stat"))
-                    .ok()
-                    .and_then(|s| s.rfind(')').and_then(|i| s[i + 2..].chars().next()))
-                    == Some('T')
+                let tid = t.file_name().to_string_lossy().parse().unwrap_or(0);
+                imageguard_identity::procfs::state(tid).ok() == Some('T')
             })
     });
 }
@@ -215,16 +208,16 @@ fn sigkill_during_a_certified_write_fails_closed() {
     certify(&sb, &dd, true);
     let new = sb.mnt.join("new.mrimg");
     // A slow certified backup: 150 MiB through a pipe, so the kill lands mid-way.
-    let mut writer = output_fresh_spawn(
-        clean(&mut Command::new("sh"))
-            .arg("-c")
-            .arg(format!(
-                "head -c 157286400 /dev/urandom | {} of={} bs=64k status=none",
-                dd.display(),
-                new.display()
-            ))
-            .stderr(Stdio::piped()),
-    );
+    let mut writer = clean(&mut Command::new("sh"))
+        .arg("-c")
+        .arg(format!(
+            "head -c 157286400 /dev/urandom | {} of={} bs=64k status=none",
+            dd.display(),
+            new.display()
+        ))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("certified backup");
     wait_until("the backup to start", Duration::from_secs(10), || {
         std::fs::metadata(&new)
             .map(|m| m.len() > 0)
@@ -240,10 +233,6 @@ fn sigkill_during_a_certified_write_fails_closed() {
     assert_eq!(fstype_at(&sb.mnt).as_deref(), Some("fuse.imageguard"));
     assert_eq!(hashes(&sb.mnt).get(&old), before.get(&old));
     assert_eperm("write after recovery", &sh(&format!("echo x > {t}")));
-}
-
-fn output_fresh_spawn(cmd: &mut Command) -> std::process::Child {
-    cmd.spawn().expect("spawn")
 }
 
 /// A full backing volume: writers get ENOSPC (no hang, no EIO), the guard keeps answering, and

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use imageguard_identity::procfs;
 use imageguard_volume::backing::GUARD_FSTYPE;
 use imageguard_volume::MountTable;
 
@@ -49,28 +50,18 @@ pub fn spawn(state_file: &Path, runtime_dir: &Path, after: Duration) -> std::io:
     cmd.spawn()
 }
 
-/// State letter and start time of `pid` from /proc/PID/stat, or None once it is gone.
-fn proc_state(pid: u32) -> Option<(char, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
-    // Field 22 of stat is the start time; `rest` starts at field 3.
-    let start = fields.get(19)?.parse().ok()?;
-    Some((state, start))
-}
-
 /// The sentinel's loop (the hidden `imageguard sentinel` command); returns when the service is
 /// gone.
 pub fn run(pid: u32, state_file: &Path, runtime_dir: &Path, after: Duration) -> i32 {
-    let Some((_, started)) = proc_state(pid) else {
+    let Ok(started) = procfs::start_time(pid) else {
         return 0;
     };
     let mut stopped_since: Option<Instant> = None;
     let mut aborted = false;
     loop {
         std::thread::sleep(POLL);
-        let Some((state, start)) = proc_state(pid) else {
+        // Gone, or its pid reused: the service is not there any more.
+        let (Ok(state), Ok(start)) = (procfs::state(pid), procfs::start_time(pid)) else {
             return 0;
         };
         if start != started {

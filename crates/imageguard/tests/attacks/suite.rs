@@ -74,16 +74,21 @@ fn outcome_of_tool(o: &Output) -> Outcome {
     Outcome::Failed(err.lines().next().unwrap_or("").to_string())
 }
 
+/// An attacker's answer: `ok` or `errno N`.
+fn parse_answer(text: &str) -> Option<Outcome> {
+    if text == "ok" {
+        Some(Outcome::Succeeded)
+    } else {
+        let n = text.strip_prefix("errno ")?;
+        Some(Outcome::Errno(n.parse().unwrap_or(-1)))
+    }
+}
+
 fn outcome_of_attacker(o: &Output) -> Outcome {
     let out = String::from_utf8_lossy(&o.stdout);
     let last = out.lines().last().unwrap_or("");
-    if last == "ok" {
-        Outcome::Succeeded
-    } else if let Some(n) = last.strip_prefix("errno ") {
-        Outcome::Errno(n.parse().unwrap_or(-1))
-    } else {
-        Outcome::Failed(format!("attacker said {last:?}: {}", stderr(o)))
-    }
+    parse_answer(last)
+        .unwrap_or_else(|| Outcome::Failed(format!("attacker said {last:?}: {}", stderr(o))))
 }
 
 struct Row {
@@ -288,15 +293,9 @@ impl Holder {
         for line in self.out.lines().map_while(Result::ok) {
             let mut parts = line.splitn(2, ' ');
             let name = parts.next().unwrap_or("").to_string();
-            let rest = parts.next().unwrap_or("");
-            let o = if rest == "ok" {
-                Outcome::Succeeded
-            } else if let Some(n) = rest.strip_prefix("errno ") {
-                Outcome::Errno(n.parse().unwrap_or(-1))
-            } else {
-                continue;
-            };
-            steps.push((name, o));
+            if let Some(o) = parse_answer(parts.next().unwrap_or("")) {
+                steps.push((name, o));
+            }
         }
         let _ = self.child.wait();
         steps

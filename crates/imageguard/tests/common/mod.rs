@@ -192,3 +192,11 @@ pub fn source_tree(sb: &imageguard::sandbox::Sandbox, generation: u32) -> std::p
     }
     src
 }
+
+/// The file-system type mounted at `p`, if `p` is a mount point.
+pub fn fstype_at(p: &std::path::Path) -> Option<String> {
+    imageguard_volume::MountTable::read()
+        .unwrap()
+        .at(p)
+        .map(|e| e.fstype.clone())
+}
