@@ -75,7 +75,7 @@ pub struct GuardFs {
     dirs: HandleTable<OpenDir>,
     mount_point: PathBuf,
     want_passthrough: bool,
-    /// Validity of names and attributes in the kernel's caches.
+    /// Validity of names in the kernel's caches (attributes: see [`GuardFs::attr_ttl`]).
     ttl: Duration,
 }
 
@@ -206,7 +206,18 @@ fn cname(name: &OsStr) -> Res<std::ffi::CString> {
     sys::cstr(name).map_err(err)
 }
 
+/// Longest validity of attributes in the kernel's caches: a certified writer can change a file's
+/// times through a shared mapping of its backing file without the kernel's FUSE inode hearing of
+/// it, so attributes are re-read after a second even where names are cached for long. (The
+/// reply to a create carries one validity for both; a new file is empty, and the resize a
+/// mapping needs goes through setattr, whose reply is short-lived again.)
+const MAX_ATTR_TTL: Duration = Duration::from_secs(1);
+
 impl GuardFs {
+    fn attr_ttl(&self) -> Duration {
+        self.ttl.min(MAX_ATTR_TTL)
+    }
+
     pub fn new(
         root_fd: OwnedFd,
         mount_point: PathBuf,
@@ -572,9 +583,12 @@ impl GuardFs {
 
     fn reply_entry(&self, parent: &Arc<Inode>, name: &OsStr, reply: ReplyEntry) {
         match self.lookup_inode(parent, name) {
-            Ok((inode, st)) => {
-                reply.entry(&self.ttl, &self.attr(&st), Generation(inode.generation))
-            }
+            Ok((inode, st)) => reply.entry_with_ttls(
+                &self.attr_ttl(),
+                &self.ttl,
+                &self.attr(&st),
+                Generation(inode.generation),
+            ),
             Err(e) => reply.error(Errno::from_i32(e)),
         }
     }
@@ -776,7 +790,7 @@ impl Filesystem for GuardFs {
             .inode(ino)
             .and_then(|i| sys::fstat_fd(self.fd(&i)?.as_fd()).map_err(err));
         match r {
-            Ok(st) => reply.attr(&self.ttl, &self.attr(&st)),
+            Ok(st) => reply.attr(&self.attr_ttl(), &self.attr(&st)),
             Err(e) => reply.error(Errno::from_i32(e)),
         }
     }
@@ -812,7 +826,7 @@ impl Filesystem for GuardFs {
             .inode(ino)
             .and_then(|i| self.do_setattr(req, &i, change));
         match r {
-            Ok(st) => reply.attr(&self.ttl, &self.attr(&st)),
+            Ok(st) => reply.attr(&self.attr_ttl(), &self.attr(&st)),
             Err(e) => reply.error(Errno::from_i32(e)),
         }
     }

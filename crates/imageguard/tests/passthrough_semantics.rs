@@ -172,12 +172,37 @@ fn certified_process_may_mmap_write_a_backup() {
     std::fs::copy("/usr/bin/python3", &py).unwrap();
     certify(&sb, &py, true);
     let script = format!(
-        "import mmap, os; fd=os.open('{}', os.O_RDWR); m=mmap.mmap(fd, 8192); m[0:5]=b'HELLO'; m.flush(); m.close(); os.close(fd)",
+        "import mmap, os, time; fd=os.open('{0}', os.O_RDWR); m=mmap.mmap(fd, 8192); os.stat('{0}'); time.sleep(0.05); m[0:5]=b'HELLO'; m.flush(); m.close(); os.close(fd)",
         f.display()
     );
+    // A write through a mapping reaches the backing file without the kernel's FUSE inode
+    // hearing of it: the new modification time shows once cached attributes expire (1 s), even
+    // on a hidden volume whose names are cached for long.
+    // stat(2), as most programs call it (std's metadata asks statx for the birth time too, which
+    // always goes to the file system and so cannot show a stale cache).
+    let mtime = |p: &std::path::Path| -> (i64, i64) {
+        let c = std::ffi::CString::new(p.to_string_lossy().as_bytes()).unwrap();
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::stat(c.as_ptr(), &mut st) }, 0);
+        (st.st_mtime, st.st_mtime_nsec)
+    };
+    let mtime_before = mtime(&f);
+    std::thread::sleep(std::time::Duration::from_millis(50));
     assert_ok(
         "certified mmap write",
         &output_fresh(clean(Command::new(&py).arg("-c").arg(&script))),
+    );
+    // (No read in between: reading invalidates the cached access time, and with it the rest.)
+    let t0 = std::time::Instant::now();
+    let mut mtime_after = mtime_before;
+    while mtime_after <= mtime_before && t0.elapsed() < std::time::Duration::from_secs(3) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        mtime_after = mtime(&f);
+    }
+    assert!(
+        mtime_after > mtime_before && t0.elapsed() < std::time::Duration::from_millis(1500),
+        "mtime after a mapped write: {mtime_after:?} (after {:?}), before: {mtime_before:?}",
+        t0.elapsed()
     );
     assert_eq!(&std::fs::read(&f).unwrap()[..5], b"HELLO");
     let out = clean(Command::new("python3").arg("-c").arg(&script))
