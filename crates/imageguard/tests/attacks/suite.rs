@@ -214,13 +214,14 @@ fn first_file_under(dir: &Path) -> PathBuf {
 /// 10 000 small backups, a restic and a borg repository.
 fn populate(sb: &Sandbox) {
     let m = &sb.mnt;
-    for d in ["images", "world", "storm", "scratch", "other"] {
+    for d in ["images", "world", "storm", "scratch", "other", "top/nested"] {
         std::fs::create_dir_all(m.join(d)).unwrap();
     }
     write_pattern(&m.join("images/disk-1.mrimg"), 2 << 20, 1);
     write_pattern(&m.join("images/disk-2.mrimg"), 1 << 20, 2);
     write_pattern(&m.join("images/db.mrbak"), 300_000, 3);
     write_pattern(&m.join("notes.txt"), 1000, 4);
+    write_pattern(&m.join("top/nested/deep.mrimg"), 50_000, 6);
     assert_ok(
         "tag",
         &sh(&format!(
@@ -849,6 +850,22 @@ fn folders_and_storms(cx: &mut Ctx) {
         "mv the folder holding backups",
         &["EPERM"],
         cx.shell(&format!("mv {m}/images {m}/moved")),
+    );
+    // The repositories' own folder tree: a grandparent of every pack.
+    cx.record(
+        "mv a folder whose sub-folders hold backups",
+        &["EPERM"],
+        cx.shell(&format!("mv {m}/restic-repo/data {m}/data-moved")),
+    );
+    cx.record(
+        "mv a grandparent folder of an image",
+        &["EPERM"],
+        cx.shell(&format!("mv {m}/top {m}/top-moved")),
+    );
+    cx.record(
+        "mv the borg repository folder",
+        &["EPERM"],
+        cx.shell(&format!("mv {m}/borg-repo {m}/borg-moved")),
     );
     let o = cx.attack(&["rmdir", &Ctx::s(&cx.path("restic-repo/data"))]);
     cx.record("rmdir a repository folder", &["EPERM", "ENOTEMPTY"], o);
