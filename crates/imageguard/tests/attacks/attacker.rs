@@ -54,6 +54,18 @@ pub fn run(args: &[String]) -> Step {
             pwrite(fd, PAYLOAD, 0)
         }
         "open-trunc" => open(a(1), libc::O_WRONLY | libc::O_TRUNC).map(drop),
+        // Linux truncates even on a read-only open when the caller may write the file.
+        "open-rdonly-trunc" => open(a(1), libc::O_RDONLY | libc::O_TRUNC).map(drop),
+        "reopen-proc-fd" => {
+            let ro = open(a(1), libc::O_RDONLY)?;
+            let fd = open(&format!("/proc/self/fd/{ro}"), libc::O_WRONLY)?;
+            pwrite(fd, PAYLOAD, 0)
+        }
+        "sendfile-into" => {
+            let src = open(a(1), libc::O_RDONLY)?;
+            let dst = open(a(2), libc::O_WRONLY)?;
+            check(unsafe { libc::sendfile(dst, src, std::ptr::null_mut(), 4096) } as _)
+        }
         "open-creat-trunc" => open(a(1), libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC).map(drop),
         "append" => {
             let fd = open(a(1), libc::O_WRONLY | libc::O_APPEND)?;

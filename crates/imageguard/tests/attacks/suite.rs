@@ -519,6 +519,23 @@ fn writes(cx: &mut Ctx) {
         let o = cx.attack(&["open-trunc", &p]);
         cx.record(&format!("open O_TRUNC: {what}"), &["EPERM"], o);
     }
+    let o = cx.attack(&["open-rdonly-trunc", &t]);
+    cx.record("open O_RDONLY|O_TRUNC", &["EPERM"], o);
+    let o = cx.attack(&["reopen-proc-fd", &t]);
+    cx.record(
+        "reopen /proc/self/fd/N of a read-only fd for writing",
+        &["EPERM"],
+        o,
+    );
+    let o = cx.attack(&["sendfile-into", &Ctx::s(&cx.ordinary), &t]);
+    cx.record("sendfile into a backup", &["EPERM"], o);
+    let o = cx.shell(&format!("chattr +i {t}"));
+    let refused = o != Outcome::Succeeded;
+    cx.record(
+        "chattr +i / FS_IOC_SETFLAGS",
+        &["refused"],
+        Outcome::Note(if refused { "refused" } else { "succeeded" }.into()),
+    );
     let o = cx.attack(&["odirect", &t]);
     cx.record("O_DIRECT write", &["EPERM"], o);
     cx.record(
