@@ -45,6 +45,10 @@ pub struct Service {
     callers: Arc<dyn CallerSource>,
     sink: Arc<dyn EventSink>,
     inner: Mutex<Inner>,
+    /// Serialises the changes to protection (protect, unprotect, off, on, shutdown, healing),
+    /// which can take long (a protect scans the volume), so that `inner` is held only briefly
+    /// and `status` answers meanwhile. Always taken before `inner`, never while holding it.
+    changes: Mutex<()>,
 }
 
 fn now() -> i64 {
@@ -122,6 +126,7 @@ pub fn run(paths: PathArgs) -> Result<()> {
         log,
         config,
         paths: paths.clone(),
+        changes: Mutex::new(()),
         inner: Mutex::new(Inner {
             state: state.clone(),
             volumes: BTreeMap::new(),
@@ -199,18 +204,21 @@ impl Service {
 
     /// Protect `path` now; `by_user` logs 330 first (the user enabled it) and records it.
     fn protect_now(&self, path: &Path, by_user: bool) -> Result<String> {
-        let mut inner = self.inner.lock();
+        let _changing = self.changes.lock();
         let mp = volumes::canonical(path)?;
-        if inner.volumes.contains_key(&mp) {
+        if self.inner.lock().volumes.contains_key(&mp) {
             return Ok(format!("{} is already protected", mp.display()));
         }
-        match volumes::protect(
+        // The scan and the mount run without `inner`: status and the watchdog carry on.
+        let protected = volumes::protect(
             &mp,
             &self.config,
             &self.keeper,
             self.callers.clone(),
             self.sink.clone(),
-        ) {
+        );
+        let mut inner = self.inner.lock();
+        match protected {
             Ok(v) => {
                 let vref = volume_ref(&v.info);
                 if by_user {
@@ -355,6 +363,8 @@ impl Service {
     }
 
     fn shutdown(&self) {
+        // Waits for a protect in progress, so that the keeper is not dismantled under it.
+        let _changing = self.changes.lock();
         let mut inner = self.inner.lock();
         let mps: Vec<PathBuf> = inner.volumes.keys().cloned().collect();
         for mp in mps {
@@ -437,6 +447,7 @@ impl Service {
                 Response::ok(msg)
             }
             Request::Unprotect { path } => {
+                let _changing = self.changes.lock();
                 let mut inner = self.inner.lock();
                 let mp = volumes::canonical(&path)?;
                 self.unprotect_now(&mp, true, &mut inner)?;
@@ -445,6 +456,7 @@ impl Service {
                 Response::ok(format!("{} is no longer protected", mp.display()))
             }
             Request::Off { restart_on_reboot } => {
+                let _changing = self.changes.lock();
                 let mut inner = self.inner.lock();
                 let mps: Vec<PathBuf> = inner.volumes.keys().cloned().collect();
                 let mut errors = vec![];
