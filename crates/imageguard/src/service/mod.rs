@@ -205,6 +205,11 @@ impl Service {
     /// Protect `path` now; `by_user` logs 330 first (the user enabled it) and records it.
     fn protect_now(&self, path: &Path, by_user: bool) -> Result<String> {
         let _changing = self.changes.lock();
+        self.protect_while_changing(path, by_user)
+    }
+
+    /// [`Service::protect_now`] for a caller that holds `changes`.
+    fn protect_while_changing(&self, path: &Path, by_user: bool) -> Result<String> {
         let mp = volumes::canonical(path)?;
         if self.inner.lock().volumes.contains_key(&mp) {
             return Ok(format!("{} is already protected", mp.display()));
@@ -282,6 +287,12 @@ impl Service {
 
     /// Re-mount every guard whose session ended behind the service's back.
     fn heal_stopped_guards(&self) {
+        // Under `changes` from the start, so that a shutdown cannot slip in between taking a
+        // dead guard off the list and mounting it again; while another change runs (a long
+        // protect), wait for a later round rather than stall the watchdog.
+        let Some(_changing) = self.changes.try_lock() else {
+            return;
+        };
         let stopped: Vec<ProtectedVolume> = {
             let mut inner = self.inner.lock();
             let gone: Vec<PathBuf> = inner
@@ -307,7 +318,7 @@ impl Service {
             log::warn!("guard on {} stopped; mounting it again", mp.display());
             // Dropping the old guard leaves its (dead) mount alone; protecting again replaces it.
             drop(old);
-            if let Err(e) = self.protect_now(&mp, false) {
+            if let Err(e) = self.protect_while_changing(&mp, false) {
                 eprintln!("imageguard: {e:#}");
             }
         }
