@@ -78,25 +78,23 @@ pub fn cwd(pid: u32) -> io::Result<PathBuf> {
     fs::read_link(proc_path(pid, "cwd"))
 }
 
-/// The fields of `/proc/PID/stat` from field 3 (state) on. The command name (field 2) may hold
-/// spaces and parentheses, so the fields resume after the last ')'.
-fn stat_fields(pid: u32) -> io::Result<Vec<String>> {
+/// `/proc/PID/stat` from field 3 (state) on. The command name (field 2) may hold spaces and
+/// parentheses, so the fields resume after the last ')'.
+fn stat_tail(pid: u32) -> io::Result<String> {
     let stat = fs::read(proc_path(pid, "stat"))?;
     let close = stat
         .iter()
         .rposition(|&b| b == b')')
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc stat"))?;
-    Ok(String::from_utf8_lossy(&stat[close + 1..])
-        .split_whitespace()
-        .map(str::to_string)
-        .collect())
+    Ok(String::from_utf8_lossy(&stat[close + 1..]).into_owned())
 }
 
 /// Start time in clock ticks since boot (field 22 of `/proc/PID/stat`); with the pid it names a
 /// process uniquely.
 pub fn start_time(pid: u32) -> io::Result<u64> {
-    stat_fields(pid)?
-        .get(19)
+    stat_tail(pid)?
+        .split_whitespace()
+        .nth(19)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no starttime in /proc stat"))
 }
@@ -104,8 +102,9 @@ pub fn start_time(pid: u32) -> io::Result<u64> {
 /// Scheduling state (field 3 of `/proc/PID/stat`): 'R', 'S', 'D', 'T' (stopped), 't' (stopped
 /// by a tracer)... A thread id works as well as a process id.
 pub fn state(pid: u32) -> io::Result<char> {
-    stat_fields(pid)?
-        .first()
+    stat_tail(pid)?
+        .split_whitespace()
+        .next()
         .and_then(|s| s.chars().next())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no state in /proc stat"))
 }
