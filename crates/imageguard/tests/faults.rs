@@ -24,9 +24,7 @@ fn abort_connection(mnt: &std::path::Path, conn: &std::path::Path) {
     if conn.join("abort").exists() {
         std::fs::write(conn.join("abort"), "1").unwrap();
     } else {
-        let c = std::ffi::CString::new(mnt.to_string_lossy().as_bytes()).unwrap();
-        // EBUSY is expected (the waiting caller holds the mount); the abort has happened.
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_FORCE) };
+        imageguard_volume::mountapi::force_unmount(mnt).unwrap();
     }
 }
 
@@ -57,6 +55,39 @@ fn stop_service(pid: u32) {
     });
 }
 
+/// An uncertified `echo x >> file` in the background, its errors kept.
+fn append_in_background(file: &str) -> std::process::Child {
+    clean(Command::new("sh").args(["-c", &format!("echo x >> {file}")]))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    err
+}
+
+/// A call waiting when the connection is aborted gets ECONNABORTED; later ones ENOTCONN.
+fn assert_connection_aborted(err: &str) {
+    assert!(
+        err.contains("Software caused connection abort")
+            || err.contains("Transport endpoint is not connected"),
+        "{err}"
+    );
+}
+
+/// The guard is mounted again over `file`'s volume and refuses to let it change.
+fn assert_healed(file: &str) {
+    wait_until(
+        "the guard to be mounted again",
+        Duration::from_secs(10),
+        || sh(&format!("cat {file} > /dev/null")).status.success(),
+    );
+    assert_eperm("write after healing", &sh(&format!("echo x >> {file}")));
+}
+
 /// The guard stopped: callers wait (they are never let through); an administrator (or the
 /// kernel's request timeout, `fs.fuse.default_request_timeout`) aborting the connection answers
 /// them with ENOTCONN; when the guard runs again its watchdog mounts a fresh guard.
@@ -71,18 +102,14 @@ fn a_stopped_guard_blocks_callers_until_aborted_then_heals() {
 
     stop_service(pid);
     let t = f.display().to_string();
-    let mut caller = clean(Command::new("sh").args(["-c", &format!("echo x >> {t}")]))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut caller = append_in_background(&t);
     std::thread::sleep(Duration::from_millis(1500));
     let still_waiting = caller.try_wait().unwrap().is_none();
     // Abort the stalled connection: the waiting caller is answered at once, with an error.
     abort_connection(&sb.mnt, &conn);
     let t0 = Instant::now();
     let status = caller.wait().unwrap();
-    let mut err = String::new();
-    std::io::Read::read_to_string(caller.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let err = stderr_of(&mut caller);
     assert!(
         still_waiting,
         "a caller got an answer from a stopped guard: {status:?} {err}"
@@ -91,21 +118,13 @@ fn a_stopped_guard_blocks_callers_until_aborted_then_heals() {
         !status.success(),
         "write through an aborted guard succeeded"
     );
-    assert!(
-        err.contains("Transport endpoint is not connected") || err.contains("Software caused"),
-        "{err}"
-    );
+    assert_connection_aborted(&err);
     assert!(t0.elapsed() < Duration::from_secs(2));
 
     // Running again, the service notices its dead guard and mounts it again (event 510).
     signal(pid, libc::SIGCONT);
-    wait_until(
-        "the guard to be mounted again",
-        Duration::from_secs(10),
-        || sh(&format!("cat {t} > /dev/null")).status.success(),
-    );
+    assert_healed(&t);
     assert_eq!(fstype_at(&sb.mnt).as_deref(), Some("fuse.imageguard"));
-    assert_eperm("write after healing", &sh(&format!("echo x >> {t}")));
     assert_eq!(hashes(&sb.mnt), before);
     assert!(events(&sb)
         .iter()
@@ -135,10 +154,7 @@ fn the_sentinel_answers_callers_of_a_stopped_guard() {
     stop_service(pid);
     let t = f.display().to_string();
     let t0 = Instant::now();
-    let mut caller = clean(Command::new("sh").args(["-c", &format!("echo x >> {t}")]))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut caller = append_in_background(&t);
     std::thread::sleep(Duration::from_millis(1000));
     let waiting_at_1s = caller.try_wait().unwrap().is_none();
     let mut answered = None;
@@ -151,27 +167,16 @@ fn the_sentinel_answers_callers_of_a_stopped_guard() {
     }
     signal(pid, libc::SIGCONT);
     let (status, after) = answered.expect("the caller of a stopped guard was never answered");
-    let mut err = String::new();
-    std::io::Read::read_to_string(caller.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let err = stderr_of(&mut caller);
     assert!(
         waiting_at_1s,
         "answered after {after:?}, before the stopped timeout: {status:?} {err}"
     );
     assert!(!status.success(), "the write went through");
-    // A call waiting when the connection is aborted gets ECONNABORTED; later ones ENOTCONN.
-    assert!(
-        err.contains("Software caused connection abort")
-            || err.contains("Transport endpoint is not connected"),
-        "{err}"
-    );
+    assert_connection_aborted(&err);
     assert!(after >= Duration::from_secs(2), "{after:?}");
     eprintln!("caller answered after {after:?}");
-    wait_until(
-        "the guard to be mounted again",
-        Duration::from_secs(10),
-        || sh(&format!("cat {t} > /dev/null")).status.success(),
-    );
-    assert_eperm("write after healing", &sh(&format!("echo x >> {t}")));
+    assert_healed(&t);
     assert_eq!(hashes(&sb.mnt), before);
 }
 

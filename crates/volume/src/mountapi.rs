@@ -59,6 +59,39 @@ pub fn detach(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// `umount -f`: for a FUSE mount, aborts its connection first (callers get ENOTCONN); the
+/// unmount itself may then fail with EBUSY, which is not an error here.
+pub fn force_unmount(path: &Path) -> io::Result<()> {
+    let c = cpath(path)?;
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_FORCE) } < 0
+        && io::Error::last_os_error().raw_os_error() != Some(libc::EBUSY)
+    {
+        return Err(fail("umount -f", path));
+    }
+    Ok(())
+}
+
+/// Mount the FUSE control file system (one instance system-wide: a mount anywhere shows every
+/// connection's `abort` file) at `path`, creating the directory.
+pub fn mount_fusectl(path: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    let c = cpath(path)?;
+    let name = c"fusectl";
+    if unsafe {
+        libc::mount(
+            name.as_ptr(),
+            c.as_ptr(),
+            name.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    } < 0
+    {
+        return Err(fail("mount fusectl", path));
+    }
+    Ok(())
+}
+
 /// Make the mount at `path` read-only (this mount only, not the file system). Fails with EBUSY
 /// while files are open for writing through it.
 pub fn make_read_only(path: &Path) -> io::Result<()> {

@@ -2,20 +2,19 @@
 //! process-group stop does not reach it), that answers for a guard that is *stopped* (SIGSTOP, a
 //! debugger). Callers of a stopped FUSE server wait in their system call indefinitely; after
 //! `stopped_timeout` seconds of the service being stopped, the sentinel aborts the connections of
-//! its guards (fusectl's `abort`, else a forced unmount). Waiting callers then get ENOTCONN,
-//! nothing gets through, and the service's watchdog mounts fresh guards when it runs again.
+//! its guards (fusectl's `abort`, mounted privately under the runtime directory, else a forced
+//! unmount). Waiting callers then get an error, nothing gets through, and the service's watchdog
+//! mounts fresh guards when it runs again.
 //! A guard that is merely slow (a long fsync) is never aborted: only the stopped state counts.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use imageguard_identity::procfs;
 use imageguard_volume::backing::GUARD_FSTYPE;
-use imageguard_volume::MountTable;
+use imageguard_volume::{mountapi, MountTable};
 
 use crate::state::ServiceState;
 
@@ -99,46 +98,16 @@ fn abort_guards(state_file: &Path, runtime_dir: &Path) {
             mp.display()
         );
         if !ctl_mounted {
-            ctl_mounted = mount_fusectl(&ctl);
+            ctl_mounted = mountapi::mount_fusectl(&ctl).is_ok();
         }
         let abort = ctl.join(entry.minor.to_string()).join("abort");
         if !(ctl_mounted && std::fs::write(&abort, "1").is_ok()) {
-            force_unmount(&mp);
+            if let Err(e) = mountapi::force_unmount(&mp) {
+                eprintln!("imageguard sentinel: {e}");
+            }
         }
     }
     if ctl_mounted {
-        if let Ok(c) = cstr(&ctl) {
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
-}
-
-fn cstr(p: &Path) -> std::io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput.into())
-}
-
-/// A private mount of the FUSE control file system (one instance system-wide, so mounting it
-/// under the runtime directory shows every connection without touching /sys/fs/fuse).
-fn mount_fusectl(at: &PathBuf) -> bool {
-    let _ = std::fs::create_dir_all(at);
-    let (Ok(target), Ok(fstype)) = (cstr(at), CString::new("fusectl")) else {
-        return false;
-    };
-    let src = CString::new("fusectl").expect("literal");
-    unsafe {
-        libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        ) == 0
-    }
-}
-
-/// `umount -f`: aborts a FUSE connection first (the unmount itself may then fail with EBUSY).
-fn force_unmount(mp: &Path) {
-    if let Ok(c) = cstr(mp) {
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_FORCE) };
+        let _ = mountapi::detach(&ctl);
     }
 }
