@@ -63,10 +63,40 @@ impl Keeper {
         }
         let file = self.ns_file();
         fs::File::create(&file)?;
+        // The kernel refuses to pin a namespace whose id is not above the caller's own (it
+        // could close a loop of namespaces). Ids come from per-CPU batches (6.18), so a new
+        // namespace created on another CPU than the caller's was may get a lower one, when the
+        // service itself runs in a namespace other than the first (a systemd unit's, a test's):
+        // create it again on each CPU in turn until one is above.
+        // Every CPU online, not only those this process may run on now.
+        let cpus = usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) })
+            .unwrap_or(1)
+            .max(1);
+        let mut last = None;
+        for attempt in 0..2 * cpus {
+            match self.create_on(&file, Some(attempt % cpus)) {
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => last = Some(e),
+                r => return r,
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no keeper namespace")))
+    }
+
+    /// Create a new mount namespace on a thread (pinned to `cpu` when given) and bind its nsfs
+    /// file onto `file`.
+    fn create_on(&self, file: &Path, cpu: Option<usize>) -> io::Result<()> {
         let (tid_tx, tid_rx) = mpsc::channel::<io::Result<i32>>();
         let (done_tx, done_rx) = mpsc::channel::<()>();
         let t = std::thread::spawn(move || {
             let r = (|| {
+                if let Some(cpu) = cpu {
+                    // Best effort: a CPU outside the allowed set just leaves the thread free.
+                    unsafe {
+                        let mut set: libc::cpu_set_t = std::mem::zeroed();
+                        libc::CPU_SET(cpu, &mut set);
+                        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set);
+                    }
+                }
                 if unsafe { libc::unshare(libc::CLONE_FS | libc::CLONE_NEWNS) } < 0 {
                     return Err(last_error("unshare mount namespace"));
                 }
@@ -83,7 +113,7 @@ impl Keeper {
             .recv()
             .map_err(|_| io::Error::other("keeper thread died"))??;
         let ns = PathBuf::from(format!("/proc/self/task/{tid}/ns/mnt"));
-        let r = mountapi::bind(&ns, &file);
+        let r = mountapi::bind(&ns, file);
         let _ = done_tx.send(());
         let _ = t.join();
         r
