@@ -391,7 +391,9 @@ impl GuardFs {
             None
         };
         let zone = rules.child_zone(&pz, name, &comps, here);
-        if zone.is_backup_structure() {
+        // Under a destination every file is a backup. In a repository, a folder that is not
+        // part of its structure (above) is a lock folder: the walk finds no backup in it.
+        if zone.destination {
             return Class::Backup(BackupReason::ContainsBackups);
         }
         let mut budget = walk::WALK_LIMIT;

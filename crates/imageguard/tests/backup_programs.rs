@@ -117,6 +117,13 @@ fn borg_certified_works_and_uncertified_cannot_prune() {
         "uncertify",
         &sb.imageguard(&["uncertify", "/usr/bin/borg"]).unwrap(),
     );
+    // Restores and verification stay open to everyone: borg takes its lock (made in a
+    // temporary folder in the repository, then renamed) for reading too.
+    assert_ok("uncertified borg list", &borg(&sb, &["list", r]));
+    assert_ok(
+        "uncertified borg extract --dry-run",
+        &borg(&sb, &["extract", "--dry-run", &format!("{r}::three")]),
+    );
     let before = hashes(&repo);
     let prune = borg(&sb, &["prune", "--keep-last", "1", r]);
     let compact = borg(&sb, &["compact", r]);

@@ -303,9 +303,15 @@ fn repo_protects(kind: RepoKind, dir: &[Box<[u8]>], name: &[u8]) -> bool {
         },
         RepoKind::Borg => match dir.first() {
             None => name != b"lock.roster",
-            Some(top) => top.as_ref() != b"lock.exclusive",
+            Some(top) => !borg_lock_dir(top),
         },
     }
+}
+
+/// borg's exclusive lock, and the temporary folder it is made in and renamed from
+/// (`lock.exclusive.XXXXXXXX.tmp`, borg 1.2).
+fn borg_lock_dir(name: &[u8]) -> bool {
+    name == b"lock.exclusive" || (name.starts_with(b"lock.exclusive.") && name.ends_with(b".tmp"))
 }
 
 /// Directories of a repository that are part of its structure.
@@ -316,8 +322,8 @@ fn repo_protects_dir(kind: RepoKind, dir: &[Box<[u8]>], name: &[u8]) -> bool {
                 && dir.first().map(|t| t.as_ref()) != Some(b"locks")
         }
         RepoKind::Borg => {
-            !(dir.is_empty() && name == b"lock.exclusive")
-                && dir.first().map(|t| t.as_ref()) != Some(b"lock.exclusive")
+            let in_lock = dir.first().is_some_and(|t| borg_lock_dir(t));
+            !(in_lock || (dir.is_empty() && borg_lock_dir(name)))
         }
     }
 }
@@ -440,11 +446,23 @@ mod tests {
             r.classify(&root, os("lock.roster"), EntryKind::File),
             Class::Ordinary
         );
-        let lock = sub(&r, &root, "lock.exclusive");
-        assert_eq!(
-            r.classify(&lock, os("host@1234"), EntryKind::File),
-            Class::Ordinary
-        );
+        // The lock, and the temporary folder borg 1.2 makes it in: readers take the lock too.
+        for dir in ["lock.exclusive", "lock.exclusive.k3mh_2kd.tmp"] {
+            assert_eq!(
+                r.classify_directory(&root, os(dir)),
+                Class::Ordinary,
+                "{dir}"
+            );
+            let lock = sub(&r, &root, dir);
+            assert_eq!(
+                r.classify(&lock, os("host@1234"), EntryKind::File),
+                Class::Ordinary
+            );
+        }
+        // Not any name that starts alike.
+        assert!(r
+            .classify_directory(&root, os("lock.exclusive.data"))
+            .is_backup());
         let data = sub(&r, &root, "data");
         let seg = r.child_zone(&data, os("0"), &[b"data", b"0"], None);
         assert!(r.classify(&seg, os("1"), EntryKind::File).is_backup());
