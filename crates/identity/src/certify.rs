@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use imageguard_policy::certification::is_interpreter_name;
 use imageguard_policy::{CertifiedEntry, Interpreter};
 
+use crate::closure::{self, ClosureError, ClosureOptions, ScriptInterpreter};
 use crate::hashing::sha256_hex;
 use crate::procfs::identity_of;
 
@@ -31,6 +32,12 @@ pub enum CertifyError {
     Interpreter { path: PathBuf, name: String },
     #[error("{path}: unsupported #! line: {detail}")]
     Shebang { path: PathBuf, detail: String },
+    #[error("{path}: recording what it loads: {source}")]
+    Closure {
+        path: PathBuf,
+        #[source]
+        source: ClosureError,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CertifyError + '_ {
@@ -47,8 +54,14 @@ pub struct Certification {
     pub warnings: Vec<String>,
 }
 
-/// Build the certified-list entry for `path`.
-pub fn certify_path(path: &Path, force: bool, now: i64) -> Result<Certification, CertifyError> {
+/// Build the certified-list entry for `path`, with its closure: everything its process can load
+/// code from. `options.force` also certifies shells and interpreters themselves.
+pub fn certify_path(
+    path: &Path,
+    options: &ClosureOptions,
+    now: i64,
+) -> Result<Certification, CertifyError> {
+    let force = options.force;
     let canonical = path.canonicalize().map_err(io_err(path))?;
     let mut warnings = Vec::new();
     let (file, meta) = open_regular(&canonical)?;
@@ -85,6 +98,21 @@ pub fn certify_path(path: &Path, force: bool, now: i64) -> Result<Certification,
     };
     let sha256 = sha256_hex(File::open(&canonical).map_err(io_err(&canonical))?)
         .map_err(io_err(&canonical))?;
+    let script = interpreter.as_ref().map(|i| ScriptInterpreter {
+        path: Path::new(&i.path),
+        invoked_as: Path::new(if i.invoked_as.is_empty() {
+            &i.path
+        } else {
+            &i.invoked_as
+        }),
+        args: &i.args,
+    });
+    let closure = closure::record(&canonical, script.as_ref(), options).map_err(|source| {
+        CertifyError::Closure {
+            path: canonical.clone(),
+            source,
+        }
+    })?;
     Ok(Certification {
         entry: CertifiedEntry {
             path: canonical.to_string_lossy().into_owned(),
@@ -93,6 +121,7 @@ pub fn certify_path(path: &Path, force: bool, now: i64) -> Result<Certification,
             interpreter,
             forced: force,
             certified_at: now,
+            closure: Some(closure),
         },
         warnings,
     })
@@ -160,6 +189,7 @@ fn script_interpreter(script: &Path, head: &[u8]) -> Result<Interpreter, Certify
         (PathBuf::from(program), args)
     };
     let canonical = interp_path.canonicalize().map_err(io_err(&interp_path))?;
+    let invoked_as = interp_path.to_string_lossy().into_owned();
     let (file, meta) = open_regular(&canonical)?;
     let mut magic = [0u8; 2];
     if (&file).read(&mut magic).map_err(io_err(&canonical))? == 2 && &magic == b"#!" {
@@ -170,6 +200,11 @@ fn script_interpreter(script: &Path, head: &[u8]) -> Result<Interpreter, Certify
         path: canonical.to_string_lossy().into_owned(),
         sha256,
         identity: identity_of(&meta),
+        invoked_as: if invoked_as == canonical.to_string_lossy() {
+            String::new()
+        } else {
+            invoked_as
+        },
         args,
     })
 }
@@ -185,6 +220,7 @@ fn search_path(program: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imageguard_policy::{Role, Runtime};
     use std::os::unix::fs::PermissionsExt;
 
     fn write_exec(dir: &Path, name: &str, body: &[u8]) -> PathBuf {
@@ -194,26 +230,52 @@ mod tests {
         p
     }
 
+    fn opts(force: bool) -> ClosureOptions {
+        ClosureOptions {
+            force,
+            ..ClosureOptions::default()
+        }
+    }
+
     #[test]
-    fn binary_is_certified_with_hash_and_identity() {
+    fn binary_is_certified_with_hash_identity_and_closure() {
         let d = tempfile::tempdir().unwrap();
-        let p = write_exec(d.path(), "mybackup", b"\x7fELF not really");
-        let c = certify_path(&p, false, 7).unwrap();
-        assert_eq!(
-            c.entry.sha256,
-            sha256_hex(&b"\x7fELF not really"[..]).unwrap()
-        );
+        let bytes = std::fs::read("/bin/true").unwrap();
+        let p = write_exec(d.path(), "mybackup", &bytes);
+        let c = certify_path(&p, &opts(false), 7).unwrap();
+        assert_eq!(c.entry.sha256, sha256_hex(&bytes[..]).unwrap());
         assert!(c.entry.interpreter.is_none());
         assert_eq!(c.entry.certified_at, 7);
         assert!(c.warnings.is_empty());
+        let closure = c.entry.closure.unwrap();
+        let has = |role: Role, name: &str| {
+            closure
+                .files
+                .iter()
+                .any(|f| f.role == role && f.path.contains(name))
+        };
+        assert!(has(Role::Program, "mybackup"));
+        assert!(has(Role::Loader, "ld-linux"));
+        assert!(has(Role::Library, "libc.so.6"));
+        assert_eq!(closure.runtimes, vec![Runtime::GlibcLoader]);
+        // What the loader reads first is watched, present or not.
+        let etc = closure.dirs.iter().find(|d| d.path == "/etc").unwrap();
+        assert!(etc.entries.covers("ld.so.preload", false));
+        assert!(!etc.entries.covers("hostname", false));
+        // Garbage is not a program the loader can run.
+        let fake = write_exec(d.path(), "fake", b"\x7fELF not really");
+        assert!(matches!(
+            certify_path(&fake, &opts(false), 0),
+            Err(CertifyError::Closure { .. })
+        ));
     }
 
     #[test]
     fn shells_are_refused_unless_forced() {
-        let err = certify_path(Path::new("/bin/sh"), false, 0).unwrap_err();
+        let err = certify_path(Path::new("/bin/sh"), &opts(false), 0).unwrap_err();
         assert!(matches!(err, CertifyError::Interpreter { .. }), "{err}");
         assert!(err.to_string().contains("--force"));
-        let forced = certify_path(Path::new("/bin/sh"), true, 0).unwrap();
+        let forced = certify_path(Path::new("/bin/sh"), &opts(true), 0).unwrap();
         assert!(forced.entry.forced);
         assert!(!forced.warnings.is_empty());
     }
@@ -222,7 +284,7 @@ mod tests {
     fn scripts_carry_their_interpreter() {
         let d = tempfile::tempdir().unwrap();
         let p = write_exec(d.path(), "job", b"#!/bin/sh -e\necho hi\n");
-        let c = certify_path(&p, false, 0).unwrap();
+        let c = certify_path(&p, &opts(false), 0).unwrap();
         let i = c.entry.interpreter.unwrap();
         assert_eq!(
             Path::new(&i.path),
@@ -230,11 +292,11 @@ mod tests {
         );
         assert_eq!(i.args, vec!["-e".to_string()]);
         let e = write_exec(d.path(), "job2", b"#!/usr/bin/env sh\necho hi\n");
-        let c = certify_path(&e, false, 0).unwrap();
+        let c = certify_path(&e, &opts(false), 0).unwrap();
         assert!(c.entry.interpreter.unwrap().args.is_empty());
         let bad = write_exec(d.path(), "job3", b"#!/usr/bin/env -S sh -e\n");
         assert!(matches!(
-            certify_path(&bad, false, 0),
+            certify_path(&bad, &opts(false), 0),
             Err(CertifyError::Shebang { .. })
         ));
     }
@@ -242,11 +304,11 @@ mod tests {
     #[test]
     fn directories_and_missing_files_are_errors() {
         assert!(matches!(
-            certify_path(Path::new("/"), false, 0),
+            certify_path(Path::new("/"), &opts(false), 0),
             Err(CertifyError::NotRegular(_))
         ));
         assert!(matches!(
-            certify_path(Path::new("/nonexistent/x"), false, 0),
+            certify_path(Path::new("/nonexistent/x"), &opts(false), 0),
             Err(CertifyError::Io { .. })
         ));
     }

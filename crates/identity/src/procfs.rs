@@ -10,25 +10,8 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
+use imageguard_policy::closure::ExecMapping;
 use imageguard_policy::FileIdentity;
-
-/// Environment variables that inject code into a dynamically linked program or an interpreter.
-pub const INJECTION_VARIABLES: &[&str] = &[
-    "LD_PRELOAD",
-    "LD_AUDIT",
-    "LD_LIBRARY_PATH",
-    "PYTHONPATH",
-    "PYTHONSTARTUP",
-    "PYTHONHOME",
-    "PYTHONINSPECT",
-    "PYTHONUSERBASE",
-    "PERL5LIB",
-    "PERL5OPT",
-    "PERLLIB",
-    "RUBYOPT",
-    "RUBYLIB",
-    "NODE_OPTIONS",
-];
 
 fn proc_path(pid: u32, leaf: &str) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/{leaf}"))
@@ -99,6 +82,15 @@ pub fn start_time(pid: u32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no starttime in /proc stat"))
 }
 
+/// The parent's pid (field 4 of `/proc/PID/stat`).
+pub fn parent(pid: u32) -> io::Result<u32> {
+    stat_tail(pid)?
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no ppid in /proc stat"))
+}
+
 /// Scheduling state (field 3 of `/proc/PID/stat`): 'R', 'S', 'D', 'T' (stopped), 't' (stopped
 /// by a tracer)... A thread id works as well as a process id.
 pub fn state(pid: u32) -> io::Result<char> {
@@ -119,30 +111,109 @@ pub fn status_field(pid: u32, field: &str) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("no {field} in status")))
 }
 
-/// The pid tracing this process, if any.
-pub fn tracer(pid: u32) -> io::Result<Option<u32>> {
-    Ok(match status_field(pid, "TracerPid")? {
-        0 => None,
-        t => Some(t as u32),
+/// The process's start-up environment (`/proc/PID/environ`), as (name, value) pairs.
+pub fn environ(pid: u32) -> io::Result<Vec<(String, String)>> {
+    let env = fs::read(proc_path(pid, "environ"))?;
+    Ok(env
+        .split(|&b| b == 0)
+        .filter_map(|var| {
+            let eq = var.iter().position(|&b| b == b'=')?;
+            Some((
+                String::from_utf8_lossy(&var[..eq]).into_owned(),
+                String::from_utf8_lossy(&var[eq + 1..]).into_owned(),
+            ))
+        })
+        .collect())
+}
+
+/// What the guard reads from `/proc/PID/status` on every checked request, in one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusFacts {
+    /// The pid tracing this process, if any.
+    pub tracer: Option<u32>,
+    /// The real user id.
+    pub uid: u32,
+    /// Executable memory in KiB (`VmExe` + `VmLib`): it moves when code is mapped or unmapped.
+    pub exec_kib: u64,
+}
+
+/// Read [`StatusFacts`].
+pub fn status_facts(pid: u32) -> io::Result<StatusFacts> {
+    let status = fs::read_to_string(proc_path(pid, "status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed /proc status");
+    Ok(StatusFacts {
+        tracer: match field("TracerPid").ok_or_else(bad)? {
+            0 => None,
+            t => Some(t as u32),
+        },
+        uid: field("Uid").ok_or_else(bad)? as u32,
+        // Kernel threads have no memory lines.
+        exec_kib: field("VmExe").unwrap_or(0) + field("VmLib").unwrap_or(0),
     })
 }
 
-/// The first code-injecting variable set (non-empty) in the process's initial environment.
-pub fn injected_variable(pid: u32) -> io::Result<Option<String>> {
-    let env = fs::read(proc_path(pid, "environ"))?;
-    for var in env.split(|&b| b == 0) {
-        let Some(eq) = var.iter().position(|&b| b == b'=') else {
-            continue;
-        };
-        let (name, value) = (&var[..eq], &var[eq + 1..]);
-        if value.is_empty() {
+/// The process's executable mappings (`/proc/PID/maps`, permission `x`), the kernel's own
+/// `[vdso]`, `[vsyscall]` and `[uprobes]` pages left out.
+pub fn exec_mappings(pid: u32) -> io::Result<Vec<ExecMapping>> {
+    let maps = fs::read(proc_path(pid, "maps"))?;
+    Ok(parse_maps(&String::from_utf8_lossy(&maps)))
+}
+
+fn parse_maps(text: &str) -> Vec<ExecMapping> {
+    let mut out = vec![];
+    for line in text.lines() {
+        // address perms offset dev inode [path]; the path may contain spaces.
+        let mut rest = line;
+        let mut fields = [""; 5];
+        for f in fields.iter_mut() {
+            rest = rest.trim_start();
+            let end = rest.find(' ').unwrap_or(rest.len());
+            *f = &rest[..end];
+            rest = &rest[end..];
+        }
+        let [_, perms, _, dev, inode] = fields;
+        if perms.as_bytes().get(2) != Some(&b'x') {
             continue;
         }
-        if let Some(v) = INJECTION_VARIABLES.iter().find(|v| v.as_bytes() == name) {
-            return Ok(Some(v.to_string()));
+        let path = rest.trim_start();
+        let ino: u64 = inode.parse().unwrap_or(0);
+        if matches!(path, "[vdso]" | "[vsyscall]" | "[uprobes]") {
+            continue;
+        }
+        if ino == 0 || !path.starts_with('/') {
+            out.push(ExecMapping::Anonymous);
+        } else if let Some(p) = path.strip_suffix(" (deleted)") {
+            out.push(ExecMapping::Deleted {
+                path: p.to_string(),
+            });
+        } else {
+            let (major, minor) = dev.split_once(':').unwrap_or(("0", "0"));
+            let major = u64::from_str_radix(major, 16).unwrap_or(0);
+            let minor = u64::from_str_radix(minor, 16).unwrap_or(0);
+            out.push(ExecMapping::File {
+                path: path.to_string(),
+                dev: libc::makedev(major as u32, minor as u32),
+                ino,
+            });
         }
     }
-    Ok(None)
+    out
+}
+
+/// The mount namespace of a process (`mnt:[4026531841]`).
+pub fn mount_namespace(pid: u32) -> io::Result<PathBuf> {
+    fs::read_link(proc_path(pid, "ns/mnt"))
+}
+
+/// The process's root folder as this process sees it (`/` unless it is chrooted).
+pub fn root(pid: u32) -> io::Result<PathBuf> {
+    fs::read_link(proc_path(pid, "root"))
 }
 
 #[cfg(test)]
@@ -157,33 +228,83 @@ mod tests {
         assert_eq!(exe_identity(me).unwrap(), identity_of(&m));
         assert!(start_time(me).unwrap() > 0);
         assert_eq!(status_field(me, "Tgid").unwrap(), me as u64);
+        assert_eq!(
+            parent(me).unwrap(),
+            status_field(me, "PPid").unwrap() as u32
+        );
         assert!(!cmdline(me).unwrap().is_empty());
         assert_eq!(cwd(me).unwrap(), std::env::current_dir().unwrap());
     }
 
     #[test]
-    fn detects_injection_in_child_environment() {
+    fn reads_environment_and_status_of_a_child() {
         let child = std::process::Command::new("sleep")
             .arg("5")
+            .env_clear()
             .env("LD_LIBRARY_PATH", "/tmp/evil")
+            .env("EMPTY", "")
             .spawn()
             .unwrap();
         // Let the child exec before reading its environment.
         std::thread::sleep(std::time::Duration::from_millis(100));
-        let got = injected_variable(child.id()).unwrap();
-        let clean = std::process::Command::new("/bin/sleep")
-            .arg("5")
-            .env_clear()
-            .env("LD_PRELOAD", "")
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let got_clean = injected_variable(clean.id());
-        for mut c in [child, clean] {
-            c.kill().ok();
-            c.wait().ok();
-        }
-        assert_eq!(got.as_deref(), Some("LD_LIBRARY_PATH"));
-        assert_eq!(got_clean.unwrap(), None);
+        let env = environ(child.id());
+        let status = status_facts(child.id());
+        let maps = exec_mappings(child.id());
+        let mut c = child;
+        c.kill().ok();
+        c.wait().ok();
+        let mut env = env.unwrap();
+        env.sort();
+        assert_eq!(
+            env,
+            vec![
+                ("EMPTY".to_string(), String::new()),
+                ("LD_LIBRARY_PATH".to_string(), "/tmp/evil".to_string()),
+            ]
+        );
+        let status = status.unwrap();
+        assert_eq!(status.tracer, None);
+        assert_eq!(status.uid, 0);
+        assert!(status.exec_kib > 0);
+        let maps = maps.unwrap();
+        let sleep = fs::metadata("/bin/sleep").unwrap();
+        assert!(maps
+            .iter()
+            .any(|m| matches!(m, ExecMapping::File { dev, ino, .. }
+            if *dev == sleep.dev() && *ino == sleep.ino())));
+    }
+
+    #[test]
+    fn maps_lines() {
+        let text = "\
+55b90bc82000-55b90bc87000 r-xp 00002000 fe:00 247030                     /usr/bin/cat
+55b90bc87000-55b90bc88000 r--p 00007000 fe:00 247030                     /usr/bin/cat
+7f83cd2be000-7f83cd414000 r-xp 00026000 fe:00 326279                     /usr/lib/my lib.so
+7f83cd48b000-7f83cd48d000 r-xp 00000000 00:00 0                          [vdso]
+7f0000000000-7f0000001000 rwxp 00000000 00:00 0 
+7f0000001000-7f0000002000 r-xp 00000000 00:00 0                          [anon:jit]
+7f0000002000-7f0000003000 r-xp 00000000 08:01 12                         /tmp/evil.so (deleted)
+ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
+";
+        assert_eq!(
+            parse_maps(text),
+            vec![
+                ExecMapping::File {
+                    path: "/usr/bin/cat".into(),
+                    dev: libc::makedev(0xfe, 0),
+                    ino: 247030
+                },
+                ExecMapping::File {
+                    path: "/usr/lib/my lib.so".into(),
+                    dev: libc::makedev(0xfe, 0),
+                    ino: 326279
+                },
+                ExecMapping::Anonymous,
+                ExecMapping::Anonymous,
+                ExecMapping::Deleted {
+                    path: "/tmp/evil.so".into()
+                },
+            ]
+        );
     }
 }

@@ -1,9 +1,17 @@
 //! pid → [`CallerFacts`]: is the process behind a request certified?
 //!
+//! A process is certified when its executable (or, for a script, its interpreter and script)
+//! is on the certified list, and its program's closure (everything it can load code from) is
+//! intact: nothing in it changed since certification ([`ClosureWatch`]), its start-up
+//! environment cannot change its code ([`imageguard_policy::environment`]), it maps no code
+//! from outside the closure, and no debugger is attached.
+//!
 //! Cost on the hot path: an uncertified caller costs one `stat` and one `readlink` of
-//! `/proc/PID/exe`. A candidate (its executable is on the list) additionally has its environment,
-//! script and hash checked once per process (cached by pid and start time) and its tracer checked
-//! on every request, because a debugger can attach at any time.
+//! `/proc/PID/exe`. A candidate is checked once per process (environment, script, closure
+//! compared with the disk if it changed since the process started, executable mappings),
+//! cached by pid and start time; then every request costs one read of `/proc/PID/status`
+//! (tracer, and the size of its executable memory, which moves when code is mapped: then the
+//! mappings are checked again) and one `poll` of the closure watch.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -11,38 +19,76 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use imageguard_policy::certification::ExeLookup;
+use imageguard_policy::closure::{foreign_mapping, ExecMapping};
+use imageguard_policy::environment::code_changing_variable;
 use imageguard_policy::{CallerFacts, CertifiedEntry, CertifiedList, FileIdentity, Untrusted};
 use parking_lot::{Mutex, RwLock};
 
+use crate::closure::{self, View};
 use crate::hashing::sha256_hex;
 use crate::procfs;
+use crate::watch::ClosureWatch;
 
 /// Entries kept in each cache before it is cleared (bounds memory under pid churn).
 const CACHE_LIMIT: usize = 8192;
 
 type Trust = Result<String, Untrusted>;
 
+/// A process's verdict, once checked.
+#[derive(Debug, Clone)]
+struct Checked {
+    trust: Trust,
+    /// Its executable memory (KiB) when its mappings were last checked.
+    exec_kib: u64,
+}
+
 /// Resolves callers against the current certified list.
-#[derive(Debug)]
 pub struct CallerResolver {
     list: RwLock<Arc<CertifiedList>>,
+    watch: Arc<ClosureWatch>,
     hashes: Mutex<HashMap<FileIdentity, Option<String>>>,
-    processes: Mutex<HashMap<(u32, u64, FileIdentity), Trust>>,
+    processes: Mutex<HashMap<(u32, u64, FileIdentity), Checked>>,
     self_pid: u32,
+    /// This process's mount namespace and root: a process elsewhere sees other files at the
+    /// closure's paths, so its closure is compared through `/proc/PID/root`.
+    own_namespace: Option<PathBuf>,
+    ticks_per_second: u64,
+}
+
+impl std::fmt::Debug for CallerResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallerResolver")
+            .field("certified", &self.list.read().entries.len())
+            .finish()
+    }
 }
 
 impl CallerResolver {
-    pub fn new(list: CertifiedList) -> CallerResolver {
-        CallerResolver {
+    pub fn new(list: CertifiedList) -> std::io::Result<CallerResolver> {
+        let watch = ClosureWatch::start()?;
+        watch.set(&list, None);
+        let me = std::process::id();
+        Ok(CallerResolver {
             list: RwLock::new(Arc::new(list)),
+            watch,
             hashes: Mutex::new(HashMap::new()),
             processes: Mutex::new(HashMap::new()),
-            self_pid: std::process::id(),
-        }
+            self_pid: me,
+            own_namespace: procfs::mount_namespace(me).ok(),
+            ticks_per_second: rustix::param::clock_ticks_per_second(),
+        })
+    }
+
+    /// The watch over the certified programs' closures.
+    pub fn watch(&self) -> &Arc<ClosureWatch> {
+        &self.watch
     }
 
     /// Install a new list (after certify/uncertify); cached process verdicts are dropped.
-    pub fn set_list(&self, list: CertifiedList) {
+    /// `renewed` names a program certified again just now: its closure is recorded anew, so a
+    /// change that broke the old one no longer counts.
+    pub fn set_list(&self, list: CertifiedList, renewed: Option<&str>) {
+        self.watch.set(&list, renewed);
         *self.list.write() = Arc::new(list);
         self.processes.lock().clear();
     }
@@ -72,47 +118,107 @@ impl CallerResolver {
         let Ok(start) = procfs::start_time(pid) else {
             return CallerFacts::untrusted(pid, exe, Untrusted::Unidentified);
         };
+        let Ok(status) = procfs::status_facts(pid) else {
+            return CallerFacts::untrusted(pid, exe, Untrusted::Unidentified);
+        };
         let key = (pid, start, identity);
         let cached = self.processes.lock().get(&key).cloned();
-        let trust = match cached {
-            Some(t) => t,
+        let checked = match cached {
+            Some(c) => c,
             None => {
-                let t = self.check_process(pid, &identity, lookup);
+                let c = Checked {
+                    trust: self.check_process(pid, start, &list, &identity, lookup),
+                    exec_kib: status.exec_kib,
+                };
                 let mut cache = self.processes.lock();
                 if cache.len() >= CACHE_LIMIT {
                     cache.clear();
                 }
-                cache.insert(key, t.clone());
-                t
+                cache.insert(key, c.clone());
+                c
             }
         };
-        let trust = trust.and_then(|entry| match procfs::tracer(pid) {
-            Ok(None) => Ok(entry),
-            Ok(Some(t)) => Err(Untrusted::Traced(t)),
-            Err(_) => Err(Untrusted::Unidentified),
+        let trust = checked.trust.and_then(|entry| {
+            if let Some(t) = status.tracer {
+                return Err(Untrusted::Traced(t));
+            }
+            let code = self.watch.check(&entry).map_err(|change| match change {
+                Some(c) => Untrusted::ClosureChanged(c),
+                None => Untrusted::NoClosure,
+            })?;
+            if status.exec_kib != checked.exec_kib {
+                // Code was mapped or unmapped since its mappings were checked.
+                let maps = executed_elsewhere(procfs::exec_mappings(pid), &identity)?;
+                if let Some(foreign) = foreign_mapping(&code, &maps) {
+                    let verdict = Err(Untrusted::ForeignCode(foreign));
+                    if let Some(c) = self.processes.lock().get_mut(&key) {
+                        c.trust = verdict.clone();
+                    }
+                    return verdict;
+                }
+                if let Some(c) = self.processes.lock().get_mut(&key) {
+                    c.exec_kib = status.exec_kib;
+                }
+            }
+            Ok(entry)
         });
         CallerFacts { pid, exe, trust }
     }
 
-    /// The once-per-process checks: environment, hash when the identity moved, script.
-    fn check_process(&self, pid: u32, identity: &FileIdentity, lookup: ExeLookup<'_>) -> Trust {
-        match procfs::injected_variable(pid) {
-            Ok(Some(var)) => return Err(Untrusted::Injected(var)),
-            Ok(None) => {}
-            Err(_) => return Err(Untrusted::Unidentified),
-        }
-        match lookup {
-            ExeLookup::NotListed => Err(Untrusted::NotCertified),
-            ExeLookup::Certified(e) => Ok(e.path.clone()),
+    /// The once-per-process checks: which entry (hash when the identity moved, script and
+    /// interpreter start), environment, closure, executable mappings.
+    fn check_process(
+        &self,
+        pid: u32,
+        start: u64,
+        list: &CertifiedList,
+        identity: &FileIdentity,
+        lookup: ExeLookup<'_>,
+    ) -> Trust {
+        let env = procfs::environ(pid).map_err(|_| Untrusted::Unidentified)?;
+        let path = match lookup {
+            ExeLookup::NotListed => return Err(Untrusted::NotCertified),
+            ExeLookup::Certified(e) => e.path.clone(),
             ExeLookup::VerifyHash(e) => {
                 if self.exe_hash(pid, identity).as_deref() == Some(e.sha256.as_str()) {
-                    Ok(e.path.clone())
+                    e.path.clone()
                 } else {
-                    Err(Untrusted::BinaryChanged)
+                    return Err(Untrusted::BinaryChanged);
                 }
             }
-            ExeLookup::Scripts(entries) => self.check_script(pid, identity, &entries),
+            ExeLookup::Scripts(entries) => self.check_script(pid, identity, &entries, &env)?,
+        };
+        let entry = list.get(&path).ok_or(Untrusted::NotCertified)?;
+        let closure = entry.closure.as_ref().ok_or(Untrusted::NoClosure)?;
+        let uid = procfs::status_facts(pid)
+            .map_err(|_| Untrusted::Unidentified)?
+            .uid;
+        let passwd_home = closure::home_of(uid).map(|h| h.to_string_lossy().into_owned());
+        if let Some(var) = code_changing_variable(closure, &env, passwd_home.as_deref()) {
+            return Err(Untrusted::Injected(var));
         }
+        let code = self.watch.check(&path).map_err(|change| match change {
+            Some(c) => Untrusted::ClosureChanged(c),
+            None => Untrusted::NoClosure,
+        })?;
+        let elsewhere = procfs::mount_namespace(pid).ok() != self.own_namespace
+            || procfs::root(pid).ok().as_deref() != Some(Path::new("/"));
+        let change = if elsewhere {
+            closure::verify(closure, &View::of_process(pid))
+        } else {
+            let started_ns = (start as i128 * 1_000_000_000) / self.ticks_per_second.max(1) as i128;
+            // The start time counts whole ticks: a comparison must be at least a tick later.
+            let tick = 1_000_000_000 / self.ticks_per_second.max(1) as i128;
+            self.watch.verify_since(&path, started_ns + tick)
+        };
+        if let Some(c) = change {
+            return Err(Untrusted::ClosureChanged(c));
+        }
+        let maps = executed_elsewhere(procfs::exec_mappings(pid), identity)?;
+        if let Some(foreign) = foreign_mapping(&code, &maps) {
+            return Err(Untrusted::ForeignCode(foreign));
+        }
+        Ok(path)
     }
 
     fn check_script(
@@ -120,10 +226,12 @@ impl CallerResolver {
         pid: u32,
         identity: &FileIdentity,
         entries: &[&CertifiedEntry],
+        env: &[(String, String)],
     ) -> Trust {
         let argv = procfs::cmdline(pid).map_err(|_| Untrusted::Unidentified)?;
         let cwd = procfs::cwd(pid).ok();
         let mut changed = false;
+        let mut started_as = None;
         for e in entries {
             let Some(interp) = &e.interpreter else {
                 continue;
@@ -145,12 +253,25 @@ impl CallerResolver {
             }
             let script = resolve_arg(&argv[n + 1], cwd.as_deref());
             match self.script_matches(&script, e) {
-                Some(true) => return Ok(e.path.clone()),
-                Some(false) => changed = true,
-                None => {}
+                Some(true) => {}
+                Some(false) => {
+                    changed = true;
+                    continue;
+                }
+                None => continue,
             }
+            let argv0 = argv[0].to_string_lossy();
+            let found = (!argv0.contains('/'))
+                .then(|| search_path(&argv0, env))
+                .flatten();
+            if interp.accepts_argv0(&argv0, found.as_deref()) {
+                return Ok(e.path.clone());
+            }
+            started_as = Some(argv0.into_owned());
         }
-        Err(if changed {
+        Err(if let Some(a) = started_as {
+            Untrusted::StartedAs(a)
+        } else if changed {
             Untrusted::BinaryChanged
         } else {
             Untrusted::NotCertified
@@ -195,6 +316,32 @@ impl CallerResolver {
     }
 }
 
+/// The executable mappings but those of the executable itself, which was matched by its running
+/// identity or hash (a reinstall of the same bytes has a new inode, and is fine).
+fn executed_elsewhere(
+    maps: std::io::Result<Vec<ExecMapping>>,
+    exe: &FileIdentity,
+) -> Result<Vec<ExecMapping>, Untrusted> {
+    let mut maps = maps.map_err(|_| Untrusted::Unidentified)?;
+    maps.retain(
+        |m| !matches!(m, ExecMapping::File { dev, ino, .. } if *dev == exe.dev && *ino == exe.ino),
+    );
+    Ok(maps)
+}
+
+/// Where a bare program name leads through the process's own `PATH` (as `execvp` and Python's
+/// start-up look it up).
+fn search_path(name: &str, env: &[(String, String)]) -> Option<String> {
+    let path = env
+        .iter()
+        .find(|(n, _)| n == "PATH")
+        .map(|(_, v)| v.as_str())?;
+    path.split(':')
+        .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(name))
+        .find(|p| p.is_file())
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
 fn resolve_arg(arg: &OsString, cwd: Option<&Path>) -> PathBuf {
     let p = PathBuf::from(arg);
     match cwd {
@@ -207,6 +354,7 @@ fn resolve_arg(arg: &OsString, cwd: Option<&Path>) -> PathBuf {
 mod tests {
     use super::*;
     use crate::certify::certify_path;
+    use crate::closure::ClosureOptions;
     use std::process::{Child, Command};
 
     struct Kill(Child);
@@ -241,8 +389,12 @@ mod tests {
         let sleep = d.path().join("certsleep");
         std::fs::copy("/bin/sleep", &sleep).unwrap();
         let mut list = CertifiedList::default();
-        list.upsert(certify_path(&sleep, false, 0).unwrap().entry);
-        let r = CallerResolver::new(list);
+        list.upsert(
+            certify_path(&sleep, &ClosureOptions::default(), 0)
+                .unwrap()
+                .entry,
+        );
+        let r = CallerResolver::new(list).unwrap();
 
         let ok = spawn(Command::new(&sleep).arg("5").env_clear());
         assert_eq!(
@@ -266,7 +418,9 @@ mod tests {
         );
         assert_eq!(
             r.resolve(inj.0.id()).trust,
-            Err(Untrusted::Injected("LD_PRELOAD".into()))
+            Err(Untrusted::Injected(
+                "LD_PRELOAD (read by the dynamic loader)".into()
+            ))
         );
         assert_eq!(r.resolve(0).trust, Err(Untrusted::Unidentified));
         assert!(r.resolve(std::process::id()).is_certified());
@@ -278,8 +432,12 @@ mod tests {
         let prog = d.path().join("prog");
         std::fs::copy("/bin/sleep", &prog).unwrap();
         let mut list = CertifiedList::default();
-        list.upsert(certify_path(&prog, false, 0).unwrap().entry);
-        let r = CallerResolver::new(list);
+        list.upsert(
+            certify_path(&prog, &ClosureOptions::default(), 0)
+                .unwrap()
+                .entry,
+        );
+        let r = CallerResolver::new(list).unwrap();
         // Same bytes, new inode (a reinstall): still certified through the hash.
         std::fs::remove_file(&prog).unwrap();
         std::fs::copy("/bin/sleep", &prog).unwrap();
@@ -305,8 +463,12 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut list = CertifiedList::default();
-        list.upsert(certify_path(&script, false, 0).unwrap().entry);
-        let r = CallerResolver::new(list);
+        list.upsert(
+            certify_path(&script, &ClosureOptions::default(), 0)
+                .unwrap()
+                .entry,
+        );
+        let r = CallerResolver::new(list).unwrap();
         let run = spawn(Command::new(&script).env_clear());
         assert!(r.resolve(run.0.id()).is_certified());
         let other = spawn(Command::new("/bin/sh").arg("-c").arg("sleep 5").env_clear());

@@ -80,6 +80,7 @@ impl CertifiedStore {
 mod tests {
     use super::*;
     use crate::certify::certify_path;
+    use crate::closure::ClosureOptions;
 
     #[test]
     fn round_trip_and_missing_is_empty() {
@@ -88,7 +89,7 @@ mod tests {
         assert!(store.load().unwrap().entries.is_empty());
         let mut list = CertifiedList::default();
         list.upsert(
-            certify_path(Path::new("/bin/true"), false, 1)
+            certify_path(Path::new("/bin/true"), &ClosureOptions::default(), 1)
                 .unwrap()
                 .entry,
         );

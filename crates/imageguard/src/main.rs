@@ -29,7 +29,23 @@ fn main() {
         Command::Off { restart_on_reboot } => protect::off(p, *restart_on_reboot),
         Command::On => protect::on(p),
         Command::Status { json } => status::status(p, *json),
-        Command::Certify { path, force } => certify::certify(p, path, *force),
+        Command::Certify {
+            path,
+            force,
+            also,
+            home,
+            learn,
+            command,
+        } => certify::certify(
+            p,
+            &certify::CertifyArgs {
+                path,
+                force: *force,
+                also,
+                homes: home,
+                learn: learn.then_some(command.as_slice()),
+            },
+        ),
         Command::Uncertify { path } => certify::uncertify(p, path),
         Command::Certified { json } => certify::certified(p, *json),
         Command::Events {

@@ -118,6 +118,37 @@ fn status_events_certified_and_journal() {
     let list: serde_json::Value = serde_json::from_slice(&c.stdout).unwrap();
     assert_eq!(list[0]["path"], "/usr/bin/restic");
     assert_eq!(list[0]["sha256"].as_str().unwrap().len(), 64);
+    // ... with its closure (every file with role, identity and hash) and whether it is intact.
+    assert_eq!(list[0]["intact"], true, "{}", list[0]["change"]);
+    let files = list[0]["closure"]["files"].as_array().unwrap();
+    assert!(files.iter().any(|f| f["role"] == "program"));
+    let libc = files
+        .iter()
+        .find(|f| {
+            f["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/libc.so.6"))
+        })
+        .expect("restic (Debian's, cgo) maps libc");
+    assert_eq!(libc["role"], "library");
+    assert_eq!(libc["sha256"].as_str().unwrap().len(), 64);
+    assert!(libc["identity"]["ino"].as_u64().is_some());
+    let human = sb.imageguard(&["certified"]).unwrap();
+    assert!(String::from_utf8_lossy(&human.stdout).contains("intact"));
+    // status says whether root could write into a certified process's memory unseen.
+    let st: serde_json::Value =
+        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    let warns = st["warnings"].as_array().unwrap();
+    let yama_closed = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .is_ok_and(|s| s.trim() == "3");
+    assert_eq!(
+        warns
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("/proc/PID/mem")),
+        !yama_closed,
+        "{warns:?}"
+    );
+    assert_eq!(st["certified_broken"], 0);
     let refused = sb.imageguard(&["certify", "/bin/bash"]).unwrap();
     assert_eq!(refused.status.code(), Some(1));
     assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));

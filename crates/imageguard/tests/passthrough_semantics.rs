@@ -188,10 +188,13 @@ fn certified_process_may_mmap_write_a_backup() {
     };
     let mtime_before = mtime(&f);
     std::thread::sleep(std::time::Duration::from_millis(50));
-    assert_ok(
-        "certified mmap write",
-        &output_fresh(clean(Command::new(&py).arg("-c").arg(&script))),
-    );
+    let o = output_fresh(clean(Command::new(&py).arg("-c").arg(&script)));
+    if !o.status.success() {
+        for e in events(&sb) {
+            eprintln!("EVENT {e:?}");
+        }
+    }
+    assert_ok("certified mmap write", &o);
     // (No read in between: reading invalidates the cached access time, and with it the rest.)
     let t0 = std::time::Instant::now();
     let mut mtime_after = mtime_before;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::closure::ClosureChange;
+
 /// Why a process does not count as certified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "why", content = "detail")]
@@ -12,8 +14,17 @@ pub enum Untrusted {
     BinaryChanged,
     /// It is being traced (ptrace) by this pid.
     Traced(u32),
-    /// Its initial environment injects code (LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH, PYTHONPATH...).
+    /// Its start-up environment can change the code it runs (the variable, and what reads it).
     Injected(String),
+    /// Its program's closure (libraries, modules, start-up hooks) changed since certification.
+    ClosureChanged(ClosureChange),
+    /// It maps code from outside its program's closure (the file, or anonymous memory).
+    ForeignCode(String),
+    /// Its program was certified before closures were recorded.
+    NoClosure,
+    /// Its interpreter was started under another name than the script's `#!` line gives it
+    /// (Python finds its library and virtual environments from that name).
+    StartedAs(String),
     /// The request carried no usable pid, or the process was gone before it could be identified.
     Unidentified,
 }
@@ -24,7 +35,21 @@ impl std::fmt::Display for Untrusted {
             Untrusted::NotCertified => f.write_str("not certified"),
             Untrusted::BinaryChanged => f.write_str("certified binary changed on disk"),
             Untrusted::Traced(p) => write!(f, "traced by pid {p}"),
-            Untrusted::Injected(v) => write!(f, "environment injects code ({v})"),
+            Untrusted::Injected(v) => write!(f, "its environment can change its code: {v}"),
+            Untrusted::ClosureChanged(c) => write!(
+                f,
+                "its code changed since certification: {c} (certify it again if that was intended)"
+            ),
+            Untrusted::ForeignCode(p) => {
+                write!(f, "runs code from outside what was certified: {p}")
+            }
+            Untrusted::NoClosure => f.write_str(
+                "certified before its libraries and modules were recorded: certify it again",
+            ),
+            Untrusted::StartedAs(a) => write!(
+                f,
+                "its interpreter was started as {a:?}, not as the script's #! line names it"
+            ),
             Untrusted::Unidentified => f.write_str("process could not be identified"),
         }
     }

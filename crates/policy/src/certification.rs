@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::closure::Closure;
+
 /// The stat identity of a file. Any change to the file changes at least one field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileIdentity {
@@ -30,6 +32,25 @@ pub struct Interpreter {
     /// whose command line has anything else there (`python3 -i script`) does not match.
     #[serde(default)]
     pub args: Vec<String>,
+    /// The interpreter's path as the `#!` line spells it (the kernel passes it as `argv[0]`);
+    /// empty when it is `path` itself.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub invoked_as: String,
+}
+
+impl Interpreter {
+    /// Whether a process's `argv[0]` is how the kernel starts this interpreter for the script
+    /// (Python derives its library and virtual environment from that name). A bare name
+    /// (`#!/usr/bin/env python3`) counts by where the process's `PATH` leads: `found_on_path`.
+    pub fn accepts_argv0(&self, argv0: &str, found_on_path: Option<&str>) -> bool {
+        let known =
+            |p: &str| p == self.path || (!self.invoked_as.is_empty() && p == self.invoked_as);
+        if argv0.contains('/') {
+            known(argv0)
+        } else {
+            found_on_path.is_some_and(known)
+        }
+    }
 }
 
 /// One certified program.
@@ -46,6 +67,10 @@ pub struct CertifiedEntry {
     pub forced: bool,
     /// Unix time of certification.
     pub certified_at: i64,
+    /// Everything the program's process can load code from; `None` for an entry certified by
+    /// a version that did not record it (such an entry certifies nothing until certified again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closure: Option<Closure>,
 }
 
 /// What the list says about an executable, before any hashing.
@@ -214,6 +239,7 @@ mod tests {
             interpreter: None,
             forced: false,
             certified_at: 0,
+            closure: None,
         }
     }
 
@@ -243,6 +269,7 @@ mod tests {
             sha256: "bb".into(),
             identity: id(21),
             args: vec![],
+            invoked_as: "/usr/bin/python3".into(),
         });
         l.upsert(borg);
         match l.lookup("/usr/bin/python3.11", &id(21)) {
@@ -251,6 +278,16 @@ mod tests {
         }
         // The script's own identity is never an executable identity.
         assert_eq!(l.lookup("/usr/bin/borg", &id(20)), ExeLookup::NotListed);
+        // The kernel starts the interpreter under the #! line's name; a venv-style name is not it.
+        let i = l.entries[0].interpreter.as_ref().unwrap();
+        assert!(i.accepts_argv0("/usr/bin/python3", None));
+        assert!(i.accepts_argv0("/usr/bin/python3.11", None));
+        assert!(!i.accepts_argv0("/tmp/venv/bin/python3", None));
+        assert!(!i.accepts_argv0("../venv/bin/python3", None));
+        // A bare name counts by where PATH leads.
+        assert!(i.accepts_argv0("python3", Some("/usr/bin/python3")));
+        assert!(!i.accepts_argv0("python3", Some("/tmp/venv/bin/python3")));
+        assert!(!i.accepts_argv0("python3", None));
     }
 
     #[test]

@@ -9,19 +9,27 @@
 //! - [`operation`]: the operations a caller can attempt on a protected volume.
 //! - [`caller`]: what is known about the process that asks.
 //! - [`certification`]: the certified-program list and how an executable matches it.
+//! - [`closure`]: what a certified program is made of (libraries, modules, start-up hooks) and
+//!   the judgements over it.
+//! - [`environment`]: which start-up variables can change the code a certified program runs.
 //! - [`decide`]: allow or deny, and the event a denial logs.
 //! - [`event`]: the event catalogue (IDs, severities, texts).
 
 pub mod caller;
 pub mod certification;
 pub mod classify;
+pub mod closure;
 pub mod decide;
+pub mod environment;
 pub mod event;
 pub mod operation;
 
 pub use caller::{CallerFacts, Untrusted};
 pub use certification::{CertifiedEntry, CertifiedList, FileIdentity, Interpreter};
 pub use classify::{BackupReason, Class, EntryKind, RepoKind, Rules, RulesError, Zone};
+pub use closure::{
+    ChangeKind, Closure, ClosureChange, ClosureDir, ClosureFile, Entries, Role, Runtime,
+};
 pub use decide::{decide, Verdict};
 pub use event::{Event, EventKind, ProcessRef, Severity, VolumeRef};
 pub use operation::Operation;

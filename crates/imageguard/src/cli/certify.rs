@@ -1,14 +1,17 @@
 //! `imageguard certify | uncertify | certified`. With the service running the change goes through
 //! it (and takes effect at once); without it, the certified list file is edited directly.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use imageguard_identity::{certify_path, CertifiedStore};
+use imageguard_identity::closure::{self, View};
+use imageguard_identity::{certify_path, CertifiedStore, ClosureOptions};
+use imageguard_policy::{CertifiedEntry, Role};
 
 use super::{client_error, exit, fail, run_simple};
 use crate::control::client::{request, ClientError};
 use crate::control::protocol::{Request, Response};
 use crate::paths::PathArgs;
+use crate::service::report::CertifiedProgram;
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -24,21 +27,83 @@ fn offline(paths: &PathArgs) -> bool {
     )
 }
 
-pub fn certify(paths: &PathArgs, path: &Path, force: bool) -> i32 {
-    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+/// One line about a new certification: what was recorded.
+pub fn describe(e: &CertifiedEntry) -> String {
+    let mut msg = format!("certified {} (sha256 {})", e.path, e.sha256);
+    if let Some(i) = &e.interpreter {
+        msg.push_str(&format!(", a script run by {}", i.path));
+    }
+    if let Some(c) = &e.closure {
+        let count = |r: Role| c.files.iter().filter(|f| f.role == r).count();
+        let linkage = if c.runtimes.is_empty() {
+            "statically linked".to_string()
+        } else {
+            format!(
+                "{} libraries",
+                count(Role::Library) + count(Role::NssModule)
+            )
+        };
+        msg.push_str(&format!(
+            "; closure: {} files in {} watched folders ({linkage}, {} modules, {} learned, {} \
+             listed); `imageguard certified --json` lists them",
+            c.files.len(),
+            c.dirs.len(),
+            count(Role::Module),
+            count(Role::Learned),
+            count(Role::Listed)
+        ));
+    }
+    msg
+}
+
+/// What `imageguard certify` was asked to record.
+pub struct CertifyArgs<'a> {
+    pub path: &'a Path,
+    pub force: bool,
+    pub also: &'a [PathBuf],
+    pub homes: &'a [PathBuf],
+    /// `--learn`: the program's usual job, run once to see what it loads.
+    pub learn: Option<&'a [String]>,
+}
+
+pub fn certify(paths: &PathArgs, args: &CertifyArgs<'_>) -> i32 {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let path = abs(args.path);
+    let learned = match args.learn {
+        None => vec![],
+        Some(command) => match super::learn::learn(&path, command) {
+            Ok(l) => l,
+            Err(e) => return fail(&format!("--learn: {e:#}"), 1),
+        },
+    };
+    let options = ClosureOptions {
+        listed: args.also.iter().map(|p| abs(p)).collect(),
+        learned,
+        homes: args.homes.iter().map(|p| abs(p)).collect(),
+        force: args.force,
+    };
     if !offline(paths) {
-        return run_simple(paths, Request::Certify { path, force });
+        return run_simple(
+            paths,
+            Request::Certify {
+                path,
+                force: options.force,
+                also: options.listed,
+                learned: options.learned,
+                homes: options.homes,
+            },
+        );
     }
     let store = CertifiedStore::new(paths.certified_list());
     let r = (|| -> anyhow::Result<String> {
-        let c = certify_path(&path, force, now())?;
+        let c = certify_path(&path, &options, now())?;
         for w in &c.warnings {
             eprintln!("imageguard: {w}");
         }
         let mut list = store.load()?;
         let msg = format!(
-            "certified {} (sha256 {}); the service is not running, it applies at its next start",
-            c.entry.path, c.entry.sha256
+            "{}; the service is not running, it applies at its next start",
+            describe(&c.entry)
         );
         std::fs::create_dir_all(&paths.state_dir)?;
         list.upsert(c.entry);
@@ -78,41 +143,71 @@ pub fn uncertify(paths: &PathArgs, path: &Path) -> i32 {
     }
 }
 
+/// Without the service: compare each closure with the disk here.
+fn programs_offline(paths: &PathArgs) -> anyhow::Result<Vec<CertifiedProgram>> {
+    let list = CertifiedStore::new(paths.certified_list()).load()?;
+    Ok(list
+        .entries
+        .into_iter()
+        .map(|entry| {
+            let change = entry
+                .closure
+                .as_ref()
+                .and_then(|c| closure::verify(c, &View::own()));
+            CertifiedProgram {
+                intact: entry.closure.is_some() && change.is_none(),
+                change,
+                entry,
+            }
+        })
+        .collect())
+}
+
 pub fn certified(paths: &PathArgs, json: bool) -> i32 {
-    let entries = match request(&paths.socket(), &Request::Certified) {
-        Ok(Response::Certified { entries }) => entries,
+    let programs = match request(&paths.socket(), &Request::Certified) {
+        Ok(Response::Certified { programs }) => programs,
         Ok(Response::Error { message, code }) => return fail(&message, code),
         Ok(other) => return fail(&format!("unexpected answer: {other:?}"), 1),
-        Err(ClientError::NotRunning(_)) => match CertifiedStore::new(paths.certified_list()).load()
-        {
-            Ok(l) => l.entries,
-            Err(e) => return fail(&e.to_string(), 1),
+        Err(ClientError::NotRunning(_)) => match programs_offline(paths) {
+            Ok(p) => p,
+            Err(e) => return fail(&format!("{e:#}"), 1),
         },
         Err(e) => return client_error(e),
     };
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&entries).unwrap_or_default()
+            serde_json::to_string_pretty(&programs).unwrap_or_default()
         );
         return exit::OK;
     }
-    if entries.is_empty() {
+    if programs.is_empty() {
         println!("no certified programs (certify one with `imageguard certify /usr/bin/restic`)");
         return exit::OK;
     }
-    println!("{:<40} {:<16} NOTE", "PROGRAM", "SHA256");
-    for e in entries {
+    println!(
+        "{:<34} {:<16} {:>7} {:<12} NOTE",
+        "PROGRAM", "SHA256", "CLOSURE", "STATE"
+    );
+    for p in programs {
+        let e = &p.entry;
         let note = match (&e.interpreter, e.forced) {
             (Some(i), _) => format!("script, run by {}", i.path),
             (None, true) => "forced (shell or interpreter)".into(),
             (None, false) => String::new(),
         };
+        let (state, why) = match (&p.change, p.intact, &e.closure) {
+            (_, true, _) => ("intact", String::new()),
+            (Some(c), _, _) => ("CHANGED", format!(": {c}; certify it again if intended")),
+            (None, _, None) => ("NOT RECORDED", ": certify it again".to_string()),
+            (None, _, Some(_)) => ("CHANGED", String::new()),
+        };
         println!(
-            "{:<40} {:<16} {}",
+            "{:<34} {:<16} {:>7} {:<12} {note}{why}",
             e.path,
             &e.sha256[..16.min(e.sha256.len())],
-            note
+            e.closure.as_ref().map(|c| c.files.len()).unwrap_or(0),
+            state,
         );
     }
     exit::OK

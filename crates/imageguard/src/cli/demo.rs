@@ -18,12 +18,14 @@ fn step(msg: &str) {
     eprintln!("==> {msg}");
 }
 
-/// A backup job's command: started the way cron or systemd would start it, without the
-/// LD_LIBRARY_PATH that `cargo run` adds (a process started with it is not trusted as certified).
+/// A backup job's command: started the way cron or systemd would start it, with a plain
+/// environment (`cargo run` adds LD_LIBRARY_PATH, which can change the code a program loads,
+/// so a process started with it is not trusted as certified).
 fn job(program: &Path) -> Command {
     let mut c = Command::new(program);
-    for var in imageguard_identity::procfs::INJECTION_VARIABLES {
-        c.env_remove(var);
+    c.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    if let Some(home) = std::env::var_os("HOME") {
+        c.env("HOME", home);
     }
     c
 }

@@ -3,6 +3,7 @@
 pub mod certify;
 pub mod demo;
 pub mod events;
+pub mod learn;
 pub mod protect;
 pub mod status;
 
@@ -47,12 +48,29 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Certify a backup program: it may then modify backup files.
+    /// Certify a backup program: it may then modify backup files, as long as everything it
+    /// loads code from (its closure: libraries, modules, start-up hooks) stays as recorded now.
     Certify {
         path: PathBuf,
-        /// Certify even a shell or interpreter (every script it runs could then modify backups).
+        /// Certify even a shell or interpreter (every script it runs could then modify
+        /// backups), or a script whose interpreter imageguard does not model.
         #[arg(long)]
         force: bool,
+        /// Add a file to the closure by hand (a plugin the program loads only sometimes, a
+        /// file a shell script sources). Repeatable.
+        #[arg(long, value_name = "FILE")]
+        also: Vec<PathBuf>,
+        /// Home folder of a user who runs the program (a Python program imports from the user
+        /// site folder under it). Default: root's. Repeatable.
+        #[arg(long, value_name = "DIR")]
+        home: Vec<PathBuf>,
+        /// Run the program's usual job once (the command after `--`) and add every library it
+        /// maps to the closure.
+        #[arg(long, requires = "command")]
+        learn: bool,
+        /// The job for --learn, e.g. `-- /usr/bin/rsync -a /srv/ /mnt/backup/srv/`.
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<String>,
     },
     /// Remove a program from the certified list.
     Uncertify { path: PathBuf },

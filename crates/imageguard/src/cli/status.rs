@@ -36,7 +36,21 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
             ""
         }
     );
-    println!("certified programs: {}", report.certified_programs);
+    println!(
+        "certified programs: {}{}",
+        report.certified_programs,
+        if report.certified_broken > 0 {
+            format!(
+                " ({} no longer certified: their code changed; see `imageguard certified`)",
+                report.certified_broken
+            )
+        } else {
+            String::new()
+        }
+    );
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
     if report.volumes.is_empty() {
         println!("protected volumes: none");
     }

@@ -2,10 +2,9 @@
 
 use std::path::PathBuf;
 
-use imageguard_policy::CertifiedEntry;
 use serde::{Deserialize, Serialize};
 
-use crate::service::report::StatusReport;
+use crate::service::report::{CertifiedProgram, StatusReport};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
@@ -20,6 +19,15 @@ pub enum Request {
     Certify {
         path: PathBuf,
         force: bool,
+        /// Files to add to the program's closure by hand.
+        #[serde(default)]
+        also: Vec<PathBuf>,
+        /// Files `certify --learn` saw the program map executable.
+        #[serde(default)]
+        learned: Vec<PathBuf>,
+        /// Home folders of the users who run it (root's when empty).
+        #[serde(default)]
+        homes: Vec<PathBuf>,
     },
     Uncertify {
         path: PathBuf,
@@ -48,7 +56,7 @@ pub enum Response {
     },
     Status(Box<StatusReport>),
     Certified {
-        entries: Vec<CertifiedEntry>,
+        programs: Vec<CertifiedProgram>,
     },
     Error {
         message: String,

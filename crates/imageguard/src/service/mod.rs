@@ -16,7 +16,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use imageguard_eventstore::{EventDb, EventLog};
 use imageguard_guardfs::{CallerSource, EventSink};
-use imageguard_identity::{certify_path, CallerResolver, CertifiedStore};
+use imageguard_identity::{certify_path, CallerResolver, CertifiedStore, ClosureOptions};
 use imageguard_policy::{Event, EventKind};
 use imageguard_volume::keeper::Keeper;
 use parking_lot::Mutex;
@@ -27,7 +27,7 @@ use crate::control::server::{self, Handler};
 use crate::paths::PathArgs;
 use crate::state::{boot_id, ServiceState};
 use adapters::{LogSink, ProcCallers};
-use report::StatusReport;
+use report::{CertifiedProgram, StatusReport};
 use volumes::{path_ref, volume_ref, ProtectedVolume};
 
 struct Inner {
@@ -112,7 +112,14 @@ pub fn run(paths: PathArgs) -> Result<()> {
     let config = Config::load(&paths.config)?;
     let store = CertifiedStore::new(paths.certified_list());
     let list = store.load()?;
-    let resolver = Arc::new(CallerResolver::new(list));
+    let resolver =
+        Arc::new(CallerResolver::new(list).context("starting the watch over certified programs")?);
+    resolver.watch().on_broken(Box::new(|program, change| {
+        eprintln!(
+            "imageguard: {program} is no longer certified: {change} (certify it again if that \
+             was intended)"
+        )
+    }));
     let log = EventLog::start(&paths.events_db(), &paths.journal_socket)?;
     log.emit(Event::new(EventKind::ServiceStarted));
     let mut state = ServiceState::load(&paths.service_state())?;
@@ -408,21 +415,45 @@ impl Service {
             pid: std::process::id(),
             volumes: inner.volumes.values().map(volumes::report).collect(),
             certified_programs: self.resolver.list().entries.len(),
+            certified_broken: self
+                .certified_programs()
+                .iter()
+                .filter(|p| !p.intact)
+                .count(),
+            warnings: imageguard_identity::tamper::memory_writes()
+                .warning()
+                .into_iter()
+                .collect(),
             event_counts: counts,
         }
     }
 
-    fn certify(&self, path: &Path, force: bool) -> Result<Response> {
-        let c = certify_path(path, force, now())?;
+    /// Every certified program, and whether its closure is intact now.
+    fn certified_programs(&self) -> Vec<CertifiedProgram> {
+        let watch = self.resolver.watch();
+        self.resolver
+            .list()
+            .entries
+            .iter()
+            .map(|e| {
+                let state = watch.state_of(&e.path);
+                CertifiedProgram {
+                    entry: e.clone(),
+                    intact: matches!(state, Some(None)),
+                    change: state.flatten(),
+                }
+            })
+            .collect()
+    }
+
+    fn certify(&self, path: &Path, options: &ClosureOptions) -> Result<Response> {
+        let c = certify_path(path, options, now())?;
         let mut list = (*self.resolver.list()).clone();
-        let msg = format!("certified {} (sha256 {})", c.entry.path, c.entry.sha256);
-        let msg = match &c.entry.interpreter {
-            Some(i) => format!("{msg}, a script run by {}", i.path),
-            None => msg,
-        };
+        let msg = crate::cli::certify::describe(&c.entry);
+        let renewed = c.entry.path.clone();
         list.upsert(c.entry);
         self.store.save(&list)?;
-        self.resolver.set_list(list);
+        self.resolver.set_list(list, Some(&renewed));
         Ok(Response::Ok {
             message: msg,
             warnings: c.warnings,
@@ -437,7 +468,7 @@ impl Service {
             .or_else(|| list.remove(&path.to_string_lossy()))
             .ok_or_else(|| anyhow::anyhow!("{} is not certified", path.display()))?;
         self.store.save(&list)?;
-        self.resolver.set_list(list);
+        self.resolver.set_list(list, None);
         Ok(Response::ok(format!("uncertified {}", removed.path)))
     }
 
@@ -445,9 +476,23 @@ impl Service {
         Ok(match req {
             Request::Status => Response::Status(Box::new(self.status())),
             Request::Certified => Response::Certified {
-                entries: self.resolver.list().entries.clone(),
+                programs: self.certified_programs(),
             },
-            Request::Certify { path, force } => self.certify(&path, force)?,
+            Request::Certify {
+                path,
+                force,
+                also,
+                learned,
+                homes,
+            } => self.certify(
+                &path,
+                &ClosureOptions {
+                    listed: also,
+                    learned,
+                    homes,
+                    force,
+                },
+            )?,
             Request::Uncertify { path } => self.uncertify(&path)?,
             Request::Protect { path } => {
                 if !self.inner.lock().state.protection_on {

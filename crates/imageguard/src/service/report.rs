@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use imageguard_policy::{CertifiedEntry, ClosureChange};
 use imageguard_volume::BackingMode;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,24 @@ pub struct StatusReport {
     pub pid: u32,
     pub volumes: Vec<VolumeReport>,
     pub certified_programs: usize,
+    /// Certified programs whose closure changed since certification (no longer certified).
+    #[serde(default)]
+    pub certified_broken: usize,
+    /// What weakens the protection on this machine, in words, with what to do about it.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// (event id, total occurrences).
     pub event_counts: Vec<(u32, u64)>,
+}
+
+/// A certified program and whether it is still certified now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertifiedProgram {
+    #[serde(flatten)]
+    pub entry: CertifiedEntry,
+    /// True while its closure is as recorded.
+    pub intact: bool,
+    /// What changed in its closure since certification (why it is no longer certified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ClosureChange>,
 }

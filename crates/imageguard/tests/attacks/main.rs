@@ -4,6 +4,9 @@
 //! observed, backups) and fails when a technique is not stopped as expected or any backup byte
 //! changed; then `restic check --read-data` and `borg check` must pass.
 //!
+//! The suite runs in a mount namespace of its own, with overlays over `/etc`, `/root` and
+//! `/usr/lib/python3/dist-packages` (see `closure.rs`), so nothing it does reaches the host.
+//!
 //! Run (as root): `cargo test --release --test attacks`. What a FUSE guard cannot stop is in
 //! SECURITY.md, with the mitigation the product applies; those techniques are tested there too.
 
@@ -11,6 +14,7 @@
 mod common;
 
 mod attacker;
+mod closure;
 mod suite;
 
 fn main() {
@@ -31,7 +35,16 @@ fn main() {
     {
         return;
     }
+    // The closure attacks write into /etc, /root and a system site folder: only in a mount
+    // namespace of the suite's own, over overlays, before any thread starts.
+    let scratch = tempfile::Builder::new()
+        .prefix("imageguard-overlays-")
+        .tempdir()
+        .expect("temporary folder");
+    closure::isolate(scratch.path());
     let failures = suite::run();
+    closure::release();
+    drop(scratch);
     if failures > 0 {
         eprintln!("attack suite: {failures} failure(s)");
         std::process::exit(1);

@@ -14,7 +14,7 @@ use crate::common::*;
 
 /// What a technique came to: the error that stopped it, or that it went through.
 #[derive(Debug, Clone, PartialEq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Succeeded,
     Errno(i32),
     /// Anything else a tool reported (its first line of stderr).
@@ -75,7 +75,7 @@ fn outcome_of_tool(o: &Output) -> Outcome {
 }
 
 /// An attacker's answer: `ok` or `errno N`.
-fn parse_answer(text: &str) -> Option<Outcome> {
+pub(crate) fn parse_answer(text: &str) -> Option<Outcome> {
     if text == "ok" {
         Some(Outcome::Succeeded)
     } else {
@@ -100,11 +100,11 @@ struct Row {
 }
 
 /// The volume under attack and what is known about it.
-struct Ctx {
-    sb: Sandbox,
+pub(crate) struct Ctx {
+    pub(crate) sb: Sandbox,
     me: PathBuf,
     /// The main target: an image with an extended attribute.
-    image: PathBuf,
+    pub(crate) image: PathBuf,
     restic_pack: PathBuf,
     restic_config: PathBuf,
     borg_segment: PathBuf,
@@ -142,7 +142,7 @@ impl Ctx {
 
     /// Record a technique: it passes when the outcome is one of `expected` and every watched
     /// backup is unchanged.
-    fn record(&mut self, technique: &str, expected: &[&str], observed: Outcome) {
+    pub(crate) fn record(&mut self, technique: &str, expected: &[&str], observed: Outcome) {
         let now = watched_hashes(self.watched.keys());
         let intact = now == self.watched;
         let shown = observed.to_string();
@@ -391,6 +391,7 @@ pub fn run() -> usize {
     }
     paths_mounts_and_users(&mut cx);
     identities(&mut cx);
+    crate::closure::attacks(&mut cx);
     folders_and_storms(&mut cx);
 
     print_table(&cx.rows);
