@@ -137,24 +137,37 @@ pub struct StatusFacts {
     pub exec_kib: u64,
 }
 
-/// Read [`StatusFacts`].
+/// Read [`StatusFacts`], in one pass over `/proc/PID/status` (it is read on every checked
+/// request).
 pub fn status_facts(pid: u32) -> io::Result<StatusFacts> {
     let status = fs::read_to_string(proc_path(pid, "status"))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-    };
+    let (mut tracer, mut uid, mut exe, mut lib) = (None, None, 0, 0);
+    for line in status.lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let first = || value.split_whitespace().next()?.parse::<u64>().ok();
+        match name {
+            "TracerPid" => tracer = first(),
+            "Uid" => uid = first(),
+            "VmExe" => exe = first().unwrap_or(0),
+            "VmLib" => {
+                lib = first().unwrap_or(0);
+                // The last of the four.
+                break;
+            }
+            _ => {}
+        }
+    }
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed /proc status");
     Ok(StatusFacts {
-        tracer: match field("TracerPid").ok_or_else(bad)? {
+        tracer: match tracer.ok_or_else(bad)? {
             0 => None,
             t => Some(t as u32),
         },
-        uid: field("Uid").ok_or_else(bad)? as u32,
+        uid: uid.ok_or_else(bad)? as u32,
         // Kernel threads have no memory lines.
-        exec_kib: field("VmExe").unwrap_or(0) + field("VmLib").unwrap_or(0),
+        exec_kib: exe + lib,
     })
 }
 

@@ -53,6 +53,17 @@ pub struct CallerResolver {
     /// closure's paths, so its closure is compared through `/proc/PID/root`.
     own_namespace: Option<PathBuf>,
     ticks_per_second: u64,
+    /// `certify --learn` in progress, by certified path.
+    learning: Mutex<HashMap<String, Learning>>,
+}
+
+/// A `certify --learn` job: the processes descending from it map what they map, and it is
+/// recorded rather than refused.
+#[derive(Debug)]
+struct Learning {
+    root: u32,
+    root_start: u64,
+    seen: std::collections::BTreeSet<PathBuf>,
 }
 
 impl std::fmt::Debug for CallerResolver {
@@ -76,7 +87,65 @@ impl CallerResolver {
             self_pid: me,
             own_namespace: procfs::mount_namespace(me).ok(),
             ticks_per_second: rustix::param::clock_ticks_per_second(),
+            learning: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Start learning what the processes of the certified program `entry` descending from the
+    /// (stopped, not yet running) process `job` map executable.
+    pub fn start_learning(&self, entry: &str, job: u32) -> std::io::Result<()> {
+        let root_start = procfs::start_time(job)?;
+        self.learning.lock().insert(
+            entry.to_string(),
+            Learning {
+                root: job,
+                root_start,
+                seen: Default::default(),
+            },
+        );
+        self.processes.lock().clear();
+        Ok(())
+    }
+
+    /// Stop learning for `entry`: the files its job's processes mapped outside the closure.
+    pub fn finish_learning(&self, entry: &str) -> Vec<PathBuf> {
+        self.processes.lock().clear();
+        self.learning
+            .lock()
+            .remove(entry)
+            .map(|l| l.seen.into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// The first mapping of `pid` outside the closure of `entry`, unless a `--learn` job of
+    /// that entry is its ancestor: then the files are learned instead (anonymous or deleted
+    /// code is never learned).
+    fn foreign(
+        &self,
+        entry: &str,
+        pid: u32,
+        code: &std::collections::HashSet<(u64, u64)>,
+        maps: &[ExecMapping],
+    ) -> Option<String> {
+        let foreign = foreign_mapping(code, maps)?;
+        let mut learning = self.learning.lock();
+        let Some(l) = learning.get_mut(entry) else {
+            return Some(foreign);
+        };
+        if !descends_from(pid, l.root, l.root_start) {
+            return Some(foreign);
+        }
+        let mut refused = None;
+        for m in maps {
+            match m {
+                ExecMapping::File { path, dev, ino } if !code.contains(&(*dev, *ino)) => {
+                    l.seen.insert(PathBuf::from(path));
+                }
+                ExecMapping::File { .. } => {}
+                _ => refused = refused.or_else(|| foreign_mapping(code, std::slice::from_ref(m))),
+            }
+        }
+        refused
     }
 
     /// The watch over the certified programs' closures.
@@ -149,7 +218,7 @@ impl CallerResolver {
             if status.exec_kib != checked.exec_kib {
                 // Code was mapped or unmapped since its mappings were checked.
                 let maps = executed_elsewhere(procfs::exec_mappings(pid), &identity)?;
-                if let Some(foreign) = foreign_mapping(&code, &maps) {
+                if let Some(foreign) = self.foreign(&entry, pid, &code, &maps) {
                     let verdict = Err(Untrusted::ForeignCode(foreign));
                     if let Some(c) = self.processes.lock().get_mut(&key) {
                         c.trust = verdict.clone();
@@ -215,7 +284,7 @@ impl CallerResolver {
             return Err(Untrusted::ClosureChanged(c));
         }
         let maps = executed_elsewhere(procfs::exec_mappings(pid), identity)?;
-        if let Some(foreign) = foreign_mapping(&code, &maps) {
+        if let Some(foreign) = self.foreign(&path, pid, &code, &maps) {
             return Err(Untrusted::ForeignCode(foreign));
         }
         Ok(path)
@@ -327,6 +396,28 @@ fn executed_elsewhere(
         |m| !matches!(m, ExecMapping::File { dev, ino, .. } if *dev == exe.dev && *ino == exe.ino),
     );
     Ok(maps)
+}
+
+/// Whether `root` (started at `root_start`) is `pid` or one of its ancestors.
+fn descends_from(pid: u32, root: u32, root_start: u64) -> bool {
+    if procfs::start_time(root).ok() != Some(root_start) {
+        return false;
+    }
+    // A thread's parent is its process's parent: start from the process.
+    let Ok(tgid) = procfs::status_field(pid, "Tgid") else {
+        return false;
+    };
+    let mut p = tgid as u32;
+    for _ in 0..64 {
+        if p == root {
+            return true;
+        }
+        match procfs::parent(p) {
+            Ok(pp) if pp > 1 => p = pp,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Where a bare program name leads through the process's own `PATH` (as `execvp` and Python's

@@ -30,6 +30,8 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::inotify::{self, ReadFlags, WatchFlags};
 use rustix::time::{clock_gettime, ClockId, Timespec};
 
+use imageguard_volume::mountinfo::MountTable;
+
 use crate::closure::{scan, View};
 use crate::procfs::identity_of;
 
@@ -61,7 +63,7 @@ struct Target {
 struct State {
     entries: HashMap<String, Watched>,
     targets: HashMap<i32, Vec<Target>>,
-    mount_points: BTreeSet<String>,
+    mounts: BTreeSet<(u64, String)>,
 }
 
 /// The watch over every certified program's closure.
@@ -92,34 +94,17 @@ pub fn boot_time_ns() -> i128 {
     t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128
 }
 
-fn mount_points() -> BTreeSet<String> {
-    let text = std::fs::read("/proc/self/mountinfo").unwrap_or_default();
-    String::from_utf8_lossy(&text)
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape)
-        .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = |k: usize| u32::from(b[i + k] - b'0');
-            out.push((v(1) * 64 + v(2) * 8 + v(3)) as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Every mount of this namespace, by id and mount point: a mount stacked on an existing mount
+/// point is a new id at the same point.
+fn mounts() -> BTreeSet<(u64, String)> {
+    MountTable::read()
+        .map(|t| {
+            t.entries
+                .into_iter()
+                .map(|e| (e.id, e.mount_point.to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn under(path: &str, mount_point: &str) -> bool {
@@ -137,7 +122,7 @@ impl ClosureWatch {
             inotify,
             mounts: File::open("/proc/self/mountinfo")?,
             state: Mutex::new(State {
-                mount_points: mount_points(),
+                mounts: mounts(),
                 ..State::default()
             }),
             notice: Mutex::new(None),
@@ -431,12 +416,12 @@ impl ClosureWatch {
     /// Mounts came or went: every closure with a path at or under a mount point that changed
     /// is compared with the disk again.
     fn mounts_changed(&self, st: &mut State) {
-        let now = mount_points();
+        let now = mounts();
         let changed: Vec<String> = now
-            .symmetric_difference(&st.mount_points)
-            .cloned()
+            .symmetric_difference(&st.mounts)
+            .map(|(_, point)| point.clone())
             .collect();
-        st.mount_points = now;
+        st.mounts = now;
         if changed.is_empty() {
             return;
         }
@@ -493,11 +478,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mount_points_and_escapes() {
-        assert_eq!(unescape(r"/mnt/with\040space"), "/mnt/with space");
+    fn mounts_and_paths_under_them() {
         assert!(under("/usr/lib/python3.11/os.py", "/usr"));
         assert!(under("/usr/lib", "/usr/lib"));
         assert!(!under("/usr/lib64/x", "/usr/lib"));
-        assert!(mount_points().contains("/"));
+        assert!(mounts().iter().any(|(_, p)| p == "/"));
     }
 }

@@ -119,22 +119,25 @@ pub fn record(
             ))
         }
     }
+    let mut native = loader.map(Native::new);
+    if let Some(native) = &mut native {
+        runtimes.insert(0, Runtime::GlibcLoader);
+        native.object(&mut b, native_program)?;
+    }
+    // After the loader's own answer, so that a learned library it maps anyway keeps its role.
     for p in &options.listed {
         b.file(&canonical(p)?, Role::Listed)?;
     }
     for p in &options.learned {
         b.file(&canonical(p)?, Role::Learned)?;
     }
-    if let Some(loader) = loader {
-        runtimes.insert(0, Runtime::GlibcLoader);
-        let mut native = Native::new(loader);
-        native.object(&mut b, native_program)?;
-        // Every shared object the closure holds (extension modules, listed and learned
-        // libraries) brings its own libraries.
+    if let Some(mut native) = native {
+        // Every other shared object the closure holds (extension modules, listed and learned
+        // libraries) brings its own libraries (the loader's answer above is already whole).
         let objects: Vec<PathBuf> = b
             .files()
             .filter(|(p, role)| {
-                !matches!(role, Role::Program | Role::Interpreter | Role::Loader)
+                matches!(role, Role::Module | Role::Learned | Role::Listed)
                     && (p.ends_with(".so") || p.contains(".so."))
             })
             .map(|(p, _)| PathBuf::from(p))

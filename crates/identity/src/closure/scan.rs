@@ -24,6 +24,8 @@ pub(crate) struct Builder {
     dirs: BTreeMap<String, Entries>,
     /// Folders already walked whole (device, inode), so symbolic-link loops end.
     walked: HashSet<(u64, u64)>,
+    /// Folders already walked for what Python can import from them.
+    walked_importable: HashSet<(u64, u64)>,
 }
 
 impl Builder {
@@ -37,12 +39,22 @@ impl Builder {
             path: path.to_path_buf(),
             source,
         };
-        let f = File::open(path).map_err(io)?;
-        let meta = f.metadata().map_err(io)?;
-        if !meta.is_file() {
-            return Err(ClosureError::NotAFile(path.to_path_buf()));
-        }
-        let sha256 = sha256_hex(&f).map_err(io)?;
+        let (meta, sha256) = match File::open(path) {
+            Ok(f) => {
+                let meta = f.metadata().map_err(io)?;
+                if !meta.is_file() {
+                    return Err(ClosureError::NotAFile(path.to_path_buf()));
+                }
+                (meta, sha256_hex(&f).map_err(io)?)
+            }
+            // What cannot be opened cannot be loaded either (an nsfs pin, a file of no one's):
+            // it counts by its identity alone.
+            Err(e) if role == Role::Module => {
+                let meta = fs::metadata(path).map_err(io)?;
+                (meta, format!("unreadable: {e}"))
+            }
+            Err(e) => return Err(io(e)),
+        };
         self.files.insert(
             key.clone(),
             ClosureFile {
@@ -92,11 +104,44 @@ impl Builder {
         self.entries_of(dir, role, |_, _| true)
     }
 
-    /// Record what Python can import from `dir` (the script's own folder).
+    /// Record what Python can import from `dir` (the script's own folder, which need not be a
+    /// module tree): importable files; packages (folders with `__init__.py`) whole; other
+    /// folders (namespace packages, or nothing Python will ever import) by the same rule, on
+    /// the same file system only; a folder on another one by its name alone.
     pub fn python_importable(&mut self, dir: &Path, role: Role) -> Result<(), ClosureError> {
-        let entries = Entries::python_importable();
-        self.dir_entries(dir, &entries);
-        self.entries_of(dir, role, |name, is_dir| entries.covers(name, is_dir))
+        let io = |source| ClosureError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let meta = fs::metadata(dir).map_err(io)?;
+        if !self.walked_importable.insert((meta.dev(), meta.ino())) {
+            return Ok(());
+        }
+        self.dir_entries(dir, &Entries::python_importable());
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .map_err(io)?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            let p = dir.join(&name);
+            let Ok(m) = fs::metadata(&p) else { continue };
+            if m.is_dir() {
+                if loops_back(&p, dir) || m.dev() != meta.dev() {
+                    self.dir_entries(&p, &Entries::default());
+                } else if p.join("__init__.py").is_file() {
+                    self.tree(&p, role)?;
+                } else {
+                    self.python_importable(&p, role)?;
+                }
+            } else if m.is_file()
+                && imageguard_policy::closure::python_importable(&name.to_string_lossy())
+            {
+                self.file(&p, role)?;
+            }
+        }
+        Ok(())
     }
 
     fn entries_of(

@@ -69,20 +69,46 @@ pub struct CertifyArgs<'a> {
 pub fn certify(paths: &PathArgs, args: &CertifyArgs<'_>) -> i32 {
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let path = abs(args.path);
-    let learned = match args.learn {
-        None => vec![],
-        Some(command) => match super::learn::learn(&path, command) {
-            Ok(l) => l,
-            Err(e) => return fail(&format!("--learn: {e:#}"), 1),
-        },
+    let homes: Vec<PathBuf> = args.homes.iter().map(|p| abs(p)).collect();
+    let running = !offline(paths);
+    // With the service, the job's processes are followed by the service itself (what they
+    // map when they touch backups); without it, only sampled here.
+    let (learn_job, learned) = match args.learn {
+        None => (None, vec![]),
+        Some(command) => {
+            let register = |job: u32| -> anyhow::Result<()> {
+                if !running {
+                    return Ok(());
+                }
+                let req = Request::Learn {
+                    path: path.clone(),
+                    job,
+                    force: args.force,
+                    homes: homes.clone(),
+                };
+                match request(&paths.socket(), &req) {
+                    Ok(Response::Ok { message, .. }) => {
+                        eprintln!("imageguard: {message}");
+                        Ok(())
+                    }
+                    Ok(Response::Error { message, .. }) => anyhow::bail!("{message}"),
+                    Ok(other) => anyhow::bail!("unexpected answer: {other:?}"),
+                    Err(e) => anyhow::bail!("{e}"),
+                }
+            };
+            match super::learn::learn(&path, command, register) {
+                Ok((job, l)) => (running.then_some(job), l),
+                Err(e) => return fail(&format!("--learn: {e:#}"), 1),
+            }
+        }
     };
     let options = ClosureOptions {
         listed: args.also.iter().map(|p| abs(p)).collect(),
         learned,
-        homes: args.homes.iter().map(|p| abs(p)).collect(),
+        homes,
         force: args.force,
     };
-    if !offline(paths) {
+    if running {
         return run_simple(
             paths,
             Request::Certify {
@@ -91,6 +117,7 @@ pub fn certify(paths: &PathArgs, args: &CertifyArgs<'_>) -> i32 {
                 also: options.listed,
                 learned: options.learned,
                 homes: options.homes,
+                learn_job,
             },
         );
     }

@@ -1,10 +1,12 @@
-//! `imageguard certify --learn`: run a program's usual job once and watch which files its
+//! `imageguard certify --learn`: run a program's usual job once and record which files its
 //! processes map executable, so that libraries it loads only sometimes (plugins, modules of
 //! its interpreter's C extensions, name-service modules) join its closure.
 //!
-//! The job runs as given, with this command's environment. Its processes are sampled every
-//! few milliseconds: a library mapped and unmapped between two samples is missed, and the
-//! guard later refuses the program when it maps it, naming the file (add it with `--also`).
+//! The job is started stopped; the service is told its pid before it runs, and from then on
+//! records, instead of refusing, what the program's processes descending from the job map
+//! outside the closure when they touch backups. Meanwhile its processes are also sampled here
+//! every few milliseconds (what they map without touching a backup). The job runs as given,
+//! with this command's environment.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -14,27 +16,50 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use imageguard_identity::procfs;
 use imageguard_policy::closure::ExecMapping;
+use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions};
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(2);
 
-/// Run `command` and return every file a process of `program` mapped executable meanwhile.
-pub fn learn(program: &Path, command: &[String]) -> Result<Vec<PathBuf>> {
+/// Run `command` as `program`'s learning job; `before_run(pid)` is called while the job is
+/// stopped before its first instruction. Returns the job's pid and every file a process of
+/// `program` was seen mapping executable.
+pub fn learn(
+    program: &Path,
+    command: &[String],
+    before_run: impl FnOnce(u32) -> Result<()>,
+) -> Result<(u32, Vec<PathBuf>)> {
     let Some((first, rest)) = command.split_first() else {
         bail!("give the job to run after `--`");
     };
     let program = program
         .canonicalize()
         .with_context(|| format!("{}", program.display()))?;
-    let mut child = Command::new(first)
+    // A shell that stops itself, then becomes the job (same pid): the job is registered with
+    // the service before its first instruction.
+    let mut child = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "kill -STOP $$ && exec \"$@\"",
+            "imageguard-learn",
+            first,
+        ])
         .args(rest)
         .spawn()
         .with_context(|| format!("starting {first}"))?;
     let root = child.id();
+    let pid = Pid::from_raw(root as i32).context("job pid")?;
+    waitpid(Some(pid), WaitOptions::UNTRACED).context("waiting for the job to stop")?;
+    if let Err(e) = before_run(root) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    kill_process(pid, Signal::CONT).context("letting the job run")?;
     let mut seen = BTreeSet::new();
     let status = loop {
-        for pid in tree(root) {
-            if runs(pid, &program) {
-                if let Ok(maps) = procfs::exec_mappings(pid) {
+        for p in tree(root) {
+            if runs(p, &program) {
+                if let Ok(maps) = procfs::exec_mappings(p) {
                     seen.extend(maps.into_iter().filter_map(|m| match m {
                         ExecMapping::File { path, .. } => Some(PathBuf::from(path)),
                         _ => None,
@@ -48,15 +73,11 @@ pub fn learn(program: &Path, command: &[String]) -> Result<Vec<PathBuf>> {
         std::thread::sleep(SAMPLE_EVERY);
     };
     if !status.success() {
-        eprintln!("imageguard: --learn: the job exited with {status}; what it mapped until then is learned");
-    }
-    if seen.is_empty() {
-        bail!(
-            "no process of {} was seen running: the job must run the program itself",
-            program.display()
+        eprintln!(
+            "imageguard: --learn: the job exited with {status}; what it mapped until then is learned"
         );
     }
-    Ok(seen.into_iter().collect())
+    Ok((root, seen.into_iter().collect()))
 }
 
 /// `root` and its descendants now.

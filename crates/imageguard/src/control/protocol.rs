@@ -28,6 +28,20 @@ pub enum Request {
         /// Home folders of the users who run it (root's when empty).
         #[serde(default)]
         homes: Vec<PathBuf>,
+        /// The `--learn` job started with [`Request::Learn`]: what its processes mapped is
+        /// added too, and learning ends.
+        #[serde(default)]
+        learn_job: Option<u32>,
+    },
+    /// `certify --learn`: the program's job `job` (stopped until this is answered) is about to
+    /// run; record rather than refuse what its processes map outside the closure. The program
+    /// is certified first if it is not yet.
+    Learn {
+        path: PathBuf,
+        job: u32,
+        force: bool,
+        #[serde(default)]
+        homes: Vec<PathBuf>,
     },
     Uncertify {
         path: PathBuf,

@@ -482,17 +482,46 @@ impl Service {
                 path,
                 force,
                 also,
-                learned,
+                mut learned,
                 homes,
-            } => self.certify(
-                &path,
-                &ClosureOptions {
-                    listed: also,
-                    learned,
-                    homes,
-                    force,
-                },
-            )?,
+                learn_job,
+            } => {
+                if learn_job.is_some() {
+                    let key = path.canonicalize().unwrap_or_else(|_| path.clone());
+                    learned.extend(self.resolver.finish_learning(&key.to_string_lossy()));
+                }
+                self.certify(
+                    &path,
+                    &ClosureOptions {
+                        listed: also,
+                        learned,
+                        homes,
+                        force,
+                    },
+                )?
+            }
+            Request::Learn {
+                path,
+                job,
+                force,
+                homes,
+            } => {
+                let key = path.canonicalize()?;
+                if self.resolver.list().get(&key.to_string_lossy()).is_none() {
+                    self.certify(
+                        &path,
+                        &ClosureOptions {
+                            homes,
+                            force,
+                            ..ClosureOptions::default()
+                        },
+                    )?;
+                }
+                self.resolver
+                    .start_learning(&key.to_string_lossy(), job)
+                    .with_context(|| format!("the job (pid {job})"))?;
+                Response::ok(format!("learning what {} maps", key.display()))
+            }
             Request::Uncertify { path } => self.uncertify(&path)?,
             Request::Protect { path } => {
                 if !self.inner.lock().state.protection_on {

@@ -1,0 +1,192 @@
+//! Certifying what a program loads, as an administrator would use it: rsync (dynamically
+//! linked, name-service modules on demand) keeps working certified; a plugin the program loads
+//! only sometimes is refused until it is added with `certify --learn` or `--also`; a Python
+//! program run by another user works once certified with that user's `--home`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn gcc(args: &[&str]) {
+    let o = Command::new("gcc").args(args).output().expect("gcc");
+    assert!(o.status.success(), "gcc {args:?}: {}", stderr(&o));
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// A new backup, alone in a new folder (an uncertified process may create one there).
+fn fresh_backup(sb: &imageguard::sandbox::Sandbox, name: &str) -> PathBuf {
+    let dir = sb.mnt.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("b.mrimg");
+    write_pattern(&p, 4096, 7);
+    p
+}
+
+#[test]
+fn rsync_certified_overwrites_and_deletes_backups_uncertified_cannot() {
+    let sb = protected(64);
+    let src = sb.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..5 {
+        write_pattern(&src.join(format!("disk-{i}.mrimg")), 64 * 1024, i as u8);
+    }
+    let dst = format!("{}/mirror/", sb.mnt.display());
+    let rsync = |args: &[&str]| {
+        clean(Command::new("/usr/bin/rsync").args(args))
+            .env("HOME", "/root")
+            .output()
+            .unwrap()
+    };
+    certify(&sb, Path::new("/usr/bin/rsync"), false);
+    // -a maps owners by name: the name-service modules of nsswitch.conf are in the closure.
+    let from = format!("{}/", src.display());
+    assert_ok("certified rsync -a", &rsync(&["-a", &from, &dst]));
+    for i in 0..5 {
+        // Another size: rsync's quick check compares size and the seconds of mtime.
+        write_pattern(
+            &src.join(format!("disk-{i}.mrimg")),
+            65 * 1024,
+            100 + i as u8,
+        );
+    }
+    std::fs::remove_file(src.join("disk-4.mrimg")).unwrap();
+    assert_ok(
+        "certified rsync --delete (overwrites and deletes)",
+        &rsync(&["-a", "--delete", &from, &dst]),
+    );
+    assert!(!sb.mnt.join("mirror/disk-4.mrimg").exists());
+    assert_eq!(
+        hashes(&sb.mnt.join("mirror")).values().collect::<Vec<_>>(),
+        hashes(&src).values().collect::<Vec<_>>()
+    );
+    assert_ok(
+        "uncertify",
+        &sb.imageguard(&["uncertify", "/usr/bin/rsync"]).unwrap(),
+    );
+    std::fs::remove_file(src.join("disk-3.mrimg")).unwrap();
+    let before = hashes(&sb.mnt.join("mirror"));
+    let o = rsync(&["-a", "--delete", &from, &dst]);
+    assert!(!o.status.success(), "uncertified rsync --delete succeeded");
+    assert_eq!(hashes(&sb.mnt.join("mirror")), before);
+}
+
+/// A program that, given a plugin, loads it before it truncates its target.
+const PLUGIN_HOST_C: &str = r#"
+#include <dlfcn.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc > 2 && !dlopen(argv[2], RTLD_NOW)) { fprintf(stderr, "%s\n", dlerror()); return 2; }
+    if (truncate(argv[1], 0) != 0) { perror("truncate"); return 1; }
+    return 0;
+}
+"#;
+
+#[test]
+fn plugins_join_the_closure_by_learning_or_by_hand() {
+    let sb = protected(64);
+    let dir = sb.path().join("plugin");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("host.c"), PLUGIN_HOST_C).unwrap();
+    std::fs::write(
+        dir.join("plugin.c"),
+        "int plugin_version(void) { return 1; }\n",
+    )
+    .unwrap();
+    let host = dir.join("backup-host");
+    let plugin = dir.join("plugin.so");
+    gcc(&["-o", &s(&host), &s(&dir.join("host.c")), "-ldl"]);
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-o",
+        &s(&plugin),
+        &s(&dir.join("plugin.c")),
+    ]);
+    let run = |target: &Path| output_fresh(clean(Command::new(&host).arg(target).arg(&plugin)));
+    certify(&sb, &host, false);
+    let o = run(&fresh_backup(&sb, "a"));
+    assert_eperm("a plugin outside the closure", &o);
+    assert!(events(&sb).iter().any(|e| e.id == 320
+        && e.message
+            .contains(&format!("outside what was certified: {}", plugin.display()))));
+
+    // Learn it: run the usual job once (the service follows the job's processes and records
+    // what they map when they touch a backup).
+    let target = fresh_backup(&sb, "learning");
+    // (The job runs with this command's environment: a clean one, as a backup job's.)
+    let learn = clean(
+        Command::new(exe())
+            .args(sb.global_args())
+            .args(["certify", &s(&host), "--learn", "--"])
+            .arg(&host)
+            .arg(&target)
+            .arg(&plugin),
+    )
+    .output()
+    .unwrap();
+    assert_ok("certify --learn", &learn);
+    assert!(
+        String::from_utf8_lossy(&learn.stdout).contains("1 learned"),
+        "{}{}",
+        String::from_utf8_lossy(&learn.stdout),
+        stderr(&learn)
+    );
+    assert_ok("after --learn", &run(&fresh_backup(&sb, "b")));
+
+    // By hand, from a fresh certification.
+    assert_ok(
+        "uncertify",
+        &sb.imageguard(&["uncertify", &s(&host)]).unwrap(),
+    );
+    certify(&sb, &host, false);
+    assert_eperm("not listed again yet", &run(&fresh_backup(&sb, "c")));
+    assert_ok(
+        "certify --also",
+        &sb.imageguard(&["certify", &s(&host), "--also", &s(&plugin)])
+            .unwrap(),
+    );
+    assert_ok("after --also", &run(&fresh_backup(&sb, "d")));
+}
+
+#[test]
+fn a_python_program_run_by_another_user_needs_that_users_home() {
+    let sb = protected(64);
+    let script = sb.path().join("pyjob");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/python3\nimport os, sys\nos.truncate(sys.argv[1], 0)\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let home = sb.path().join("home-of-alice");
+    std::fs::create_dir_all(&home).unwrap();
+    let run =
+        |target: &Path| output_fresh(clean(Command::new(&script).arg(target)).env("HOME", &home));
+    certify(&sb, &script, false);
+    let o = run(&fresh_backup(&sb, "p1"));
+    assert_eperm("HOME outside the certified homes", &o);
+    assert_ok(
+        "certify --home",
+        &sb.imageguard(&["certify", &s(&script), "--home", &s(&home)])
+            .unwrap(),
+    );
+    assert_ok("with its home certified", &run(&fresh_backup(&sb, "p2")));
+    // The user site folder under that home is watched: a hook there breaks it.
+    let site = home.join(".local/lib/python3.11/site-packages");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("usercustomize.py"), "pass\n").unwrap();
+    assert_eperm("a hook in that home", &run(&fresh_backup(&sb, "p3")));
+    let listing = sb.imageguard(&["certified"]).unwrap();
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        text.contains("CHANGED") && text.contains(".local"),
+        "{text}"
+    );
+}
