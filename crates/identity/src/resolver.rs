@@ -13,7 +13,7 @@
 //! (tracer, and the size of its executable memory, which moves when code is mapped: then the
 //! mappings are checked again) and one `poll` of the closure watch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,7 +63,7 @@ pub struct CallerResolver {
 struct Learning {
     root: u32,
     root_start: u64,
-    seen: std::collections::BTreeSet<PathBuf>,
+    seen: BTreeSet<PathBuf>,
 }
 
 impl std::fmt::Debug for CallerResolver {
@@ -117,6 +117,30 @@ impl CallerResolver {
             .unwrap_or_default()
     }
 
+    /// The (device, inode) of every file of `entry`'s closure, if it is intact now.
+    fn closure_code(&self, entry: &str) -> Result<Arc<HashSet<(u64, u64)>>, Untrusted> {
+        self.watch.check(entry).map_err(|change| match change {
+            Some(c) => Untrusted::ClosureChanged(c),
+            None => Untrusted::NoClosure,
+        })
+    }
+
+    /// Whether `pid` maps executable code only from `entry`'s closure (its executable aside,
+    /// which was matched by its running identity or hash).
+    fn check_mappings(
+        &self,
+        entry: &str,
+        pid: u32,
+        exe: &FileIdentity,
+        code: &HashSet<(u64, u64)>,
+    ) -> Result<(), Untrusted> {
+        let maps = executed_elsewhere(procfs::exec_mappings(pid), exe)?;
+        match self.foreign(entry, pid, code, &maps) {
+            Some(foreign) => Err(Untrusted::ForeignCode(foreign)),
+            None => Ok(()),
+        }
+    }
+
     /// The first mapping of `pid` outside the closure of `entry`, unless a `--learn` job of
     /// that entry is its ancestor: then the files are learned instead (anonymous or deleted
     /// code is never learned).
@@ -124,7 +148,7 @@ impl CallerResolver {
         &self,
         entry: &str,
         pid: u32,
-        code: &std::collections::HashSet<(u64, u64)>,
+        code: &HashSet<(u64, u64)>,
         maps: &[ExecMapping],
     ) -> Option<String> {
         let foreign = foreign_mapping(code, maps)?;
@@ -211,23 +235,17 @@ impl CallerResolver {
             if let Some(t) = status.tracer {
                 return Err(Untrusted::Traced(t));
             }
-            let code = self.watch.check(&entry).map_err(|change| match change {
-                Some(c) => Untrusted::ClosureChanged(c),
-                None => Untrusted::NoClosure,
-            })?;
+            let code = self.closure_code(&entry)?;
             if status.exec_kib != checked.exec_kib {
                 // Code was mapped or unmapped since its mappings were checked.
-                let maps = executed_elsewhere(procfs::exec_mappings(pid), &identity)?;
-                if let Some(foreign) = self.foreign(&entry, pid, &code, &maps) {
-                    let verdict = Err(Untrusted::ForeignCode(foreign));
-                    if let Some(c) = self.processes.lock().get_mut(&key) {
-                        c.trust = verdict.clone();
-                    }
-                    return verdict;
-                }
+                let mapped = self.check_mappings(&entry, pid, &identity, &code);
                 if let Some(c) = self.processes.lock().get_mut(&key) {
-                    c.exec_kib = status.exec_kib;
+                    match &mapped {
+                        Ok(()) => c.exec_kib = status.exec_kib,
+                        Err(why) => c.trust = Err(why.clone()),
+                    }
                 }
+                mapped?;
             }
             Ok(entry)
         });
@@ -266,10 +284,7 @@ impl CallerResolver {
         if let Some(var) = code_changing_variable(closure, &env, passwd_home.as_deref()) {
             return Err(Untrusted::Injected(var));
         }
-        let code = self.watch.check(&path).map_err(|change| match change {
-            Some(c) => Untrusted::ClosureChanged(c),
-            None => Untrusted::NoClosure,
-        })?;
+        let code = self.closure_code(&path)?;
         let elsewhere = procfs::mount_namespace(pid).ok() != self.own_namespace
             || procfs::root(pid).ok().as_deref() != Some(Path::new("/"));
         let change = if elsewhere {
@@ -283,10 +298,7 @@ impl CallerResolver {
         if let Some(c) = change {
             return Err(Untrusted::ClosureChanged(c));
         }
-        let maps = executed_elsewhere(procfs::exec_mappings(pid), identity)?;
-        if let Some(foreign) = self.foreign(&path, pid, &code, &maps) {
-            return Err(Untrusted::ForeignCode(foreign));
-        }
+        self.check_mappings(&path, pid, identity, &code)?;
         Ok(path)
     }
 
