@@ -376,6 +376,51 @@ pub fn attacks(cx: &mut Ctx) {
     cx.record("  ... and the 320 names the library", &["logged"], o);
     hook.disarm();
 
+    // 5b. While an administrator's `certify --learn` job runs, the same program started by
+    // someone else (not a descendant of the job) loads a library: refused, and not learned.
+    let job = format!(
+        "sleep 1.5; exec {} {}",
+        prog.display(),
+        scratch("learn-job").display()
+    );
+    let learning = clean(
+        Command::new(crate::common::exe())
+            .args(cx.sb.global_args())
+            .args([
+                "certify",
+                prog.to_str().unwrap(),
+                "--learn",
+                "--",
+                "/bin/sh",
+                "-c",
+                &job,
+            ]),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("certify --learn");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    hook.aim(&image);
+    let _ = output_fresh(clean(Command::new(&prog).arg(scratch("c11")).arg(&evil)));
+    cx.record(
+        "library loaded by another process during certify --learn",
+        &["EPERM"],
+        hook.outcome(),
+    );
+    hook.disarm();
+    let learn_out = learning.wait_with_output().expect("certify --learn");
+    let listing = ig(cx, &["certified", "--json"]);
+    let evil_learned = String::from_utf8_lossy(&listing.stdout).contains(&s(&evil));
+    cx.record(
+        "  ... and it was not learned",
+        &["not learned"],
+        Outcome::Note(match (learn_out.status.success(), evil_learned) {
+            (true, false) => "not learned".into(),
+            (ok, learned) => format!("learn ok: {ok}, learned: {learned}: {}", stderr(&learn_out)),
+        }),
+    );
+
     // 6. The loader's environment, named or not.
     for (var, value) in [
         ("LD_PRELOAD", s(&evil)),
