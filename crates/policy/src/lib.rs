@@ -13,6 +13,7 @@
 //!   the judgements over it.
 //! - [`environment`]: which start-up variables can change the code a certified program runs.
 //! - [`decide`]: allow or deny, and the event a denial logs.
+//! - [`definitions`]: is a folder a backup destination, or a source, of a saved definition?
 //! - [`event`]: the event catalogue (IDs, severities, texts).
 
 pub mod caller;
@@ -20,6 +21,7 @@ pub mod certification;
 pub mod classify;
 pub mod closure;
 pub mod decide;
+pub mod definitions;
 pub mod environment;
 pub mod event;
 pub mod operation;

@@ -1,0 +1,104 @@
+//! What the saved backup definitions say about a folder: is it a backup destination of one, is
+//! it a source of one? The sync-tool rules ask exactly this (a mirror may prune a folder only if
+//! its source is a backup destination and the folder itself is not). The adapter resolves each
+//! definition's destinations to folders of this machine (a Timeshift UUID to where that file
+//! system is mounted); here they are only compared.
+
+use std::path::{Component, Path, PathBuf};
+
+/// The folders the saved definitions back up to, and those they back up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SavedDefinitions {
+    destinations: Vec<PathBuf>,
+    sources: Vec<PathBuf>,
+}
+
+/// `p` without `.` components and trailing slashes; `None` for a relative path or one with
+/// `..` (a definition means an absolute folder; `..` cannot be resolved without the disk).
+fn normal(p: &Path) -> Option<PathBuf> {
+    if !p.is_absolute() {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::RootDir => out.push("/"),
+            Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Whether `folder` is `base` or lies under it (by whole components).
+fn within(folder: &Path, bases: &[PathBuf]) -> bool {
+    normal(folder).is_some_and(|f| bases.iter().any(|b| f.starts_with(b)))
+}
+
+impl SavedDefinitions {
+    pub fn new(
+        destinations: impl IntoIterator<Item = PathBuf>,
+        sources: impl IntoIterator<Item = PathBuf>,
+    ) -> SavedDefinitions {
+        SavedDefinitions {
+            destinations: destinations
+                .into_iter()
+                .filter_map(|p| normal(&p))
+                .collect(),
+            sources: sources.into_iter().filter_map(|p| normal(&p)).collect(),
+        }
+    }
+
+    /// Whether `folder` is a backup destination of a saved definition (or inside one).
+    pub fn is_destination(&self, folder: &Path) -> bool {
+        within(folder, &self.destinations)
+    }
+
+    /// Whether `folder` is backed up by a saved definition (or inside what one backs up).
+    pub fn is_source(&self, folder: &Path) -> bool {
+        within(folder, &self.sources)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_and_sources_by_whole_components() {
+        let saved = SavedDefinitions::new(
+            [
+                "/mnt/usb/borg/".into(),
+                "/var/cache/rsnapshot".into(),
+                "relative/x".into(),
+            ],
+            ["/home".into(), "/etc/".into()],
+        );
+        // (folder, is a destination, is a source)
+        let table: &[(&str, bool, bool)] = &[
+            ("/mnt/usb/borg", true, false),
+            ("/mnt/usb/borg/", true, false),
+            ("/mnt/usb/borg/data/0", true, false),
+            ("/mnt/usb/./borg", true, false),
+            ("/mnt/usb/borgX", false, false),
+            ("/mnt/usb", false, false),
+            ("/", false, false),
+            ("/var/cache/rsnapshot/daily.0/localhost", true, false),
+            ("/mnt/usb/borg/../../etc", false, false),
+            ("relative/x", false, false),
+            ("/home/alice", false, true),
+            ("/homework", false, false),
+            ("/etc", false, true),
+        ];
+        for (folder, dest, src) in table {
+            assert_eq!(
+                saved.is_destination(Path::new(folder)),
+                *dest,
+                "{folder} destination"
+            );
+            assert_eq!(saved.is_source(Path::new(folder)), *src, "{folder} source");
+        }
+        assert!(!SavedDefinitions::default().is_destination(Path::new("/")));
+    }
+}
