@@ -12,11 +12,13 @@
 //! - [`restic_systemd`]: units whose `ExecStart` runs restic, with `-r`/`--repo`/
 //!   `--repository-file`, `RESTIC_REPOSITORY` from `Environment=` and `EnvironmentFile=`.
 //!
-//! [`text`] reads a file with the limits every parser relies on (size, encoding); a problem in
+//! [`discover`] finds every program's files where it keeps them (every location overridable)
+//! and parses them all. [`text`] reads a file with the limits every parser relies on (size, encoding); a problem in
 //! one file never stops the others: it is reported with its file and line.
 
 pub mod backintime;
 pub mod borgmatic;
+pub mod discover;
 pub mod restic_systemd;
 pub mod rsnapshot;
 pub mod text;
