@@ -29,6 +29,16 @@ passthrough = true
 # guards' connections: waiting callers get ENOTCONN instead of hanging, nothing gets through,
 # and the guards are mounted again when the service runs. 0 = let callers wait indefinitely.
 stopped_timeout = 10
+
+# Where the saved definitions of backup programs are looked for (`imageguard definitions`).
+# These are the programs' own locations; users' ~/.config/borgmatic and Back In Time files are
+# found through the password database.
+# [definitions]
+# borgmatic = ["/etc/borgmatic/config.yaml", "/etc/borgmatic.d"]
+# rsnapshot = ["/etc/rsnapshot.conf"]
+# timeshift = ["/etc/timeshift/timeshift.json"]
+# systemd_units = ["/etc/systemd/system", "/usr/lib/systemd/system"]
+# passwd = "/etc/passwd"
 "#;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +48,8 @@ pub struct Config {
     pub protection: Protection,
     #[serde(default)]
     pub guard: GuardSection,
+    #[serde(default)]
+    pub definitions: imageguard_definitions::discover::Locations,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

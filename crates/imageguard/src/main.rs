@@ -48,6 +48,7 @@ fn main() {
         ),
         Command::Uncertify { path } => certify::uncertify(p, path),
         Command::Certified { json } => certify::certified(p, *json),
+        Command::Definitions { json } => cli::definitions::definitions(p, *json),
         Command::Events {
             follow,
             id,

@@ -1,6 +1,7 @@
 //! The command line: one module per user action.
 
 pub mod certify;
+pub mod definitions;
 pub mod demo;
 pub mod events;
 pub mod learn;
@@ -76,6 +77,12 @@ pub enum Command {
     Uncertify { path: PathBuf },
     /// List certified programs.
     Certified {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the saved backup definitions found (borgmatic, rsnapshot, Timeshift, Back In Time,
+    /// restic units), where each backs up to, and whether that is protected.
+    Definitions {
         #[arg(long)]
         json: bool,
     },
