@@ -106,3 +106,127 @@ fn mounted_uuid(table: &MountTable, uuid: &str) -> Option<PathBuf> {
         })
         .map(|e| e.mount_point.clone())
 }
+
+/// File systems that hold the system: a backup destination on one is protected as a folder,
+/// never the whole volume.
+const SYSTEM_MOUNTS: &[&str] = &[
+    "/",
+    "/usr",
+    "/var",
+    "/etc",
+    "/boot",
+    "/boot/efi",
+    "/home",
+    "/opt",
+    "/tmp",
+    "/root",
+    "/srv",
+];
+
+/// What automatic protection does for one destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoProtect {
+    /// Protect the whole volume mounted here.
+    Volume(PathBuf),
+    /// Protect this folder only: the destination is on a system volume.
+    Folder(PathBuf),
+    /// Nothing, for this reason.
+    Skip(String),
+}
+
+/// What automatic protection does for `d` (the reference protects *local* backup drives).
+pub fn plan(d: &DriveReport) -> AutoProtect {
+    let (Some(folder), Some(mp)) = (&d.folder, &d.mount_point) else {
+        return AutoProtect::Skip(match d.location.as_str() {
+            "remote" => "another machine".into(),
+            _ => "not mounted here".into(),
+        });
+    };
+    if d.location != "local" {
+        return AutoProtect::Skip("a network file system (never protected automatically)".into());
+    }
+    if SYSTEM_MOUNTS.iter().any(|s| mp == Path::new(s)) {
+        // `/`, `/var`, `/home`: guarding one whole would guard the system.
+        if folder.components().count() <= 2 || SYSTEM_MOUNTS.iter().any(|s| folder == Path::new(s))
+        {
+            return AutoProtect::Skip(format!(
+                "{} is too broad to guard on a system volume: back up to a folder below it",
+                folder.display()
+            ));
+        }
+        if d.present {
+            AutoProtect::Folder(folder.clone())
+        } else {
+            AutoProtect::Skip(format!(
+                "{} does not exist yet, on a system volume ({})",
+                folder.display(),
+                mp.display()
+            ))
+        }
+    } else {
+        AutoProtect::Volume(mp.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(
+        folder: Option<&str>,
+        location: &str,
+        mp: Option<&str>,
+        present: bool,
+    ) -> DriveReport {
+        DriveReport {
+            program: Program::Borgmatic,
+            file: "/etc/borgmatic/config.yaml".into(),
+            name: "config".into(),
+            destination: folder.unwrap_or("ssh://nas/repo").into(),
+            folder: folder.map(PathBuf::from),
+            location: location.into(),
+            mount_point: mp.map(PathBuf::from),
+            device: None,
+            fstype: None,
+            present,
+            protected: None,
+        }
+    }
+
+    #[test]
+    fn what_automatic_protection_does() {
+        use AutoProtect::*;
+        let table: Vec<(DriveReport, AutoProtect)> = vec![
+            (
+                report(Some("/mnt/usb/borg"), "local", Some("/mnt/usb"), true),
+                Volume("/mnt/usb".into()),
+            ),
+            (
+                report(Some("/mnt/usb/borg"), "local", Some("/mnt/usb"), false),
+                Volume("/mnt/usb".into()),
+            ),
+            (
+                report(Some("/var/backups/borg"), "local", Some("/"), true),
+                Folder("/var/backups/borg".into()),
+            ),
+            (
+                report(Some("/home/backups"), "local", Some("/home"), true),
+                Folder("/home/backups".into()),
+            ),
+        ];
+        for (d, want) in table {
+            assert_eq!(plan(&d), want, "{d:?}");
+        }
+        for d in [
+            report(Some("/"), "local", Some("/"), true),
+            report(Some("/var"), "local", Some("/"), true),
+            report(Some("/home/"), "local", Some("/home"), true),
+            report(Some("/var/backups/new"), "local", Some("/"), false),
+            report(Some("/mnt/nas/borg"), "network", Some("/mnt/nas"), true),
+            report(None, "remote", None, false),
+            report(Some("/media/unplugged"), "local", None, false),
+        ] {
+            assert!(matches!(plan(&d), Skip(_)), "{d:?}");
+        }
+    }
+}

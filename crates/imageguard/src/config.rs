@@ -19,6 +19,10 @@ destinations = []
 # Recognise restic and borg repositories and protect everything in them but their lock files.
 restic_repositories = true
 borg_repositories = true
+# Automatically protect local backup drives: at every start, the local drives (or, on a system
+# volume, the folders) that saved backup definitions back up to (see `imageguard definitions`)
+# are protected, even one turned off by hand before. Network file systems never are.
+auto_protect_backup_drives = true
 
 [guard]
 # Threads serving file-system requests per protected volume; 0 = one per CPU, at least 2.
@@ -63,6 +67,9 @@ pub struct Protection {
     pub restic_repositories: bool,
     #[serde(default = "yes")]
     pub borg_repositories: bool,
+    /// Protect the local drives that saved backup definitions back up to, at every start.
+    #[serde(default = "yes")]
+    pub auto_protect_backup_drives: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +115,7 @@ impl Default for Protection {
             destinations: vec![],
             restic_repositories: true,
             borg_repositories: true,
+            auto_protect_backup_drives: true,
         }
     }
 }

@@ -52,9 +52,15 @@ impl Sandbox {
         let mnt = dir.path().join("mnt");
         std::fs::create_dir_all(&mnt)?;
         std::fs::create_dir_all(dir.path().join("state"))?;
+        // The machine's own backup definitions are none of a sandbox's business: it looks for
+        // them in its own folder only.
         std::fs::write(
             dir.path().join("imageguard.toml"),
-            crate::config::DEFAULT_TOML,
+            format!(
+                "{}\n[definitions]\nborgmatic = [\"{1}/etc/borgmatic.d\"]\nrsnapshot = [\"{1}/etc/rsnapshot.conf\"]\ntimeshift = [\"{1}/etc/timeshift.json\"]\nsystemd_units = [\"{1}/etc/systemd\"]\npasswd = \"{1}/etc/passwd\"\n",
+                crate::config::DEFAULT_TOML,
+                dir.path().display()
+            ),
         )?;
         std::fs::File::create(&image)?.set_len(size_mib << 20)?;
         let mut sb = Sandbox {

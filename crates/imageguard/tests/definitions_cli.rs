@@ -31,14 +31,7 @@ fn definitions_are_found_resolved_and_problems_reported() {
     )
     .unwrap();
     std::fs::write(etc.join("passwd"), "").unwrap();
-    let config = sb.path().join("imageguard.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[definitions]\nborgmatic = [\"{0}/borgmatic.d\"]\nrsnapshot = [\"{0}/rsnapshot.conf\"]\ntimeshift = []\nsystemd_units = []\npasswd = \"{0}/passwd\"\n",
-        etc.display()
-    ));
-    std::fs::write(&config, text).unwrap();
-
+    // (The sandbox's configuration looks for definitions under its own etc/.)
     let out = sb.imageguard(&["definitions", "--json"]).unwrap();
     assert_ok("definitions --json", &out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -81,5 +74,76 @@ fn definitions_are_found_resolved_and_problems_reported() {
         stderr(&human).contains("broken.yaml:"),
         "{}",
         stderr(&human)
+    );
+}
+
+/// "Automatically protect local backup drives": at start, the drive a borgmatic definition backs
+/// up to is protected (300 naming the definition, no 330), a destination on a system volume as a
+/// folder; unprotected by hand, it is protected again at the next start.
+#[test]
+fn backup_drives_are_protected_at_start_even_after_unprotect() {
+    let mut sb = imageguard::sandbox::Sandbox::new(&exe(), 64).unwrap();
+    let etc = sb.path().join("etc");
+    std::fs::create_dir_all(etc.join("borgmatic.d")).unwrap();
+    std::fs::write(etc.join("passwd"), "").unwrap();
+    let on_system = sb.path().join("system-volume-backups");
+    std::fs::create_dir_all(&on_system).unwrap();
+    let def = etc.join("borgmatic.d/jobs.yaml");
+    std::fs::write(
+        &def,
+        format!(
+            "repositories:\n  - path: {}/borg-repo\n    label: usb\n  - path: {}\n    label: local\n  - path: ssh://backup@nas/./host\n",
+            sb.mnt.display(),
+            on_system.display()
+        ),
+    )
+    .unwrap();
+    sb.start_service().unwrap();
+    let status = |sb: &imageguard::sandbox::Sandbox| -> serde_json::Value {
+        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap()
+    };
+    let mounts = |s: &serde_json::Value| -> Vec<(String, String)> {
+        s["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["mount_point"].as_str().unwrap().to_string(),
+                    v["mode"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let mnt = sb.mnt.to_string_lossy().to_string();
+    let got = mounts(&status(&sb));
+    assert!(got.contains(&(mnt.clone(), "hidden".into())), "{got:?}");
+    assert!(
+        got.contains(&(on_system.to_string_lossy().to_string(), "folder".into())),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.len(),
+        2,
+        "the remote repository is not protected: {got:?}"
+    );
+    write_pattern(&sb.mnt.join("x.mrimg"), 10, 1);
+    let evs = events(&sb);
+    assert!(
+        evs.iter().any(|e| e.id == 300
+            && e.mount_point.as_deref() == Some(mnt.as_str())
+            && e.message.contains(&*def.to_string_lossy())),
+        "{evs:?}"
+    );
+    assert!(!evs.iter().any(|e| e.id == 330));
+    // Turned off by hand, then the service restarts: protected again.
+    assert_ok("unprotect", &sb.imageguard(&["unprotect", &mnt]).unwrap());
+    assert!(!mounts(&status(&sb)).iter().any(|(m, _)| *m == mnt));
+    sb.stop_service().unwrap();
+    sb.start_service().unwrap();
+    assert!(mounts(&status(&sb)).iter().any(|(m, _)| *m == mnt));
+    assert_eperm(
+        "rm of a backup on the drive",
+        &sh(&format!("rm -f {mnt}/x.mrimg")),
     );
 }

@@ -21,6 +21,7 @@ use imageguard_policy::{Event, EventKind};
 use imageguard_volume::keeper::Keeper;
 use parking_lot::Mutex;
 
+use crate::backup_drives::AutoProtect;
 use crate::config::Config;
 use crate::control::protocol::{Request, Response};
 use crate::control::server::{self, Handler};
@@ -29,6 +30,17 @@ use crate::state::{boot_id, ServiceState};
 use adapters::{LogSink, ProcCallers};
 use report::{CertifiedProgram, StatusReport};
 use volumes::{path_ref, volume_ref, ProtectedVolume};
+
+/// Who protects a volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    /// The user (`protect`, `on`): logged as 330 and remembered.
+    User,
+    /// The service restoring or healing a protection it has.
+    Service,
+    /// Automatic protection of a backup drive; the text names the definition (in the 300).
+    Definition(String),
+}
 
 struct Inner {
     state: ServiceState,
@@ -141,9 +153,12 @@ pub fn run(paths: PathArgs) -> Result<()> {
     });
     if on {
         for v in &state.volumes {
-            if let Err(e) = service.protect_now(v, false) {
+            if let Err(e) = service.protect_now(v, Origin::Service) {
                 eprintln!("imageguard: {e:#}");
             }
+        }
+        if service.config.protection.auto_protect_backup_drives {
+            service.protect_backup_drives();
         }
     } else {
         eprintln!("imageguard: protection is off (turn it on with `imageguard on`)");
@@ -209,14 +224,60 @@ impl Service {
         self.log.emit(e);
     }
 
-    /// Protect `path` now; `by_user` logs 330 first (the user enabled it) and records it.
-    fn protect_now(&self, path: &Path, by_user: bool) -> Result<String> {
+    /// Protect the local drives (on a system volume, the folders) the saved backup
+    /// definitions back up to: "Automatically protect local backup drives".
+    fn protect_backup_drives(&self) {
+        let table = match imageguard_volume::mountinfo::MountTable::read() {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("imageguard: automatic protection: reading the mount table: {e}");
+                return;
+            }
+        };
+        let found = imageguard_definitions::discover::discover(&self.config.definitions);
+        let report = crate::backup_drives::resolve(found, &table, None);
+        for p in &report.problems {
+            eprintln!("imageguard: backup definitions: {p}");
+        }
+        let mut done = std::collections::BTreeSet::new();
+        for d in &report.destinations {
+            let target = match crate::backup_drives::plan(d) {
+                AutoProtect::Volume(p) | AutoProtect::Folder(p) => p,
+                AutoProtect::Skip(why) => {
+                    eprintln!(
+                        "imageguard: not protecting {} automatically: {why}",
+                        d.destination
+                    );
+                    continue;
+                }
+            };
+            if !done.insert(target.clone()) {
+                continue;
+            }
+            let why = format!(
+                "backup destination {} of {} ({})",
+                d.destination,
+                d.file.display(),
+                d.name
+            );
+            match self.protect_now(&target, Origin::Definition(why)) {
+                Ok(m) => eprintln!(
+                    "imageguard: {m} (backup destination of {})",
+                    d.file.display()
+                ),
+                Err(e) => eprintln!("imageguard: {e:#}"),
+            }
+        }
+    }
+
+    /// Protect `path` now, for `origin`.
+    fn protect_now(&self, path: &Path, origin: Origin) -> Result<String> {
         let _changing = self.changes.lock();
-        self.protect_while_changing(path, by_user)
+        self.protect_while_changing(path, origin)
     }
 
     /// [`Service::protect_now`] for a caller that holds `changes`.
-    fn protect_while_changing(&self, path: &Path, by_user: bool) -> Result<String> {
+    fn protect_while_changing(&self, path: &Path, origin: Origin) -> Result<String> {
         let mp = volumes::canonical(path)?;
         if self.inner.lock().volumes.contains_key(&mp) {
             return Ok(format!("{} is already protected", mp.display()));
@@ -233,11 +294,15 @@ impl Service {
         match protected {
             Ok(v) => {
                 let vref = volume_ref(&v.info);
-                if by_user {
+                if origin == Origin::User {
                     self.emit(Event::new(EventKind::UserProtectedVolume).with_volume(vref.clone()));
                 }
                 self.emit(Event::new(EventKind::GuardStartedByService).with_volume(vref.clone()));
-                self.emit(Event::new(EventKind::VolumeProtected).with_volume(vref));
+                let protected = Event::new(EventKind::VolumeProtected).with_volume(vref);
+                self.emit(match &origin {
+                    Origin::Definition(why) => protected.with_detail(why.clone()),
+                    _ => protected,
+                });
                 let msg = format!(
                     "{} is protected ({} backup files, {})",
                     mp.display(),
@@ -249,7 +314,9 @@ impl Service {
                         imageguard_volume::BackingMode::Folder => "folder only: weaker, see status",
                     }
                 );
-                if !inner.state.volumes.contains(&mp) {
+                // Only the user's own protection is remembered; the service's is derived again
+                // (from the state, from the definitions) at every start.
+                if origin == Origin::User && !inner.state.volumes.contains(&mp) {
                     inner.state.volumes.push(mp.clone());
                 }
                 inner.volumes.insert(mp, v);
@@ -325,7 +392,7 @@ impl Service {
             log::warn!("guard on {} stopped; mounting it again", mp.display());
             // Dropping the old guard leaves its (dead) mount alone; protecting again replaces it.
             drop(old);
-            if let Err(e) = self.protect_while_changing(&mp, false) {
+            if let Err(e) = self.protect_while_changing(&mp, Origin::Service) {
                 eprintln!("imageguard: {e:#}");
             }
         }
@@ -527,7 +594,7 @@ impl Service {
                 if !self.inner.lock().state.protection_on {
                     anyhow::bail!("protection is off; turn it on with `imageguard on` first");
                 }
-                let msg = self.protect_now(&path, true)?;
+                let msg = self.protect_now(&path, Origin::User)?;
                 self.save_state(&self.inner.lock())?;
                 Response::ok(msg)
             }
@@ -576,7 +643,7 @@ impl Service {
                 };
                 let mut msgs = vec![];
                 for v in vols {
-                    match self.protect_now(&v, true) {
+                    match self.protect_now(&v, Origin::User) {
                         Ok(m) => msgs.push(m),
                         Err(e) => msgs.push(format!("{e:#}")),
                     }
