@@ -116,6 +116,10 @@ impl Parsed {
     }
 }
 
+/// Reads a file a definition names (an `include_conf`, an `EnvironmentFile=`): the file
+/// system, or a test's fixtures.
+pub type Reader<'a> = dyn FnMut(&Path) -> Result<String, Problem> + 'a;
+
 /// Whether a repository or destination string names another machine.
 pub fn is_remote(location: &str) -> bool {
     if location.starts_with('/') || location.starts_with("~/") || location.starts_with("./") {

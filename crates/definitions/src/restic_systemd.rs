@@ -8,10 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::{destination, Definition, Destination, Parsed, Problem, Program};
-
-/// Reads a file the unit names (an `EnvironmentFile=`, a `--repository-file`).
-pub type Reader<'a> = dyn FnMut(&Path) -> Result<String, Problem> + 'a;
+use crate::{destination, Definition, Destination, Parsed, Problem, Program, Reader};
 
 /// Parse `text`, the contents of unit `file`.
 pub fn parse(file: &Path, text: &str, read: &mut Reader<'_>) -> Parsed {

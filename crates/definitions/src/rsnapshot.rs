@@ -7,13 +7,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::{is_remote, Definition, Destination, Parsed, Problem, Program};
+use crate::{is_remote, Definition, Destination, Parsed, Problem, Program, Reader};
 
 /// How deep `include_conf` may go.
 const MAX_INCLUDES: usize = 8;
-
-/// Reads an included file's text (the filesystem, or a test's fixtures).
-pub type Reader<'a> = dyn FnMut(&Path) -> Result<String, Problem> + 'a;
 
 /// Parse `text`, the contents of `file`, following `include_conf` through `read`.
 pub fn parse(file: &Path, text: &str, read: &mut Reader<'_>) -> Parsed {
