@@ -97,6 +97,41 @@ fn each(out: &mut Parsed, file: &Path, parse: impl FnOnce(&str) -> Parsed) {
     }
 }
 
+/// The folders whose changes can add, change or remove a definition found at `loc` (for a
+/// watch): the configured folders, the folders of configured files, and in each home the
+/// programs' folders under `.config` (or `.config` itself, where they may appear).
+pub fn watched_folders(loc: &Locations) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = vec![];
+    let mut add = |p: &Path| {
+        if p.is_dir() {
+            out.push(p.to_path_buf());
+        } else if let Some(parent) = p.parent().filter(|d| d.is_dir()) {
+            out.push(parent.to_path_buf());
+        }
+    };
+    for p in loc
+        .borgmatic
+        .iter()
+        .chain(&loc.rsnapshot)
+        .chain(&loc.timeshift)
+        .chain(&loc.systemd_units)
+    {
+        add(p);
+    }
+    for (_, home) in homes(&loc.passwd) {
+        let cfg = home.join(".config");
+        add(&cfg);
+        for p in ["borgmatic", "borgmatic.d", "backintime"] {
+            if cfg.join(p).is_dir() {
+                add(&cfg.join(p));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Every definition found at `loc`, and every problem met.
 pub fn discover(loc: &Locations) -> Parsed {
     let mut out = Parsed::default();

@@ -147,3 +147,136 @@ fn backup_drives_are_protected_at_start_even_after_unprotect() {
         &sh(&format!("rm -f {mnt}/x.mrimg")),
     );
 }
+
+/// A second drive for the test, unmounted and detached when dropped (after the sandbox, which is
+/// declared later and so dropped first, has given it back).
+struct ExtraDrive {
+    mount_point: std::path::PathBuf,
+    device: String,
+}
+
+impl ExtraDrive {
+    fn format(image: &std::path::Path, mount_point: &std::path::Path) -> ExtraDrive {
+        std::fs::File::create(image)
+            .unwrap()
+            .set_len(32 << 20)
+            .unwrap();
+        let ok = |c: &mut std::process::Command| {
+            let o = c.output().unwrap();
+            assert!(o.status.success(), "{c:?}: {}", stderr(&o));
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        };
+        ok(std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(image));
+        let device = ok(std::process::Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(image));
+        std::fs::create_dir_all(mount_point).unwrap();
+        ExtraDrive {
+            mount_point: mount_point.to_path_buf(),
+            device,
+        }
+    }
+
+    fn plug_in(&self) {
+        let o = std::process::Command::new("mount")
+            .arg(&self.device)
+            .arg(&self.mount_point)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "mount: {}", stderr(&o));
+    }
+}
+
+impl Drop for ExtraDrive {
+    fn drop(&mut self) {
+        for _ in 0..3 {
+            let _ = std::process::Command::new("umount")
+                .arg(&self.mount_point)
+                .output();
+        }
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.device])
+            .output();
+    }
+}
+
+/// Wait up to `secs` for `cond`; how long it took.
+fn within(secs: f64, mut cond: impl FnMut() -> bool) -> Option<std::time::Duration> {
+    let t = std::time::Instant::now();
+    while t.elapsed().as_secs_f64() < secs {
+        if cond() {
+            return Some(t.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
+/// While the service runs: a new definition file protects its drive, and a drive plugged in
+/// (mounted) that a definition backs up to is protected, each within 2 s; a drive unprotected
+/// by hand is left alone until the service starts again.
+#[test]
+fn new_definitions_and_drives_plugged_in_are_protected_within_two_seconds() {
+    let tmp = tempfile::Builder::new()
+        .prefix("imageguard-usb-")
+        .tempdir()
+        .unwrap();
+    let usb = ExtraDrive::format(&tmp.path().join("usb.img"), &tmp.path().join("usb"));
+    let mut sb = imageguard::sandbox::Sandbox::new(&exe(), 64).unwrap();
+    let etc = sb.path().join("etc");
+    std::fs::create_dir_all(etc.join("borgmatic.d")).unwrap();
+    std::fs::write(etc.join("passwd"), "").unwrap();
+    sb.start_service().unwrap();
+    let protected = |sb: &imageguard::sandbox::Sandbox, mp: &std::path::Path| {
+        let s: serde_json::Value =
+            serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout)
+                .unwrap_or_default();
+        s["volumes"].as_array().is_some_and(|v| {
+            v.iter()
+                .any(|v| v["mount_point"].as_str() == Some(&*mp.to_string_lossy()))
+        })
+    };
+    assert!(!protected(&sb, &sb.mnt));
+
+    // A new definition.
+    let def = etc.join("borgmatic.d/new.yaml");
+    std::fs::write(
+        &def,
+        format!(
+            "repositories:\n  - {}/borg\n  - {}/borg\n",
+            sb.mnt.display(),
+            usb.mount_point.display()
+        ),
+    )
+    .unwrap();
+    let took = within(2.0, || protected(&sb, &sb.mnt));
+    assert!(
+        took.is_some(),
+        "not protected within 2 s of the new definition"
+    );
+    eprintln!("new definition: protected after {took:?}");
+    assert!(events(&sb)
+        .iter()
+        .any(|e| e.id == 300 && e.message.contains("new.yaml")));
+
+    // A drive plugged in.
+    usb.plug_in();
+    let took = within(2.0, || protected(&sb, &usb.mount_point));
+    assert!(
+        took.is_some(),
+        "the plugged-in drive was not protected within 2 s"
+    );
+    eprintln!("drive plugged in: protected after {took:?}");
+
+    // Unprotected by hand: a later change does not protect it again (until a restart).
+    let mnt = sb.mnt.to_string_lossy().to_string();
+    assert_ok("unprotect", &sb.imageguard(&["unprotect", &mnt]).unwrap());
+    std::fs::write(&def, std::fs::read_to_string(&def).unwrap() + "\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert!(!protected(&sb, &sb.mnt), "protected again before a restart");
+    sb.stop_service().unwrap();
+    sb.start_service().unwrap();
+    assert!(protected(&sb, &sb.mnt));
+}

@@ -5,6 +5,7 @@
 //! service recovers the backings from the keeper namespace.
 
 pub mod adapters;
+pub mod auto_protect;
 pub mod report;
 pub mod sentinel;
 pub mod volumes;
@@ -45,6 +46,9 @@ enum Origin {
 struct Inner {
     state: ServiceState,
     volumes: BTreeMap<PathBuf, ProtectedVolume>,
+    /// Volumes the user unprotected since the service started: automatic protection leaves
+    /// them alone until the next start.
+    unprotected_by_user: std::collections::BTreeSet<PathBuf>,
 }
 
 pub struct Service {
@@ -61,6 +65,8 @@ pub struct Service {
     /// which can take long (a protect scans the volume), so that `inner` is held only briefly
     /// and `status` answers meanwhile. Always taken before `inner`, never while holding it.
     changes: Mutex<()>,
+    /// Set when the service starts giving its volumes back: nothing is protected after that.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 fn now() -> i64 {
@@ -149,7 +155,9 @@ pub fn run(paths: PathArgs) -> Result<()> {
         inner: Mutex::new(Inner {
             state: state.clone(),
             volumes: BTreeMap::new(),
+            unprotected_by_user: Default::default(),
         }),
+        stopping: std::sync::atomic::AtomicBool::new(false),
     });
     if on {
         for v in &state.volumes {
@@ -158,7 +166,7 @@ pub fn run(paths: PathArgs) -> Result<()> {
             }
         }
         if service.config.protection.auto_protect_backup_drives {
-            service.protect_backup_drives();
+            service.protect_backup_drives(true);
         }
     } else {
         eprintln!("imageguard: protection is off (turn it on with `imageguard on`)");
@@ -167,6 +175,9 @@ pub fn run(paths: PathArgs) -> Result<()> {
     state.save(&paths.service_state())?;
     server::serve(&paths.socket(), service.clone())?;
     watch_guards(service.clone())?;
+    if service.config.protection.auto_protect_backup_drives {
+        auto_protect::follow(service.clone())?;
+    }
     let timeout = service.config.guard.stopped_timeout;
     let sentinel = if timeout > 0 {
         match sentinel::spawn(
@@ -224,9 +235,19 @@ impl Service {
         self.log.emit(e);
     }
 
+    /// Whether the service is giving its volumes back and stopping.
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Protect the local drives (on a system volume, the folders) the saved backup
-    /// definitions back up to: "Automatically protect local backup drives".
-    fn protect_backup_drives(&self) {
+    /// definitions back up to: "Automatically protect local backup drives". At start every
+    /// one (`at_start`); later, not those the user unprotected by hand meanwhile, nor any
+    /// while protection is off.
+    fn protect_backup_drives(&self, at_start: bool) {
+        if !self.inner.lock().state.protection_on {
+            return;
+        }
         let table = match imageguard_volume::mountinfo::MountTable::read() {
             Ok(t) => t,
             Err(e) => {
@@ -253,6 +274,18 @@ impl Service {
             };
             if !done.insert(target.clone()) {
                 continue;
+            }
+            let canonical = target.canonicalize().unwrap_or_else(|_| target.clone());
+            {
+                let inner = self.inner.lock();
+                if inner.volumes.contains_key(&canonical)
+                    || (!at_start && inner.unprotected_by_user.contains(&canonical))
+                {
+                    continue;
+                }
+            }
+            if self.is_stopping() {
+                return;
             }
             let why = format!(
                 "backup destination {} of {} ({})",
@@ -448,6 +481,8 @@ impl Service {
     }
 
     fn shutdown(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         // Waits for a protect in progress, so that the keeper is not dismantled under it.
         let _changing = self.changes.lock();
         let mut inner = self.inner.lock();
@@ -604,6 +639,7 @@ impl Service {
                 let mp = volumes::canonical(&path)?;
                 self.unprotect_now(&mp, true, &mut inner)?;
                 inner.state.volumes.retain(|v| v != &mp);
+                inner.unprotected_by_user.insert(mp.clone());
                 self.save_state(&inner)?;
                 Response::ok(format!("{} is no longer protected", mp.display()))
             }
