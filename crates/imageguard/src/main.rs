@@ -26,6 +26,7 @@ fn main() {
         },
         Command::Protect { path } => protect::protect(p, path),
         Command::Unprotect { path } => protect::unprotect(p, path),
+        Command::Eject { path } => protect::eject(p, path),
         Command::Off { restart_on_reboot } => protect::off(p, *restart_on_reboot),
         Command::On => protect::on(p),
         Command::Status { json } => status::status(p, *json),

@@ -270,6 +270,40 @@ fn new_definitions_and_drives_plugged_in_are_protected_within_two_seconds() {
     );
     eprintln!("drive plugged in: protected after {took:?}");
 
+    // Ejected: nothing of the drive stays mounted, in the host or in the service's keeper
+    // namespace; plugged in again, it is protected again.
+    let usb_mp = usb.mount_point.to_string_lossy().to_string();
+    assert_ok("eject", &sb.imageguard(&["eject", &usb_mp]).unwrap());
+    let keeper = sb.path().join("run/keeper.mntns");
+    let keeper_mounts = std::process::Command::new("nsenter")
+        .arg(format!("--mount={}", keeper.display()))
+        .args(["cat", "/proc/self/mountinfo"])
+        .output()
+        .unwrap();
+    assert_ok("nsenter into the keeper", &keeper_mounts);
+    let dev = usb.device.clone();
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for (view, table) in [
+        ("host", host_mounts),
+        (
+            "keeper",
+            String::from_utf8_lossy(&keeper_mounts.stdout).into_owned(),
+        ),
+    ] {
+        assert!(
+            !table.contains(&format!(" {dev} ")),
+            "{dev} still mounted in the {view}: {table}"
+        );
+    }
+    assert!(events(&sb)
+        .iter()
+        .any(|e| e.id == 340 && e.message.contains("usb")));
+    usb.plug_in();
+    assert!(
+        within(2.0, || protected(&sb, &usb.mount_point)).is_some(),
+        "not protected again when plugged in after eject"
+    );
+
     // Unprotected by hand: a later change does not protect it again (until a restart).
     let mnt = sb.mnt.to_string_lossy().to_string();
     assert_ok("unprotect", &sb.imageguard(&["unprotect", &mnt]).unwrap());

@@ -248,6 +248,36 @@ pub fn restore(id: &str, mount_point: &Path, keeper: &Keeper) -> io::Result<()> 
     })
 }
 
+/// Let a hidden volume go altogether (`eject`): unmount its backing in the keeper, so that the
+/// device is no longer mounted anywhere and can be unplugged. The guard must be gone and its
+/// descriptors closed first; a backing still busy after two seconds is an error (it stays
+/// hidden meanwhile: no gap).
+pub fn release(id: &str, keeper: &Keeper) -> io::Result<()> {
+    let dir = keeper.keep_dir(id);
+    keeper.run_inside(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match mountapi::unmount(&dir) {
+                Ok(()) => break,
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EBUSY)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("umount {}: {e}", dir.display()),
+                    ))
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(&dir);
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

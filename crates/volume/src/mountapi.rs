@@ -50,6 +50,16 @@ pub fn move_mount_to(mnt: &OwnedFd, target: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Unmount what is mounted on top at `path`, now: the raw errno (`EBUSY` while it is in use),
+/// for callers that retry.
+pub fn unmount(path: &Path) -> io::Result<()> {
+    let c = cpath(path)?;
+    if unsafe { libc::umount2(c.as_ptr(), 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Lazily detach whatever is mounted on top at `path`.
 pub fn detach(path: &Path) -> io::Result<()> {
     let c = cpath(path)?;

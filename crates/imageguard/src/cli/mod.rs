@@ -44,6 +44,10 @@ pub enum Command {
     Protect { path: PathBuf },
     /// Stop protecting a volume and give it back to the host.
     Unprotect { path: PathBuf },
+    /// Let a protected drive go so that it can be unplugged: the guard and the hidden mount are
+    /// unmounted (the volume is never writable in between). Plugged in again, a backup drive
+    /// is protected again.
+    Eject { path: PathBuf },
     /// Show whether protection is on, the protected volumes and event counts.
     Status {
         #[arg(long)]

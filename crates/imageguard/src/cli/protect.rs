@@ -1,4 +1,4 @@
-//! `imageguard protect | unprotect | off | on`.
+//! `imageguard protect | unprotect | eject | off | on`.
 
 use std::path::Path;
 
@@ -23,6 +23,15 @@ pub fn unprotect(paths: &PathArgs, path: &Path) -> i32 {
     run_simple(
         paths,
         Request::Unprotect {
+            path: absolute(path),
+        },
+    )
+}
+
+pub fn eject(paths: &PathArgs, path: &Path) -> i32 {
+    run_simple(
+        paths,
+        Request::Eject {
             path: absolute(path),
         },
     )

@@ -16,6 +16,10 @@ pub enum Request {
     Unprotect {
         path: PathBuf,
     },
+    /// Let a protected drive go so that it can be unplugged (nothing stays mounted).
+    Eject {
+        path: PathBuf,
+    },
     Certify {
         path: PathBuf,
         force: bool,

@@ -633,6 +633,49 @@ impl Service {
                 self.save_state(&self.inner.lock())?;
                 Response::ok(msg)
             }
+            Request::Eject { path } => {
+                let _changing = self.changes.lock();
+                let mp = volumes::canonical(&path)?;
+                let v = {
+                    let mut inner = self.inner.lock();
+                    match inner.volumes.get(&mp) {
+                        None => anyhow::bail!("{} is not protected", mp.display()),
+                        Some(v) if v.info.mode != imageguard_volume::BackingMode::Hidden => {
+                            anyhow::bail!(
+                                "{} is a protected folder, not a drive: unprotect it instead",
+                                mp.display()
+                            )
+                        }
+                        Some(_) => {}
+                    }
+                    inner.state.volumes.retain(|v| v != &mp);
+                    self.save_state(&inner)?;
+                    inner.volumes.remove(&mp).expect("checked above")
+                };
+                let vref = volume_ref(&v.info);
+                match volumes::eject(v, &self.keeper) {
+                    Ok(()) => {
+                        self.emit(
+                            Event::new(EventKind::UserDisabledVolume)
+                                .with_volume(vref)
+                                .with_detail("ejected: the drive can be unplugged"),
+                        );
+                        Response::ok(format!(
+                            "{} ejected: nothing of it is mounted, the drive can be unplugged",
+                            mp.display()
+                        ))
+                    }
+                    Err(e) => {
+                        self.emit(
+                            Event::new(EventKind::ErrorUnprotectingVolume)
+                                .with_volume(vref)
+                                .with_error(libc::EBUSY)
+                                .with_detail(format!("{e:#}")),
+                        );
+                        return Err(e);
+                    }
+                }
+            }
             Request::Unprotect { path } => {
                 let _changing = self.changes.lock();
                 let mut inner = self.inner.lock();

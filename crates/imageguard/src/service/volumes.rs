@@ -131,6 +131,31 @@ pub fn unprotect(v: ProtectedVolume, keeper: &Keeper) -> Result<()> {
     Ok(())
 }
 
+/// Let a whole volume go so that its drive can be unplugged: the guard is unmounted and the
+/// hidden backing unmounted in the keeper, without giving it back to the host first (so there
+/// is no moment when it is writable by anyone).
+pub fn eject(v: ProtectedVolume, keeper: &Keeper) -> Result<()> {
+    let mp = v.info.mount_point.clone();
+    if v.info.mode != BackingMode::Hidden {
+        anyhow::bail!(
+            "{} is a protected folder, not a whole volume: unprotect it instead",
+            mp.display()
+        );
+    }
+    let id = v.id.clone();
+    v.guard
+        .unmount()
+        .with_context(|| format!("unmounting the guard on {}", mp.display()))?;
+    // The guard's descriptors on the backing close with it.
+    drop(v.shared);
+    backing::release(&id, keeper).with_context(|| {
+        format!(
+            "unmounting {} (close what still uses it, then eject again)",
+            mp.display()
+        )
+    })
+}
+
 pub fn report(v: &ProtectedVolume) -> VolumeReport {
     let i = &v.info;
     let protection = match i.mode {
