@@ -121,6 +121,24 @@ pub fn foreign_mounts(table: &MountTable, device_number: &str, known: &[PathBuf]
         .collect()
 }
 
+/// Mounts on top of the guard at `mount_point`, or inside it, in `table`: whoever made them
+/// hides the backups behind them, and backup programs would write into them.
+pub fn covering_mounts(table: &MountTable, mount_point: &Path) -> Vec<PathBuf> {
+    let mut guard_seen = false;
+    let mut out = vec![];
+    // In mount order: what comes after the guard at its own mount point is on top of it.
+    for e in &table.entries {
+        if e.mount_point == mount_point && e.fstype == GUARD_FSTYPE && !guard_seen {
+            guard_seen = true;
+            continue;
+        }
+        if guard_seen && e.mount_point.starts_with(mount_point) {
+            out.push(e.mount_point.clone());
+        }
+    }
+    out
+}
+
 fn info_from(
     e: &MountEntry,
     mount_point: &Path,
@@ -282,6 +300,28 @@ pub fn release(id: &str, keeper: &Keeper) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::mountinfo::parse;
+
+    #[test]
+    fn mounts_on_top_of_or_inside_a_guard() {
+        let table = MountTable {
+            entries: parse(
+                "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
+                 60 22 7:2 / /mnt/backupX rw - ext4 /dev/loop2 rw\n\
+                 61 22 0:50 / /mnt/backup rw - fuse.imageguard imageguard rw\n\
+                 62 61 0:51 / /mnt/backup/restic/data rw - tmpfs tmpfs rw\n\
+                 63 61 0:52 / /mnt/backup rw - tmpfs tmpfs rw\n\
+                 64 22 0:53 / /mnt/other rw - tmpfs tmpfs rw\n",
+            ),
+        };
+        assert_eq!(
+            covering_mounts(&table, Path::new("/mnt/backup")),
+            vec![
+                PathBuf::from("/mnt/backup/restic/data"),
+                PathBuf::from("/mnt/backup")
+            ]
+        );
+        assert!(covering_mounts(&table, Path::new("/mnt/other")).is_empty());
+    }
 
     #[test]
     fn foreign_mounts_are_other_mounts_of_the_device_that_are_not_guards_or_known() {

@@ -432,17 +432,15 @@ impl Service {
     }
 
     /// A hidden volume mounted again in the host namespace (root can mount the device a second
-    /// time and get the same, writable, file system) is detached at once and reported (510).
+    /// time and get the same, writable, file system), and any file system mounted on top of or
+    /// inside a protected volume (it would hide the backups, and backup programs would write
+    /// into it), are detached at once and reported (510).
     fn detach_foreign_mounts(&self) {
         // Under the lock, so that a volume being given back (its mount restored to the host) is
         // never mistaken for a foreign mount.
         let inner = self.inner.lock();
-        let watched: Vec<&imageguard_volume::backing::VolumeInfo> = inner
-            .volumes
-            .values()
-            .filter(|v| v.info.mode == imageguard_volume::BackingMode::Hidden)
-            .map(|v| &v.info)
-            .collect();
+        let watched: Vec<&imageguard_volume::backing::VolumeInfo> =
+            inner.volumes.values().map(|v| &v.info).collect();
         if watched.is_empty() {
             return;
         }
@@ -450,20 +448,34 @@ impl Service {
             return;
         };
         for info in watched {
-            let known = &info.also_mounted_at;
-            for mp in imageguard_volume::backing::foreign_mounts(&table, &info.device_number, known)
-            {
+            // A protected folder's device is mounted where the folder lives: only a whole
+            // volume's device has no business being mounted elsewhere.
+            let again = match info.mode {
+                imageguard_volume::BackingMode::Hidden => {
+                    imageguard_volume::backing::foreign_mounts(
+                        &table,
+                        &info.device_number,
+                        &info.also_mounted_at,
+                    )
+                }
+                imageguard_volume::BackingMode::Folder => vec![],
+            }
+            .into_iter()
+            .map(|mp| {
+                (
+                    mp,
+                    "the protected device was mounted again at {} behind the guard",
+                )
+            });
+            let covering = imageguard_volume::backing::covering_mounts(&table, &info.mount_point)
+                .into_iter()
+                .map(|mp| (mp, "a file system was mounted at {}, on top of or inside the protected volume (it would hide the backups, and backup programs would write into it)"));
+            for (mp, what) in again.chain(covering) {
                 let result = imageguard_volume::mountapi::detach(&mp);
+                let what = what.replace("{}", &mp.display().to_string());
                 let detail = match &result {
-                    Ok(()) => format!(
-                        "the protected device was mounted again at {} behind the guard: detached",
-                        mp.display()
-                    ),
-                    Err(e) => format!(
-                        "the protected device was mounted again at {} behind the guard; \
-                         detaching it failed: {e}",
-                        mp.display()
-                    ),
+                    Ok(()) => format!("{what}: detached"),
+                    Err(e) => format!("{what}; detaching it failed: {e}"),
                 };
                 log::warn!("{detail}");
                 self.emit(

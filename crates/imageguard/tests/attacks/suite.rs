@@ -669,6 +669,41 @@ fn metadata_and_copies(cx: &mut Ctx) {
     );
 }
 
+/// Wait (3 s at most) for the service to detach the mount the attacker made at `at` (the
+/// topmost there), and say how it went.
+fn detached(cx: &Ctx, at: &Path, mounted: &Output, logged_as: &str) -> String {
+    let t0 = Instant::now();
+    // Anything at `at` but the guard is the attacker's (the volume's own mount was detached
+    // from this namespace when it was protected).
+    let foreign = || {
+        imageguard_volume::MountTable::read()
+            .map(|t| {
+                t.entries
+                    .iter()
+                    .any(|e| e.mount_point == at && e.fstype != "fuse.imageguard")
+            })
+            .unwrap_or(false)
+    };
+    while foreign() && t0.elapsed() < std::time::Duration::from_secs(3) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let after = t0.elapsed();
+    let logged = events(&cx.sb)
+        .iter()
+        .any(|e| e.id == 510 && e.message.contains(logged_as));
+    if !mounted.status.success() {
+        "mount refused".to_string()
+    } else if foreign() {
+        "still mounted after 3 s".to_string()
+    } else {
+        format!(
+            "detached{} after {} ms",
+            if logged { ", 510 logged" } else { "" },
+            after.as_millis()
+        )
+    }
+}
+
 fn paths_mounts_and_users(cx: &mut Ctx) {
     let t = Ctx::s(&cx.image);
     let m = Ctx::s(&cx.sb.mnt);
@@ -698,35 +733,29 @@ fn paths_mounts_and_users(cx: &mut Ctx) {
     std::fs::create_dir_all(&second).unwrap();
     let dev = cx.sb.loop_device.clone().expect("loop device");
     let mounted = sh(&format!("mount {dev} {}", second.display()));
-    let t0 = Instant::now();
-    let is_mounted = || {
-        imageguard_volume::MountTable::read()
-            .map(|t| t.at(&second).is_some())
-            .unwrap_or(false)
-    };
-    while is_mounted() && t0.elapsed() < std::time::Duration::from_secs(3) {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let after = t0.elapsed();
-    let logged = events(&cx.sb)
-        .iter()
-        .any(|e| e.id == 510 && e.message.contains("mounted again"));
-    let observed = if !mounted.status.success() {
-        "mount refused".to_string()
-    } else if is_mounted() {
-        "still mounted after 3 s".to_string()
-    } else {
-        format!(
-            "detached{} after {} ms",
-            if logged { ", 510 logged" } else { "" },
-            after.as_millis()
-        )
-    };
+    let observed = detached(cx, &second, &mounted, "mounted again");
     cx.record(
         "mount the protected block device a second time (limit)",
         &["detached, 510 logged*", "mount refused"],
         Outcome::Note(observed),
     );
+    // A file system mounted on top of the guard would hide the backups (and take what backup
+    // programs write); one mounted inside it, over a repository's data folder, would take the
+    // new packs: each is detached at once and logged.
+    for (what, at) in [
+        (
+            "tmpfs mounted on top of the protected volume",
+            cx.sb.mnt.clone(),
+        ),
+        (
+            "tmpfs mounted inside it, over restic's data folder",
+            cx.path("restic-repo/data"),
+        ),
+    ] {
+        let mounted = sh(&format!("mount -t tmpfs covering {}", at.display()));
+        let observed = detached(cx, &at, &mounted, "on top of or inside");
+        cx.record(what, &["detached, 510 logged*"], Outcome::Note(observed));
+    }
     // Another mount namespace: unmounting the guard there shows an empty folder.
     let out = sh(&format!(
         "unshare -m --propagation private sh -c 'umount -l {m} && ls -A {m} | wc -l && \
