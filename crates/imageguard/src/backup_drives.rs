@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use imageguard_definitions::{Destination, Parsed, Problem, Program};
 use imageguard_volume::fsid::{fs_uuid, is_network_fstype};
-use imageguard_volume::mountinfo::MountTable;
+use imageguard_volume::mountinfo::{is_system_mount_point, MountTable};
 use serde::{Deserialize, Serialize};
 
 /// One destination of one definition, as found on this machine.
@@ -107,22 +107,6 @@ fn mounted_uuid(table: &MountTable, uuid: &str) -> Option<PathBuf> {
         .map(|e| e.mount_point.clone())
 }
 
-/// File systems that hold the system: a backup destination on one is protected as a folder,
-/// never the whole volume.
-const SYSTEM_MOUNTS: &[&str] = &[
-    "/",
-    "/usr",
-    "/var",
-    "/etc",
-    "/boot",
-    "/boot/efi",
-    "/home",
-    "/opt",
-    "/tmp",
-    "/root",
-    "/srv",
-];
-
 /// What automatic protection does for one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AutoProtect {
@@ -145,10 +129,9 @@ pub fn plan(d: &DriveReport) -> AutoProtect {
     if d.location != "local" {
         return AutoProtect::Skip("a network file system (never protected automatically)".into());
     }
-    if SYSTEM_MOUNTS.iter().any(|s| mp == Path::new(s)) {
+    if is_system_mount_point(mp) {
         // `/`, `/var`, `/home`: guarding one whole would guard the system.
-        if folder.components().count() <= 2 || SYSTEM_MOUNTS.iter().any(|s| folder == Path::new(s))
-        {
+        if folder.components().count() <= 2 || is_system_mount_point(folder) {
             return AutoProtect::Skip(format!(
                 "{} is too broad to guard on a system volume: back up to a folder below it",
                 folder.display()

@@ -149,6 +149,20 @@ fn status_events_certified_and_journal() {
         "{warns:?}"
     );
     assert_eq!(st["certified_broken"], 0);
+    // protect refuses a system volume and a file in one line that says what to do instead.
+    for (target, says) in [
+        ("/".to_string(), "is a system volume: protect the folder your backups are in"),
+        (
+            sb.path().join("imageguard.toml").to_string_lossy().into_owned(),
+            "is a file: protect the folder that holds it",
+        ),
+    ] {
+        let o = sb.imageguard(&["protect", &target]).unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let err = stderr(&o);
+        assert!(err.contains(says), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
     let refused = sb.imageguard(&["certify", "/bin/bash"]).unwrap();
     assert_eq!(refused.status.code(), Some(1));
     assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));

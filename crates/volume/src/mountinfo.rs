@@ -50,6 +50,27 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Mount points of the file systems that hold the system itself (by the usual layout): a
+/// backup destination on one is guarded as a folder, never the whole file system.
+pub const SYSTEM_MOUNT_POINTS: &[&str] = &[
+    "/",
+    "/usr",
+    "/var",
+    "/etc",
+    "/boot",
+    "/boot/efi",
+    "/home",
+    "/opt",
+    "/tmp",
+    "/root",
+    "/srv",
+];
+
+/// Whether `p` is one of [`SYSTEM_MOUNT_POINTS`].
+pub fn is_system_mount_point(p: &Path) -> bool {
+    SYSTEM_MOUNT_POINTS.iter().any(|s| p == Path::new(s))
+}
+
 /// Parse mountinfo text.
 pub fn parse(text: &str) -> Vec<MountEntry> {
     text.lines()

@@ -641,6 +641,7 @@ impl Service {
                 if !self.inner.lock().state.protection_on {
                     anyhow::bail!("protection is off; turn it on with `imageguard on` first");
                 }
+                volumes::check_protectable(&path)?;
                 let msg = self.protect_now(&path, Origin::User)?;
                 self.save_state(&self.inner.lock())?;
                 Response::ok(msg)

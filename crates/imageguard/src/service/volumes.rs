@@ -198,3 +198,24 @@ pub fn canonical(path: &Path) -> Result<PathBuf> {
     path.canonicalize()
         .with_context(|| format!("{}", path.display()))
 }
+
+/// What `protect` must refuse before trying, in one line that says what to do instead: a file
+/// (protect its folder), a system volume (protect the folder the backups are in).
+pub fn check_protectable(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+    if !meta.is_dir() {
+        anyhow::bail!(
+            "{} is a file: protect the folder that holds it (or the drive it is on)",
+            path.display()
+        );
+    }
+    if imageguard_volume::mountinfo::is_system_mount_point(path) {
+        anyhow::bail!(
+            "{} is a system volume: protect the folder your backups are in (for example {}) \
+             rather than the whole file system",
+            path.display(),
+            path.join("backups").display()
+        );
+    }
+    Ok(())
+}
