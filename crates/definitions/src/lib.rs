@@ -12,13 +12,15 @@
 //! - [`restic_systemd`]: units whose `ExecStart` runs restic, with `-r`/`--repo`/
 //!   `--repository-file`, `RESTIC_REPOSITORY` from `Environment=` and `EnvironmentFile=`.
 //!
-//! [`discover`] finds every program's files where it keeps them (every location overridable)
+//! [`own`] turns imageguard's own `[[definition]]` tables (scripts and tools not listed) into
+//! definitions. [`discover`] finds every program's files where it keeps them (every location overridable)
 //! and parses them all. [`text`] reads a file with the limits every parser relies on (size, encoding); a problem in
 //! one file never stops the others: it is reported with its file and line.
 
 pub mod backintime;
 pub mod borgmatic;
 pub mod discover;
+pub mod own;
 pub mod restic_systemd;
 pub mod rsnapshot;
 pub mod text;

@@ -43,6 +43,13 @@ stopped_timeout = 10
 # timeshift = ["/etc/timeshift/timeshift.json"]
 # systemd_units = ["/etc/systemd/system", "/usr/lib/systemd/system"]
 # passwd = "/etc/passwd"
+
+# Backup jobs of scripts and tools imageguard does not read itself, one table each:
+# [[definition]]
+# name = "nightly images"
+# program = "/usr/local/sbin/image-backup"
+# destinations = ["/mnt/usb/images"]
+# sources = ["/srv"]
 "#;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +61,9 @@ pub struct Config {
     pub guard: GuardSection,
     #[serde(default)]
     pub definitions: imageguard_definitions::discover::Locations,
+    /// `[[definition]]` tables: backup jobs of scripts and tools no module reads.
+    #[serde(default, rename = "definition")]
+    pub own_definitions: Vec<imageguard_definitions::own::OwnDefinition>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,6 +147,17 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Every saved backup definition: those of the programs found where `[definitions]` says,
+    /// and this configuration's own `[[definition]]` tables (`config_file` is where they are).
+    pub fn saved_definitions(&self, config_file: &Path) -> imageguard_definitions::Parsed {
+        let mut found = imageguard_definitions::discover::discover(&self.definitions);
+        found.extend(imageguard_definitions::own::parse(
+            config_file,
+            &self.own_definitions,
+        ));
+        found
+    }
+
     pub fn load(path: &Path) -> Result<Config> {
         match std::fs::read_to_string(path) {
             Ok(text) => {

@@ -151,9 +151,15 @@ fn status_events_certified_and_journal() {
     assert_eq!(st["certified_broken"], 0);
     // protect refuses a system volume and a file in one line that says what to do instead.
     for (target, says) in [
-        ("/".to_string(), "is a system volume: protect the folder your backups are in"),
         (
-            sb.path().join("imageguard.toml").to_string_lossy().into_owned(),
+            "/".to_string(),
+            "is a system volume: protect the folder your backups are in",
+        ),
+        (
+            sb.path()
+                .join("imageguard.toml")
+                .to_string_lossy()
+                .into_owned(),
             "is a file: protect the folder that holds it",
         ),
     ] {

@@ -32,6 +32,14 @@ fn definitions_are_found_resolved_and_problems_reported() {
     .unwrap();
     std::fs::write(etc.join("passwd"), "").unwrap();
     // (The sandbox's configuration looks for definitions under its own etc/.)
+    // And imageguard's own table, for a script no module reads.
+    let config = sb.path().join("imageguard.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[definition]]\nname = \"images\"\nprogram = \"image-backup.sh\"\ndestinations = [\"{}/images\"]\n",
+        sb.mnt.display()
+    ));
+    std::fs::write(&config, text).unwrap();
     let out = sb.imageguard(&["definitions", "--json"]).unwrap();
     assert_ok("definitions --json", &out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -50,6 +58,10 @@ fn definitions_are_found_resolved_and_problems_reported() {
     assert_eq!(usb["protected"], true);
     assert_eq!(usb["mount_point"], sb.mnt.to_string_lossy().as_ref());
     assert_eq!(find("ssh://")["location"], "remote");
+    let own = find("/images");
+    assert_eq!(own["program"], "imageguard");
+    assert_eq!(own["name"], "images (image-backup.sh)");
+    assert_eq!(own["protected"], true);
     let unplugged = find("unplugged");
     assert_eq!(unplugged["program"], "rsnapshot");
     assert_eq!(unplugged["present"], false);

@@ -2,7 +2,6 @@
 //! to, the volume each destination is on, local or network, present or not, protected or not,
 //! and the problems met reading them (file and line).
 
-use imageguard_definitions::discover::discover;
 use imageguard_volume::mountinfo::MountTable;
 
 use super::{exit, fail};
@@ -31,7 +30,11 @@ pub fn definitions(paths: &PathArgs, json: bool) -> i32 {
         ),
         _ => None,
     };
-    let report = resolve(discover(&config.definitions), &table, protected.as_deref());
+    let report = resolve(
+        config.saved_definitions(&paths.config),
+        &table,
+        protected.as_deref(),
+    );
     if json {
         println!(
             "{}",

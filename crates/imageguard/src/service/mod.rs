@@ -255,7 +255,7 @@ impl Service {
                 return;
             }
         };
-        let found = imageguard_definitions::discover::discover(&self.config.definitions);
+        let found = self.config.saved_definitions(&self.paths.config);
         let report = crate::backup_drives::resolve(found, &table, None);
         for p in &report.problems {
             eprintln!("imageguard: backup definitions: {p}");
