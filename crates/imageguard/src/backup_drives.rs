@@ -107,6 +107,19 @@ fn mounted_uuid(table: &MountTable, uuid: &str) -> Option<PathBuf> {
         .map(|e| e.mount_point.clone())
 }
 
+/// Where a destination's drive is mounted now, when the destination is not there but lies on
+/// a backup drive seen before (by its file-system UUID) that is now mounted somewhere else: the
+/// USB drive that came back at another mount point.
+pub fn remembered(
+    d: &DriveReport,
+    known: &[crate::state::KnownDrive],
+    table: &MountTable,
+) -> Option<PathBuf> {
+    let folder = d.folder.as_ref().filter(|_| !d.present)?;
+    let drive = known.iter().find(|k| folder.starts_with(&k.mount_point))?;
+    mounted_uuid(table, &drive.uuid).filter(|now| *now != drive.mount_point)
+}
+
 /// What automatic protection does for one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AutoProtect {

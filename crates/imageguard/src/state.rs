@@ -1,5 +1,6 @@
 //! The service's persistent state (`STATE_DIR/state.json`): whether protection is on, whether it
-//! comes back at the next boot, and which volumes the user protected.
+//! comes back at the next boot, which volumes the user protected, and the backup drives seen
+//! (by file-system UUID, so that one mounted elsewhere later is still known).
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,18 @@ pub struct ServiceState {
     /// Volumes (mount points or folders) the user protected.
     #[serde(default)]
     pub volumes: Vec<PathBuf>,
+    /// Backup drives protected automatically: their file system's UUID and where they were
+    /// mounted then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_drives: Vec<KnownDrive>,
+}
+
+/// A backup drive seen before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownDrive {
+    pub uuid: String,
+    /// Where it was mounted when it was last protected: the definitions' paths are under it.
+    pub mount_point: PathBuf,
 }
 
 impl Default for ServiceState {
@@ -24,6 +37,7 @@ impl Default for ServiceState {
             protection_on: true,
             off_until_boot: None,
             volumes: vec![],
+            backup_drives: vec![],
         }
     }
 }
@@ -76,6 +90,7 @@ mod tests {
             protection_on: false,
             off_until_boot: Some("boot-a".into()),
             volumes: vec![],
+            backup_drives: vec![],
         };
         assert!(!s.on_at_start("boot-a"));
         assert!(s.on_at_start("boot-b"));
@@ -83,6 +98,7 @@ mod tests {
             protection_on: false,
             off_until_boot: None,
             volumes: vec![],
+            backup_drives: vec![],
         };
         assert!(!stays_off.on_at_start("boot-b"));
     }
@@ -96,6 +112,10 @@ mod tests {
             protection_on: false,
             off_until_boot: Some("x".into()),
             volumes: vec!["/mnt/b".into()],
+            backup_drives: vec![KnownDrive {
+                uuid: "abcd".into(),
+                mount_point: "/media/usb".into(),
+            }],
         };
         s.save(&p).unwrap();
         assert_eq!(ServiceState::load(&p).unwrap(), s);

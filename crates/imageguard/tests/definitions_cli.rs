@@ -164,6 +164,8 @@ fn backup_drives_are_protected_at_start_even_after_unprotect() {
 /// declared later and so dropped first, has given it back).
 struct ExtraDrive {
     mount_point: std::path::PathBuf,
+    /// Another place it may be mounted at.
+    elsewhere: std::path::PathBuf,
     device: String,
 }
 
@@ -184,17 +186,24 @@ impl ExtraDrive {
         let device = ok(std::process::Command::new("losetup")
             .args(["-f", "--show"])
             .arg(image));
+        let elsewhere = mount_point.with_extension("elsewhere");
         std::fs::create_dir_all(mount_point).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
         ExtraDrive {
             mount_point: mount_point.to_path_buf(),
+            elsewhere,
             device,
         }
     }
 
     fn plug_in(&self) {
+        self.plug_in_at(&self.mount_point)
+    }
+
+    fn plug_in_at(&self, at: &std::path::Path) {
         let o = std::process::Command::new("mount")
             .arg(&self.device)
-            .arg(&self.mount_point)
+            .arg(at)
             .output()
             .unwrap();
         assert!(o.status.success(), "mount: {}", stderr(&o));
@@ -203,10 +212,10 @@ impl ExtraDrive {
 
 impl Drop for ExtraDrive {
     fn drop(&mut self) {
-        for _ in 0..3 {
-            let _ = std::process::Command::new("umount")
-                .arg(&self.mount_point)
-                .output();
+        for at in [&self.mount_point, &self.elsewhere] {
+            for _ in 0..3 {
+                let _ = std::process::Command::new("umount").arg(at).output();
+            }
         }
         let _ = std::process::Command::new("losetup")
             .args(["-d", &self.device])
@@ -315,6 +324,16 @@ fn new_definitions_and_drives_plugged_in_are_protected_within_two_seconds() {
         within(2.0, || protected(&sb, &usb.mount_point)).is_some(),
         "not protected again when plugged in after eject"
     );
+    // Ejected and plugged in at another mount point: known by its UUID, protected there.
+    assert_ok("eject", &sb.imageguard(&["eject", &usb_mp]).unwrap());
+    usb.plug_in_at(&usb.elsewhere);
+    assert!(
+        within(2.0, || protected(&sb, &usb.elsewhere)).is_some(),
+        "the drive mounted elsewhere was not protected within 2 s"
+    );
+    assert!(events(&sb)
+        .iter()
+        .any(|e| e.id == 300 && e.message.contains("mounted elsewhere")));
 
     // Unprotected by hand: a later change does not protect it again (until a restart).
     let mnt = sb.mnt.to_string_lossy().to_string();

@@ -235,6 +235,28 @@ impl Service {
         self.log.emit(e);
     }
 
+    /// Remember the whole volume protected at `mp` as a backup drive, by its file-system UUID.
+    fn remember_drive(&self, mp: &Path) {
+        let mut inner = self.inner.lock();
+        let Some(uuid) = inner
+            .volumes
+            .get(mp)
+            .filter(|v| v.info.mode == imageguard_volume::BackingMode::Hidden)
+            .and_then(|v| v.info.uuid.clone())
+        else {
+            return;
+        };
+        let drives = &mut inner.state.backup_drives;
+        drives.retain(|k| k.uuid != uuid);
+        drives.push(crate::state::KnownDrive {
+            uuid,
+            mount_point: mp.to_path_buf(),
+        });
+        if let Err(e) = self.save_state(&inner) {
+            eprintln!("imageguard: {e:#}");
+        }
+    }
+
     /// Whether the service is giving its volumes back and stopping.
     fn is_stopping(&self) -> bool {
         self.stopping.load(std::sync::atomic::Ordering::SeqCst)
@@ -261,10 +283,13 @@ impl Service {
             eprintln!("imageguard: backup definitions: {p}");
         }
         let mut done = std::collections::BTreeSet::new();
+        let known = self.inner.lock().state.backup_drives.clone();
         for d in &report.destinations {
-            let target = match crate::backup_drives::plan(d) {
-                AutoProtect::Volume(p) | AutoProtect::Folder(p) => p,
-                AutoProtect::Skip(why) => {
+            let remembered = crate::backup_drives::remembered(d, &known, &table);
+            let target = match (&remembered, crate::backup_drives::plan(d)) {
+                (Some(now), _) => now.clone(),
+                (None, AutoProtect::Volume(p) | AutoProtect::Folder(p)) => p,
+                (None, AutoProtect::Skip(why)) => {
                     eprintln!(
                         "imageguard: not protecting {} automatically: {why}",
                         d.destination
@@ -288,16 +313,24 @@ impl Service {
                 return;
             }
             let why = format!(
-                "backup destination {} of {} ({})",
+                "backup destination {} of {} ({}){}",
                 d.destination,
                 d.file.display(),
-                d.name
+                d.name,
+                if remembered.is_some() {
+                    ", on its drive mounted elsewhere now"
+                } else {
+                    ""
+                }
             );
             match self.protect_now(&target, Origin::Definition(why)) {
-                Ok(m) => eprintln!(
-                    "imageguard: {m} (backup destination of {})",
-                    d.file.display()
-                ),
+                Ok(m) => {
+                    eprintln!(
+                        "imageguard: {m} (backup destination of {})",
+                        d.file.display()
+                    );
+                    self.remember_drive(&canonical);
+                }
                 Err(e) => eprintln!("imageguard: {e:#}"),
             }
         }
