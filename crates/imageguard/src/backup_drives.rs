@@ -28,6 +28,10 @@ pub struct DriveReport {
     pub fstype: Option<String>,
     /// Whether the folder is there now (a drive not plugged in is not).
     pub present: bool,
+    /// Whether it is there but empty (nothing backed up yet, or the mount point of a drive not
+    /// plugged in).
+    #[serde(default)]
+    pub empty: bool,
     /// Whether imageguard protects it now (unknown without the service).
     pub protected: Option<bool>,
 }
@@ -71,10 +75,12 @@ pub fn resolve(
                 device: None,
                 fstype: None,
                 present: false,
+                empty: false,
                 protected: None,
             };
             if let Some(folder) = &folder {
                 r.present = folder.is_dir();
+                r.empty = std::fs::read_dir(folder).is_ok_and(|mut l| l.next().is_none());
                 let here = folder.canonicalize().unwrap_or_else(|_| folder.clone());
                 if let Some(m) = table.containing(&here) {
                     r.location = if is_network_fstype(&m.fstype) {
@@ -115,7 +121,8 @@ pub fn remembered(
     known: &[crate::state::KnownDrive],
     table: &MountTable,
 ) -> Option<PathBuf> {
-    let folder = d.folder.as_ref().filter(|_| !d.present)?;
+    // Not there, or only the empty folder its drive is mounted on.
+    let folder = d.folder.as_ref().filter(|_| !d.present || d.empty)?;
     let drive = known.iter().find(|k| folder.starts_with(&k.mount_point))?;
     mounted_uuid(table, &drive.uuid).filter(|now| *now != drive.mount_point)
 }
@@ -150,7 +157,15 @@ pub fn plan(d: &DriveReport) -> AutoProtect {
                 folder.display()
             ));
         }
-        if d.present {
+        if d.present && d.empty {
+            // Nothing to guard yet, and perhaps the mount point of a drive not plugged in:
+            // guarding it would refuse the drive's own mount (a mount inside a protected
+            // volume is detached).
+            AutoProtect::Skip(format!(
+                "{} is empty (a drive not mounted yet?), on a system volume",
+                folder.display()
+            ))
+        } else if d.present {
             AutoProtect::Folder(folder.clone())
         } else {
             AutoProtect::Skip(format!(
@@ -185,6 +200,7 @@ mod tests {
             device: None,
             fstype: None,
             present,
+            empty: false,
             protected: None,
         }
     }
@@ -213,7 +229,10 @@ mod tests {
         for (d, want) in table {
             assert_eq!(plan(&d), want, "{d:?}");
         }
+        let mut empty = report(Some("/mnt/usb"), "local", Some("/"), true);
+        empty.empty = true;
         for d in [
+            empty,
             report(Some("/"), "local", Some("/"), true),
             report(Some("/var"), "local", Some("/"), true),
             report(Some("/home/"), "local", Some("/home"), true),

@@ -100,6 +100,8 @@ fn backup_drives_are_protected_at_start_even_after_unprotect() {
     std::fs::write(etc.join("passwd"), "").unwrap();
     let on_system = sb.path().join("system-volume-backups");
     std::fs::create_dir_all(&on_system).unwrap();
+    // (An empty folder on a system volume is not guarded: it may be a drive's mount point.)
+    std::fs::write(on_system.join("first.mrimg"), b"image").unwrap();
     let def = etc.join("borgmatic.d/jobs.yaml");
     std::fs::write(
         &def,
@@ -266,7 +268,7 @@ fn new_definitions_and_drives_plugged_in_are_protected_within_two_seconds() {
     std::fs::write(
         &def,
         format!(
-            "repositories:\n  - {}/borg\n  - {}/borg\n",
+            "repositories:\n  - {}/borg\n  - {}\n",
             sb.mnt.display(),
             usb.mount_point.display()
         ),
@@ -282,7 +284,10 @@ fn new_definitions_and_drives_plugged_in_are_protected_within_two_seconds() {
         .iter()
         .any(|e| e.id == 300 && e.message.contains("new.yaml")));
 
-    // A drive plugged in.
+    // A drive plugged in (the destination is its mount point itself: while the drive is away
+    // that is an empty folder of the system volume, which is not guarded, or the drive's own
+    // mount would be refused).
+    assert!(!protected(&sb, &usb.mount_point));
     usb.plug_in();
     let took = within(2.0, || protected(&sb, &usb.mount_point));
     assert!(

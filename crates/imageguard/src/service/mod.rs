@@ -288,6 +288,14 @@ impl Service {
             let remembered = crate::backup_drives::remembered(d, &known, &table);
             let target = match (&remembered, crate::backup_drives::plan(d)) {
                 (Some(now), _) => now.clone(),
+                // The place of a backup drive that is not mounted now (ejected, unplugged):
+                // guarding the empty folder would refuse the drive's own mount when it comes
+                // back (a mount inside a protected volume is detached).
+                (None, AutoProtect::Folder(p))
+                    if known.iter().any(|k| p.starts_with(&k.mount_point)) =>
+                {
+                    continue;
+                }
                 (None, AutoProtect::Volume(p) | AutoProtect::Folder(p)) => p,
                 (None, AutoProtect::Skip(why)) => {
                     eprintln!(
