@@ -150,6 +150,22 @@ fn backup_drives_are_protected_at_start_even_after_unprotect() {
         "{evs:?}"
     );
     assert!(!evs.iter().any(|e| e.id == 330));
+    // status says why each is protected, and that the folder is a system volume's.
+    let st = status(&sb);
+    let reason = |mp: &str| {
+        st["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["mount_point"] == mp)
+            .and_then(|v| v["reason"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    assert!(reason(&mnt).contains("jobs.yaml"), "{st}");
+    assert!(
+        reason(&on_system.to_string_lossy()).contains("on a system volume: this folder only"),
+        "{st}"
+    );
     // Turned off by hand, then the service restarts: protected again.
     assert_ok("unprotect", &sb.imageguard(&["unprotect", &mnt]).unwrap());
     assert!(!mounts(&status(&sb)).iter().any(|(m, _)| *m == mnt));

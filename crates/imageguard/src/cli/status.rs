@@ -79,6 +79,9 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
                 "userspace"
             }
         );
+        if let Some(why) = &v.reason {
+            println!("  protected as:    {why}");
+        }
         if !v.guard_running {
             println!("  WARNING: the guard is not serving requests (callers fail closed)");
         }

@@ -366,7 +366,15 @@ impl Service {
         );
         let mut inner = self.inner.lock();
         match protected {
-            Ok(v) => {
+            Ok(mut v) => {
+                if let Origin::Definition(why) = &origin {
+                    v.reason = Some(match v.info.mode {
+                        imageguard_volume::BackingMode::Folder => {
+                            format!("{why} (on a system volume: this folder only)")
+                        }
+                        imageguard_volume::BackingMode::Hidden => why.clone(),
+                    });
+                }
                 let vref = volume_ref(&v.info);
                 if origin == Origin::User {
                     self.emit(Event::new(EventKind::UserProtectedVolume).with_volume(vref.clone()));

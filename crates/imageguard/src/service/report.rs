@@ -25,6 +25,9 @@ pub struct VolumeReport {
     pub guard_running: bool,
     pub also_mounted_at: Vec<PathBuf>,
     pub writers_at_protect: bool,
+    /// Why it is protected when the user did not ask (automatic protection of a backup drive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

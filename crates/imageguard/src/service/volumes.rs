@@ -29,6 +29,9 @@ pub struct ProtectedVolume {
     pub id: String,
     pub guard: MountedGuard,
     pub shared: Arc<GuardShared>,
+    /// Why the service protects it, when not the user's own protection (a definition's
+    /// backup destination).
+    pub reason: Option<String>,
 }
 
 pub fn volume_ref(info: &VolumeInfo) -> VolumeRef {
@@ -115,6 +118,7 @@ pub fn protect(
         id: b.id,
         guard,
         shared,
+        reason: None,
     })
 }
 
@@ -191,6 +195,7 @@ pub fn report(v: &ProtectedVolume) -> VolumeReport {
         guard_running: v.guard.is_running(),
         also_mounted_at: i.also_mounted_at.clone(),
         writers_at_protect: i.writers_at_protect,
+        reason: v.reason.clone(),
     }
 }
 
