@@ -166,6 +166,35 @@ fn backup_drives_are_protected_at_start_even_after_unprotect() {
         reason(&on_system.to_string_lossy()).contains("on a system volume: this folder only"),
         "{st}"
     );
+    // The guard unmounted behind the service's back is mounted again (510), for the same reason.
+    assert_ok("umount -l the guard", &sh(&format!("umount -l {mnt}")));
+    let t0 = std::time::Instant::now();
+    let healed = loop {
+        let st = status(&sb);
+        let v = st["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["mount_point"] == mnt.as_str())
+            .cloned();
+        if let Some(v) =
+            v.filter(|v| v["guard_running"] == true && events(&sb).iter().any(|e| e.id == 510))
+        {
+            break Some(v);
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(3) {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let healed = healed.expect("the guard was not mounted again");
+    assert!(
+        healed["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("jobs.yaml"),
+        "{healed}"
+    );
     // Turned off by hand, then the service restarts: protected again.
     assert_ok("unprotect", &sb.imageguard(&["unprotect", &mnt]).unwrap());
     assert!(!mounts(&status(&sb)).iter().any(|(m, _)| *m == mnt));

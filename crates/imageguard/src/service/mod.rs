@@ -472,10 +472,17 @@ impl Service {
                     ),
             );
             log::warn!("guard on {} stopped; mounting it again", mp.display());
+            let reason = old.reason.clone();
             // Dropping the old guard leaves its (dead) mount alone; protecting again replaces it.
             drop(old);
-            if let Err(e) = self.protect_while_changing(&mp, Origin::Service) {
-                eprintln!("imageguard: {e:#}");
+            match self.protect_while_changing(&mp, Origin::Service) {
+                // Protected again for the same reason.
+                Ok(_) => {
+                    if let Some(v) = self.inner.lock().volumes.get_mut(&mp) {
+                        v.reason = reason;
+                    }
+                }
+                Err(e) => eprintln!("imageguard: {e:#}"),
             }
         }
     }
