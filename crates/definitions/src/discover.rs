@@ -102,11 +102,11 @@ fn each(out: &mut Parsed, file: &Path, parse: impl FnOnce(&str) -> Parsed) {
 /// programs' folders under `.config` (or `.config` itself, where they may appear).
 pub fn watched_folders(loc: &Locations) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = vec![];
+    // A folder, or for a file or a folder not there yet, its nearest existing ancestor (where
+    // it would appear).
     let mut add = |p: &Path| {
-        if p.is_dir() {
-            out.push(p.to_path_buf());
-        } else if let Some(parent) = p.parent().filter(|d| d.is_dir()) {
-            out.push(parent.to_path_buf());
+        if let Some(existing) = p.ancestors().find(|a| a.is_dir()) {
+            out.push(existing.to_path_buf());
         }
     };
     for p in loc

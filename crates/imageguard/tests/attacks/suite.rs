@@ -392,6 +392,7 @@ pub fn run() -> usize {
     paths_mounts_and_users(&mut cx);
     identities(&mut cx);
     crate::closure::attacks(&mut cx);
+    definitions(&mut cx);
     folders_and_storms(&mut cx);
 
     print_table(&cx.rows);
@@ -888,6 +889,65 @@ fn identities(cx: &mut Ctx) {
         &["logged"],
         Outcome::Note(if replaced { "logged" } else { "not logged" }.into()),
     );
+}
+
+/// Through what automatic protection trusts: a definition file edited to have the service guard
+/// the system itself (a denial of service) or a network share. Nothing is protected for it.
+fn definitions(cx: &mut Ctx) {
+    let etc = cx.sb.path().join("etc/borgmatic.d");
+    std::fs::create_dir_all(&etc).unwrap();
+    let volumes = |cx: &Ctx| -> usize {
+        let st: serde_json::Value =
+            serde_json::from_slice(&cx.sb.imageguard(&["status", "--json"]).unwrap().stdout)
+                .unwrap_or_default();
+        st["volumes"].as_array().map_or(0, Vec::len)
+    };
+    // Control: a definition naming a folder with backups in it is followed and protected.
+    let control = cx.outside.join("control-backups");
+    std::fs::create_dir_all(&control).unwrap();
+    std::fs::write(control.join("a.mrimg"), b"x").unwrap();
+    let first = volumes(cx);
+    std::fs::write(
+        etc.join("control.yaml"),
+        format!("repositories:\n  - {}\n", control.display()),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let now = volumes(cx);
+    cx.record(
+        "control: a new definition's destination is protected",
+        &["1 more protected"],
+        Outcome::Note(format!("{} more protected", now.saturating_sub(first))),
+    );
+    let before = volumes(cx);
+    for (what, repos) in [
+        ("definition naming / as a destination", "/"),
+        ("definition naming /etc as a destination", "/etc"),
+        ("definition naming /var as a destination", "/var"),
+        (
+            "definition naming a remote repository",
+            "ssh://evil@host/./repo",
+        ),
+    ] {
+        std::fs::write(
+            etc.join("evil.yaml"),
+            format!("repositories:\n  - {repos}\n"),
+        )
+        .unwrap();
+        // The service follows definition files within a second.
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        let after = volumes(cx);
+        cx.record(
+            what,
+            &["nothing protected"],
+            Outcome::Note(if after == before {
+                "nothing protected".into()
+            } else {
+                format!("{} more protected", after.saturating_sub(before))
+            }),
+        );
+    }
+    let _ = std::fs::remove_file(etc.join("evil.yaml"));
 }
 
 fn folders_and_storms(cx: &mut Ctx) {
