@@ -220,7 +220,7 @@ impl CallerResolver {
             Some(c) => c,
             None => {
                 let c = Checked {
-                    trust: self.check_process(pid, start, &list, &identity, lookup),
+                    trust: self.check_process(pid, start, status.uid, &list, &identity, lookup),
                     exec_kib: status.exec_kib,
                 };
                 let mut cache = self.processes.lock();
@@ -258,6 +258,7 @@ impl CallerResolver {
         &self,
         pid: u32,
         start: u64,
+        uid: u32,
         list: &CertifiedList,
         identity: &FileIdentity,
         lookup: ExeLookup<'_>,
@@ -277,9 +278,6 @@ impl CallerResolver {
         };
         let entry = list.get(&path).ok_or(Untrusted::NotCertified)?;
         let closure = entry.closure.as_ref().ok_or(Untrusted::NoClosure)?;
-        let uid = procfs::status_facts(pid)
-            .map_err(|_| Untrusted::Unidentified)?
-            .uid;
         let passwd_home = closure::home_of(uid).map(|h| h.to_string_lossy().into_owned());
         if let Some(var) = code_changing_variable(closure, &env, passwd_home.as_deref()) {
             return Err(Untrusted::Injected(var));
