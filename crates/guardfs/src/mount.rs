@@ -7,7 +7,7 @@ use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -183,15 +183,7 @@ pub fn mount_guard(
 impl MountedGuard {
     /// Detach the guard from its mount point and wait (bounded) for its threads to finish.
     pub fn unmount(mut self) -> io::Result<()> {
-        let p = CString::new(self.mount_point.as_os_str().as_bytes())
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        if unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) } < 0 {
-            let e = io::Error::last_os_error();
-            return Err(io::Error::new(
-                e.kind(),
-                format!("umount {}: {e}", self.mount_point.display()),
-            ));
-        }
+        self.detach_mount()?;
         if let Some(t) = self.thread.take() {
             let deadline = Instant::now() + Duration::from_secs(5);
             while !t.is_finished() && Instant::now() < deadline {
@@ -202,6 +194,26 @@ impl MountedGuard {
             }
         }
         Ok(())
+    }
+
+    /// Detach the guard from its mount point without waiting for its threads: they end when
+    /// the last process using the detached tree lets go (a drive pulled out under a busy
+    /// process).
+    pub fn detach(self) -> io::Result<()> {
+        self.detach_mount()
+    }
+
+    /// `umount -l` of the guard's mount point.
+    fn detach_mount(&self) -> io::Result<()> {
+        rustix::mount::unmount(&self.mount_point, rustix::mount::UnmountFlags::DETACH).map_err(
+            |e| {
+                let e = io::Error::from(e);
+                io::Error::new(
+                    e.kind(),
+                    format!("umount {}: {e}", self.mount_point.display()),
+                )
+            },
+        )
     }
 
     pub fn is_running(&self) -> bool {

@@ -102,7 +102,7 @@ pub fn resolve(
 }
 
 /// Where the file system with `uuid` is mounted, if it is.
-fn mounted_uuid(table: &MountTable, uuid: &str) -> Option<PathBuf> {
+pub fn mounted_uuid(table: &MountTable, uuid: &str) -> Option<PathBuf> {
     table
         .entries
         .iter()

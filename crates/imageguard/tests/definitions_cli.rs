@@ -210,6 +210,7 @@ fn backup_drives_are_protected_at_start_even_after_unprotect() {
 /// A second drive for the test, unmounted and detached when dropped (after the sandbox, which is
 /// declared later and so dropped first, has given it back).
 struct ExtraDrive {
+    image: std::path::PathBuf,
     mount_point: std::path::PathBuf,
     /// Another place it may be mounted at.
     elsewhere: std::path::PathBuf,
@@ -237,6 +238,7 @@ impl ExtraDrive {
         std::fs::create_dir_all(mount_point).unwrap();
         std::fs::create_dir_all(&elsewhere).unwrap();
         ExtraDrive {
+            image: image.to_path_buf(),
             mount_point: mount_point.to_path_buf(),
             elsewhere,
             device,
@@ -254,6 +256,33 @@ impl ExtraDrive {
             .output()
             .unwrap();
         assert!(o.status.success(), "mount: {}", stderr(&o));
+    }
+
+    /// The unplug: the loop device is detached while its file system is mounted (it goes
+    /// once its last user lets go).
+    fn pull_out(&self) {
+        let o = std::process::Command::new("losetup")
+            .args(["-d", &self.device])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "losetup -d: {}", stderr(&o));
+    }
+
+    /// Whether the loop device still holds the image.
+    fn attached(&self) -> bool {
+        let name = self.device.trim_start_matches("/dev/");
+        std::path::Path::new(&format!("/sys/block/{name}/loop")).exists()
+    }
+
+    /// Plugged in again: a new loop device for the same image.
+    fn reattach(&mut self) {
+        let o = std::process::Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&self.image)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "losetup: {}", stderr(&o));
+        self.device = String::from_utf8_lossy(&o.stdout).trim().to_string();
     }
 }
 
@@ -394,4 +423,134 @@ fn new_definitions_and_drives_plugged_in_are_protected_within_two_seconds() {
     sb.stop_service().unwrap();
     sb.start_service().unwrap();
     assert!(protected(&sb, &sb.mnt));
+}
+
+fn status_json(sb: &imageguard::sandbox::Sandbox) -> serde_json::Value {
+    serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout)
+        .unwrap_or_default()
+}
+
+fn listed(
+    status: &serde_json::Value,
+    list: &str,
+    mp: &std::path::Path,
+) -> Option<serde_json::Value> {
+    status[list]
+        .as_array()?
+        .iter()
+        .find(|v| v["mount_point"].as_str() == Some(&*mp.to_string_lossy()))
+        .cloned()
+}
+
+/// A drive pulled out without eject (its loop device detached while protected): the service
+/// lets its guard and hidden mount go, so nothing hangs and the device really goes; `status`
+/// shows it absent, not failed; plugged in again it is protected again. A drive the user
+/// protected that is not plugged in when the service starts is absent too, its empty mount
+/// point not guarded, and protected the moment it is mounted.
+#[test]
+fn a_drive_pulled_out_is_absent_and_protected_again_when_it_comes_back() {
+    let tmp = tempfile::Builder::new()
+        .prefix("imageguard-unplug-")
+        .tempdir()
+        .unwrap();
+    let mut usb = ExtraDrive::format(&tmp.path().join("usb.img"), &tmp.path().join("usb"));
+    let mut sb = imageguard::sandbox::Sandbox::new(&exe(), 64).unwrap();
+    let etc = sb.path().join("etc");
+    std::fs::create_dir_all(etc.join("borgmatic.d")).unwrap();
+    std::fs::write(
+        etc.join("borgmatic.d/usb.yaml"),
+        format!("repositories:\n  - {}/borg\n", usb.mount_point.display()),
+    )
+    .unwrap();
+    usb.plug_in();
+    std::fs::write(usb.mount_point.join("x.mrimg"), b"backup").unwrap();
+    sb.start_service().unwrap();
+    let mp = usb.mount_point.clone();
+    assert!(
+        listed(&status_json(&sb), "volumes", &mp).is_some(),
+        "not protected at start"
+    );
+
+    // A process keeps its working folder on the drive while it is pulled out.
+    let mut busy = std::process::Command::new("sleep")
+        .arg("60")
+        .current_dir(&mp)
+        .spawn()
+        .unwrap();
+    usb.pull_out();
+    let took = within(2.0, || listed(&status_json(&sb), "absent", &mp).is_some());
+    let _ = busy.kill();
+    let _ = busy.wait();
+    assert!(
+        took.is_some(),
+        "not shown absent within 2 s: {}",
+        status_json(&sb)
+    );
+    eprintln!("pulled out: absent after {took:?}");
+    let s = status_json(&sb);
+    assert!(
+        listed(&s, "volumes", &mp).is_none(),
+        "still listed as protected: {s}"
+    );
+    let absent = listed(&s, "absent", &mp).unwrap();
+    assert!(
+        absent["why"].as_str().unwrap().contains("losetup -d"),
+        "{absent}"
+    );
+    assert!(
+        absent["reason"].as_str().unwrap().contains("usb.yaml"),
+        "{absent}"
+    );
+    let text = String::from_utf8_lossy(&sb.imageguard(&["status"]).unwrap().stdout).to_string();
+    assert!(text.contains("absent:"), "{text}");
+    assert!(events(&sb)
+        .iter()
+        .any(|e| e.id == 510 && e.message.contains("losetup -d")));
+    // Nothing holds the device any more: it detaches.
+    assert!(
+        within(3.0, || !usb.attached()).is_some(),
+        "{} is still attached: something still holds its file system",
+        usb.device
+    );
+
+    // Plugged in again.
+    usb.reattach();
+    usb.plug_in();
+    let took = within(2.0, || listed(&status_json(&sb), "volumes", &mp).is_some());
+    assert!(took.is_some(), "not protected again within 2 s");
+    eprintln!("plugged in again: protected after {took:?}");
+    assert!(listed(&status_json(&sb), "absent", &mp).is_none());
+    assert_eperm(
+        "rm of a backup on the drive",
+        &sh(&format!("rm -f {}/x.mrimg", mp.display())),
+    );
+
+    // The user's own protection of a drive: not plugged in when the service starts.
+    std::fs::remove_file(etc.join("borgmatic.d/usb.yaml")).unwrap();
+    let mp_s = mp.to_string_lossy().to_string();
+    assert_ok("eject", &sb.imageguard(&["eject", &mp_s]).unwrap());
+    usb.plug_in();
+    assert_ok("protect", &sb.imageguard(&["protect", &mp_s]).unwrap());
+    sb.stop_service().unwrap();
+    assert_ok("umount", &sh(&format!("umount {}", mp.display())));
+    sb.start_service().unwrap();
+    let s = status_json(&sb);
+    let absent = listed(&s, "absent", &mp).unwrap_or_else(|| panic!("not absent: {s}"));
+    assert!(
+        absent["why"].as_str().unwrap().contains("not plugged in"),
+        "{absent}"
+    );
+    assert!(
+        listed(&s, "volumes", &mp).is_none(),
+        "the empty mount point is guarded: {s}"
+    );
+    usb.plug_in();
+    assert!(
+        within(2.0, || listed(&status_json(&sb), "volumes", &mp).is_some()).is_some(),
+        "not protected when plugged in after the start"
+    );
+    assert_eperm(
+        "rm of a backup on the drive",
+        &sh(&format!("rm -f {}/x.mrimg", mp.display())),
+    );
 }

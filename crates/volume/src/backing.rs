@@ -185,17 +185,59 @@ pub fn prepare(path: &Path, keeper: &Keeper) -> Result<Prepared, VolumeError> {
     let top = table.at(&mp).cloned();
 
     let guard_on_top = top.as_ref().is_some_and(|t| t.fstype == GUARD_FSTYPE);
-    if let Some(kept) = keeper.open_kept(&id) {
-        let (root, entry) = kept.map_err(io_at(&keeper.keep_dir(&id)))?;
+    let kept = keeper
+        .open_kept(&id)
+        .transpose()
+        .map_err(io_at(&keeper.keep_dir(&id)))?;
+    // What the keeper holds is stale when its device is gone and another file system is
+    // mounted at the mount point now (the drive was pulled out while the service was down, and
+    // another took its place): that one is protected. While the device is there, the keeper's
+    // backing is served whatever was mounted over the mount point meanwhile.
+    let kept = match (kept, &top) {
+        (Some((_, entry)), Some(t))
+            if t.fstype != GUARD_FSTYPE
+                && (t.major, t.minor) != (entry.major, entry.minor)
+                && crate::presence::device_gone(entry.major, entry.minor) =>
+        {
+            log::warn!(
+                "{}: the keeper held {} ({}:{}), now {} ({}:{}) is mounted there: letting the old one go",
+                mp.display(),
+                entry.source,
+                entry.major,
+                entry.minor,
+                t.source,
+                t.major,
+                t.minor
+            );
+            abandon(&id, keeper).map_err(io_at(&keeper.keep_dir(&id)))?;
+            None
+        }
+        (kept, _) => kept,
+    };
+    if let Some((root, entry)) = kept {
         // The keeper still holds this volume from an earlier run (the service was killed or
         // restarted): serve it again from there. A dead guard left on the mount point is replaced.
         let info = info_from(&entry, &mp, BackingMode::Hidden, &table);
         let stale = mp.clone();
+        // The same file system mounted at the mount point again (an earlier protect that
+        // failed half-way, a drive plugged in again): hidden like a fresh one.
+        let host_copy = top.is_some_and(|t| {
+            t.fstype != GUARD_FSTYPE && t.major == entry.major && t.minor == entry.minor
+        });
         return Ok(Prepared {
             backing: Backing { root, info, id },
             detach_host: Box::new(move || {
                 if guard_on_top {
                     mountapi::detach(&stale)?;
+                }
+                if host_copy {
+                    let writers = match mountapi::make_read_only(&stale) {
+                        Ok(()) => false,
+                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => true,
+                        Err(e) => return Err(e),
+                    };
+                    mountapi::detach(&stale)?;
+                    return Ok(writers);
                 }
                 Ok(false)
             }),
@@ -210,12 +252,16 @@ pub fn prepare(path: &Path, keeper: &Keeper) -> Result<Prepared, VolumeError> {
             keeper.ensure().map_err(io_at(&keeper.ns_file()))?;
             let tree = mountapi::clone_tree(&mp).map_err(io_at(&mp))?;
             let dir = keeper.keep_dir(&id);
+            let (major, minor) = (entry.major, entry.minor);
             let root = keeper
                 .run_inside({
                     let dir = dir.clone();
                     move || {
                         std::fs::create_dir_all(&dir)?;
                         mountapi::move_mount_to(&tree, &dir)?;
+                        if let Err(e) = drop_other_copies(major, minor, &dir) {
+                            log::warn!("keeper: other mounts of {major}:{minor}: {e}");
+                        }
                         mountapi::open_dir(&dir)
                     }
                 })
@@ -249,6 +295,24 @@ pub fn prepare(path: &Path, keeper: &Keeper) -> Result<Prepared, VolumeError> {
             })
         }
     }
+}
+
+/// In the keeper: detach every mount of the device but the backing at `keep` (the keeper began
+/// as a copy of the host's mounts, so a drive mounted before it was made is also mounted there
+/// at its old place, which would hold the device after an eject or an unplug).
+fn drop_other_copies(major: u32, minor: u32, keep: &Path) -> io::Result<()> {
+    // This thread's namespace (the keeper's), not the process's.
+    let table = MountTable::read_from(Path::new("/proc/thread-self/mountinfo"))?;
+    for e in table.entries.iter().rev() {
+        if e.major == major && e.minor == minor && e.mount_point != keep {
+            match mountapi::detach(&e.mount_point) {
+                // Already gone with a copy above it.
+                Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {}
+                other => other?,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Give a hidden volume back to the host at its mount point (after the guard was unmounted).
@@ -291,6 +355,19 @@ pub fn release(id: &str, keeper: &Keeper) -> io::Result<()> {
                 }
             }
         }
+        let _ = std::fs::remove_dir(&dir);
+        Ok(())
+    })
+}
+
+/// Let go of a hidden volume whose device is gone (a drive pulled out without eject): its
+/// backing is detached lazily in the keeper, since a dead file system may still be held by a
+/// process that had a file open; it ends when that process lets go. Nothing waits on the device.
+pub fn abandon(id: &str, keeper: &Keeper) -> io::Result<()> {
+    let dir = keeper.keep_dir(id);
+    keeper.run_inside(move || {
+        mountapi::detach(&dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("detaching {}: {e}", dir.display())))?;
         let _ = std::fs::remove_dir(&dir);
         Ok(())
     })

@@ -100,6 +100,21 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
             );
         }
     }
+    for a in &report.absent {
+        println!("\n{}", a.mount_point.display());
+        println!(
+            "  absent:          {} since {} (protected again when mounted)",
+            a.why,
+            crate::timefmt::format_ns(a.since.saturating_mul(1_000_000_000))
+        );
+        println!(
+            "  uuid:            {}",
+            a.uuid.as_deref().unwrap_or("unknown")
+        );
+        if let Some(why) = &a.reason {
+            println!("  protected as:    {why}");
+        }
+    }
     if !report.event_counts.is_empty() {
         println!("\nevents:");
         for (id, n) in &report.event_counts {

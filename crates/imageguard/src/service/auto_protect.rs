@@ -1,8 +1,10 @@
 //! Keeping backup drives protected while the service runs: when a definition file appears or
 //! changes (inotify on the folders definitions live in) or a file system is mounted (a USB
 //! drive plugged in: `/proc/self/mountinfo`), the drives the definitions back up to are
-//! protected again after a short quiet time. A volume the user unprotected by hand stays
-//! unprotected until the service starts again, as the reference product does.
+//! protected again after a short quiet time, and so is any absent drive (see [`super::absent`])
+//! that is mounted again. A volume the user unprotected by hand stays unprotected until the
+//! service starts again, as the reference product does. Without automatic protection, only
+//! mounts are followed (for absent drives).
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -30,6 +32,9 @@ const FOLDER_EVENTS: WatchFlags = WatchFlags::CREATE
 /// A fresh inotify instance watching where definitions live now.
 fn watch_definitions(service: &Service) -> Result<OwnedFd> {
     let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)?;
+    if !service.config.protection.auto_protect_backup_drives {
+        return Ok(fd);
+    }
     for folder in watched_folders(&service.config.definitions) {
         // A folder that vanished meanwhile is found again at the next round.
         let _ = inotify::add_watch(&fd, folder.as_path(), FOLDER_EVENTS);
@@ -82,7 +87,10 @@ pub fn follow(service: Arc<Service>) -> Result<()> {
                 if service.is_stopping() {
                     return;
                 }
-                service.protect_backup_drives(false);
+                service.return_absent_drives();
+                if service.config.protection.auto_protect_backup_drives {
+                    service.protect_backup_drives(false);
+                }
             }
         })
         .context("starting the backup-drive follower")?;

@@ -4,6 +4,7 @@
 //! A service killed outright leaves its guards mounted and dead, so callers fail closed; a new
 //! service recovers the backings from the keeper namespace.
 
+pub mod absent;
 pub mod adapters;
 pub mod auto_protect;
 pub mod report;
@@ -49,6 +50,8 @@ struct Inner {
     /// Volumes the user unprotected since the service started: automatic protection leaves
     /// them alone until the next start.
     unprotected_by_user: std::collections::BTreeSet<PathBuf>,
+    /// Protected drives that are not here now (pulled out, not plugged in), by mount point.
+    absent: BTreeMap<PathBuf, absent::AbsentDrive>,
 }
 
 pub struct Service {
@@ -156,14 +159,14 @@ pub fn run(paths: PathArgs) -> Result<()> {
             state: state.clone(),
             volumes: BTreeMap::new(),
             unprotected_by_user: Default::default(),
+            absent: BTreeMap::new(),
         }),
         stopping: std::sync::atomic::AtomicBool::new(false),
     });
     if on {
+        let table = imageguard_volume::MountTable::read().ok();
         for v in &state.volumes {
-            if let Err(e) = service.protect_now(v, Origin::Service) {
-                eprintln!("imageguard: {e:#}");
-            }
+            service.protect_user_volume_at_start(v, table.as_ref());
         }
         if service.config.protection.auto_protect_backup_drives {
             service.protect_backup_drives(true);
@@ -175,9 +178,7 @@ pub fn run(paths: PathArgs) -> Result<()> {
     state.save(&paths.service_state())?;
     server::serve(&paths.socket(), service.clone())?;
     watch_guards(service.clone())?;
-    if service.config.protection.auto_protect_backup_drives {
-        auto_protect::follow(service.clone())?;
-    }
+    auto_protect::follow(service.clone())?;
     let timeout = service.config.guard.stopped_timeout;
     let sentinel = if timeout > 0 {
         match sentinel::spawn(
@@ -223,6 +224,7 @@ fn watch_guards(service: Arc<Service>) -> Result<()> {
         .name("guard watchdog".into())
         .spawn(move || loop {
             std::thread::sleep(GUARD_WATCH_INTERVAL);
+            service.release_absent_drives();
             service.heal_stopped_guards();
             service.detach_foreign_mounts();
         })
@@ -294,6 +296,17 @@ impl Service {
                 (None, AutoProtect::Folder(p))
                     if known.iter().any(|k| p.starts_with(&k.mount_point)) =>
                 {
+                    if let Some(k) = known.iter().find(|k| p.starts_with(&k.mount_point)) {
+                        self.note_absent_drive(
+                            k,
+                            format!(
+                                "backup destination {} of {} ({})",
+                                d.destination,
+                                d.file.display(),
+                                d.name
+                            ),
+                        );
+                    }
                     continue;
                 }
                 (None, AutoProtect::Volume(p) | AutoProtect::Folder(p)) => p,
@@ -401,6 +414,11 @@ impl Service {
                 if origin == Origin::User && !inner.state.volumes.contains(&mp) {
                     inner.state.volumes.push(mp.clone());
                 }
+                // A drive that came back is no longer absent.
+                let uuid = v.info.uuid.clone();
+                inner
+                    .absent
+                    .retain(|at, a| *at != mp && (a.uuid.is_none() || a.uuid != uuid));
                 inner.volumes.insert(mp, v);
                 Ok(msg)
             }
@@ -584,6 +602,7 @@ impl Service {
             restart_on_reboot: inner.state.protection_on || inner.state.off_until_boot.is_some(),
             pid: std::process::id(),
             volumes: inner.volumes.values().map(volumes::report).collect(),
+            absent: inner.absent.iter().map(|(mp, a)| a.report(mp)).collect(),
             certified_programs: self.resolver.list().entries.len(),
             certified_broken: self
                 .certified_programs()
@@ -700,6 +719,8 @@ impl Service {
                 volumes::check_protectable(&path)?;
                 let msg = self.protect_now(&path, Origin::User)?;
                 self.save_state(&self.inner.lock())?;
+                // A whole drive is remembered by UUID: found again wherever it is mounted.
+                self.remember_drive(&volumes::canonical(&path)?);
                 Response::ok(msg)
             }
             Request::Eject { path } => {
@@ -748,6 +769,17 @@ impl Service {
             Request::Unprotect { path } => {
                 let _changing = self.changes.lock();
                 let mut inner = self.inner.lock();
+                let mp = path.canonicalize().unwrap_or_else(|_| path.clone());
+                if inner.absent.remove(&mp).is_some() {
+                    inner.state.volumes.retain(|v| v != &mp);
+                    inner.state.backup_drives.retain(|k| k.mount_point != mp);
+                    inner.unprotected_by_user.insert(mp.clone());
+                    self.save_state(&inner)?;
+                    return Ok(Response::ok(format!(
+                        "{} was absent; it is forgotten and not protected when it comes back",
+                        mp.display()
+                    )));
+                }
                 let mp = volumes::canonical(&path)?;
                 self.unprotect_now(&mp, true, &mut inner)?;
                 inner.state.volumes.retain(|v| v != &mp);

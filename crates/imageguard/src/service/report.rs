@@ -30,6 +30,21 @@ pub struct VolumeReport {
     pub reason: Option<String>,
 }
 
+/// A protected drive that is not here now (pulled out without eject, not plugged in).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AbsentReport {
+    pub mount_point: PathBuf,
+    pub uuid: Option<String>,
+    pub device: String,
+    /// Since when (seconds since the epoch).
+    pub since: i64,
+    /// How it went.
+    pub why: String,
+    /// Why it was protected, when the service did it on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusReport {
     /// "on" or "off".
@@ -37,6 +52,9 @@ pub struct StatusReport {
     pub restart_on_reboot: bool,
     pub pid: u32,
     pub volumes: Vec<VolumeReport>,
+    /// Protected drives that are not here now: protected again when they are mounted.
+    #[serde(default)]
+    pub absent: Vec<AbsentReport>,
     pub certified_programs: usize,
     /// Certified programs whose closure changed since certification (no longer certified).
     #[serde(default)]

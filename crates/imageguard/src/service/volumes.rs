@@ -14,6 +14,7 @@ use imageguard_guardfs::{
 use imageguard_policy::VolumeRef;
 use imageguard_volume::backing::{self, VolumeInfo};
 use imageguard_volume::keeper::Keeper;
+use imageguard_volume::presence::Presence;
 use imageguard_volume::{BackingMode, VolumeError};
 
 use super::report::VolumeReport;
@@ -32,6 +33,8 @@ pub struct ProtectedVolume {
     /// Why the service protects it, when not the user's own protection (a definition's
     /// backup destination).
     pub reason: Option<String>,
+    /// The device under a whole volume, to notice it pulled out without eject.
+    pub presence: Option<Presence>,
 }
 
 pub fn volume_ref(info: &VolumeInfo) -> VolumeRef {
@@ -113,7 +116,11 @@ pub fn protect(
         }
     };
     b.info.writers_at_protect = writers;
+    let presence = hidden
+        .then(|| Presence::record(&b.info.device_number))
+        .flatten();
     Ok(ProtectedVolume {
+        presence,
         info: b.info,
         id: b.id,
         guard,
@@ -158,6 +165,21 @@ pub fn eject(v: ProtectedVolume, keeper: &Keeper) -> Result<()> {
             mp.display()
         )
     })
+}
+
+/// Let go of a whole volume whose device is gone: the guard and the hidden backing are
+/// detached lazily (a process may still hold a file of the dead file system; nothing waits on
+/// the device).
+pub fn abandon(v: ProtectedVolume, keeper: &Keeper) -> Result<()> {
+    let mp = v.info.mount_point.clone();
+    let id = v.id.clone();
+    let guard = v
+        .guard
+        .detach()
+        .with_context(|| format!("detaching the guard on {}", mp.display()));
+    drop(v.shared);
+    backing::abandon(&id, keeper).with_context(|| format!("letting {} go", mp.display()))?;
+    guard
 }
 
 pub fn report(v: &ProtectedVolume) -> VolumeReport {
