@@ -70,8 +70,11 @@ pub fn certify_path(
     let head = &head[..n];
 
     for name in [basename(path), basename(&canonical)] {
+        if options.as_helper && imageguard_policy::helpers::FILE_TOOLS.contains(&name.as_str()) {
+            break;
+        }
         if is_interpreter_name(&name) {
-            if !force {
+            if !force && !options.as_helper {
                 return Err(CertifyError::Interpreter {
                     path: canonical,
                     name,
@@ -122,6 +125,7 @@ pub fn certify_path(
             forced: force,
             certified_at: now,
             closure: Some(closure),
+            helper_of: vec![],
         },
         warnings,
     })

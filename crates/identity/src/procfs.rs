@@ -129,6 +129,8 @@ pub fn environ(pid: u32) -> io::Result<Vec<(String, String)>> {
 /// What the guard reads from `/proc/PID/status` on every checked request, in one read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusFacts {
+    /// The parent process (of the thread group).
+    pub ppid: u32,
     /// The pid tracing this process, if any.
     pub tracer: Option<u32>,
     /// The real user id.
@@ -141,13 +143,14 @@ pub struct StatusFacts {
 /// request).
 pub fn status_facts(pid: u32) -> io::Result<StatusFacts> {
     let status = fs::read_to_string(proc_path(pid, "status"))?;
-    let (mut tracer, mut uid, mut exe, mut lib) = (None, None, 0, 0);
+    let (mut ppid, mut tracer, mut uid, mut exe, mut lib) = (None, None, None, 0, 0);
     for line in status.lines() {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
         let first = || value.split_whitespace().next()?.parse::<u64>().ok();
         match name {
+            "PPid" => ppid = first(),
             "TracerPid" => tracer = first(),
             "Uid" => uid = first(),
             "VmExe" => exe = first().unwrap_or(0),
@@ -161,6 +164,7 @@ pub fn status_facts(pid: u32) -> io::Result<StatusFacts> {
     }
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed /proc status");
     Ok(StatusFacts {
+        ppid: ppid.ok_or_else(bad)? as u32,
         tracer: match tracer.ok_or_else(bad)? {
             0 => None,
             t => Some(t as u32),

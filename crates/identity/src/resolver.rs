@@ -40,6 +40,18 @@ struct Checked {
     trust: Trust,
     /// Its executable memory (KiB) when its mappings were last checked.
     exec_kib: u64,
+    /// For a helper: its parent (pid, start time) when it was first seen.
+    parent: Option<(u32, u64)>,
+}
+
+/// How deep a chain of helper processes may go (rsync under rsync under rsnapshot is three).
+const HELPER_DEPTH: u32 = 16;
+
+/// A certified caller: its entry, the certified program it runs as part of (itself, or the
+/// program it is a helper of), and its start time.
+struct Rooted {
+    root: String,
+    start: u64,
 }
 
 /// Resolves callers against the current certified list.
@@ -192,27 +204,40 @@ impl CallerResolver {
 
     /// Identify the process `pid` (a thread id, as FUSE reports it).
     pub fn resolve(&self, pid: u32) -> CallerFacts {
+        self.resolve_rooted(pid, 0).0
+    }
+
+    /// [`CallerResolver::resolve`], and for a certified caller the program it runs as part of;
+    /// `depth` counts the helper processes below this one.
+    fn resolve_rooted(&self, pid: u32, depth: u32) -> (CallerFacts, Option<Rooted>) {
         if pid == 0 {
-            return CallerFacts::untrusted(0, "(kernel)", Untrusted::Unidentified);
+            return (
+                CallerFacts::untrusted(0, "(kernel)", Untrusted::Unidentified),
+                None,
+            );
         }
         let exe = procfs::exe_path(pid).unwrap_or_else(|_| "(unknown)".to_string());
         if pid == self.self_pid {
-            return CallerFacts::certified(pid, exe, "(imageguard itself)");
+            return (
+                CallerFacts::certified(pid, exe, "(imageguard itself)"),
+                None,
+            );
         }
+        let untrusted = |exe: String, why| (CallerFacts::untrusted(pid, exe, why), None);
         let Ok(identity) = procfs::exe_identity(pid) else {
-            return CallerFacts::untrusted(pid, exe, Untrusted::Unidentified);
+            return untrusted(exe, Untrusted::Unidentified);
         };
         let list = self.list();
         let path = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
         let lookup = list.lookup(path, &identity);
         if lookup == ExeLookup::NotListed {
-            return CallerFacts::untrusted(pid, exe, Untrusted::NotCertified);
+            return untrusted(exe, Untrusted::NotCertified);
         }
         let Ok(start) = procfs::start_time(pid) else {
-            return CallerFacts::untrusted(pid, exe, Untrusted::Unidentified);
+            return untrusted(exe, Untrusted::Unidentified);
         };
         let Ok(status) = procfs::status_facts(pid) else {
-            return CallerFacts::untrusted(pid, exe, Untrusted::Unidentified);
+            return untrusted(exe, Untrusted::Unidentified);
         };
         let key = (pid, start, identity);
         let cached = self.processes.lock().get(&key).cloned();
@@ -222,6 +247,7 @@ impl CallerResolver {
                 let c = Checked {
                     trust: self.check_process(pid, start, status.uid, &list, &identity, lookup),
                     exec_kib: status.exec_kib,
+                    parent: None,
                 };
                 let mut cache = self.processes.lock();
                 if cache.len() >= CACHE_LIMIT {
@@ -249,7 +275,71 @@ impl CallerResolver {
             }
             Ok(entry)
         });
-        CallerFacts { pid, exe, trust }
+        let (trust, root) = match trust {
+            Ok(entry) => match list.get(&entry).map(|e| e.helper_of.as_slice()) {
+                Some(helper_of) if !helper_of.is_empty() => {
+                    match self.judge_helper(&key, &status, helper_of, depth) {
+                        Ok(root) => (Ok(entry), Some(root)),
+                        Err(why) => (Err(why), None),
+                    }
+                }
+                _ => (Ok(entry.clone()), Some(entry)),
+            },
+            Err(why) => (Err(why), None),
+        };
+        let rooted = root.map(|root| Rooted { root, start });
+        (CallerFacts { pid, exe, trust }, rooted)
+    }
+
+    /// A helper counts only while its parent is the process it was started by, alive and
+    /// certified now as one of the programs it helps (or as a helper under one): the parent's
+    /// pid comes from this request's status read and its start time is compared with the one
+    /// seen first, so an orphan re-parented elsewhere, or a recycled pid, does not pass.
+    fn judge_helper(
+        &self,
+        key: &(u32, u64, FileIdentity),
+        status: &procfs::StatusFacts,
+        helper_of: &[String],
+        depth: u32,
+    ) -> Result<String, Untrusted> {
+        use imageguard_policy::helpers::{judge_helper, Parent};
+        if depth >= HELPER_DEPTH {
+            return Err(Untrusted::HelperOutside(format!(
+                "a chain of more than {HELPER_DEPTH} helper processes"
+            )));
+        }
+        if status.ppid <= 1 {
+            return judge_helper(helper_of, &Parent::Gone).map(|()| String::new());
+        }
+        let (facts, rooted) = self.resolve_rooted(status.ppid, depth + 1);
+        let first_parent = self.processes.lock().get(key).and_then(|c| c.parent);
+        let parent = match (&facts.trust, &rooted, first_parent) {
+            (_, Some(r), Some((ppid, start))) if ppid != status.ppid || start != r.start => {
+                Parent::Gone
+            }
+            (Ok(_), Some(r), _) => Parent::Certified { root: &r.root },
+            (Ok(_), None, _) => Parent::Uncertified {
+                exe: &facts.exe,
+                why: &Untrusted::NotCertified,
+            },
+            (Err(why), _, _) => Parent::Uncertified {
+                exe: &facts.exe,
+                why,
+            },
+        };
+        judge_helper(helper_of, &parent)?;
+        let Parent::Certified { root } = parent else {
+            return Err(Untrusted::HelperOutside(
+                "its parent is not certified".into(),
+            ));
+        };
+        let root = root.to_string();
+        if first_parent.is_none() {
+            if let (Some(c), Some(r)) = (self.processes.lock().get_mut(key), &rooted) {
+                c.parent = Some((status.ppid, r.start));
+            }
+        }
+        Ok(root)
     }
 
     /// The once-per-process checks: which entry (hash when the identity moved, script and
@@ -578,6 +668,96 @@ mod tests {
         assert_eq!(
             r.resolve(flagged.0.id()).trust,
             Err(Untrusted::NotCertified)
+        );
+    }
+
+    /// The first child of `pid`, waiting for it to appear.
+    fn child_of(pid: u32) -> u32 {
+        for _ in 0..200 {
+            let c = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            if let Some(c) = c.split_whitespace().next() {
+                // Let it exec.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                return c.parse().unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("{pid} started no child");
+    }
+
+    #[test]
+    fn a_helper_is_certified_only_under_its_live_program() {
+        let d = tempfile::tempdir().unwrap();
+        let runner = d.path().join("runner");
+        let helper = d.path().join("helper");
+        std::fs::copy("/usr/bin/timeout", &runner).unwrap();
+        std::fs::copy("/bin/sleep", &helper).unwrap();
+        let runner_s = runner.to_string_lossy().into_owned();
+        let mut list = CertifiedList::default();
+        list.upsert(
+            certify_path(&runner, &ClosureOptions::default(), 0)
+                .unwrap()
+                .entry,
+        );
+        let mut h = certify_path(&helper, &ClosureOptions::default(), 0)
+            .unwrap()
+            .entry;
+        h.helper_of = vec![runner_s.clone()];
+        list.upsert(h);
+        let r = CallerResolver::new(list).unwrap();
+
+        // Started by its program: certified, as part of it.
+        let run = spawn(
+            Command::new(&runner)
+                .arg("10")
+                .arg(&helper)
+                .arg("10")
+                .env_clear(),
+        );
+        let child = child_of(run.0.id());
+        let (facts, root) = r.resolve_rooted(child, 0);
+        assert!(facts.is_certified(), "{facts:?}");
+        assert_eq!(root.map(|r| r.root), Some(runner_s.clone()));
+
+        // Started by anything else.
+        let alone = spawn(Command::new(&helper).arg("10").env_clear());
+        let t = r.resolve(alone.0.id()).trust;
+        assert!(
+            matches!(&t, Err(Untrusted::HelperOutside(w)) if w.contains("not certified")),
+            "{t:?}"
+        );
+
+        // With an uncertified shell in between.
+        let via_sh = spawn(
+            Command::new(&runner)
+                .arg("10")
+                .arg("/bin/sh")
+                .arg("-c")
+                .arg(format!("{} 10; true", helper.display()))
+                .env_clear(),
+        );
+        let grandchild = child_of(child_of(via_sh.0.id()));
+        let t = r.resolve(grandchild).trust;
+        assert!(
+            matches!(&t, Err(Untrusted::HelperOutside(w)) if w.contains("sh, which is not certified")),
+            "{t:?}"
+        );
+
+        // Its program killed: the orphan, re-parented, is no longer certified.
+        assert!(r.resolve(child).is_certified());
+        let mut run = run;
+        run.0.kill().unwrap();
+        run.0.wait().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let t = r.resolve(child).trust;
+        assert!(
+            matches!(&t, Err(Untrusted::HelperOutside(w)) if !w.contains(&runner_s[..]) || w.contains("re-parented") || w.contains("not certified")),
+            "{t:?}"
+        );
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(child as i32).unwrap(),
+            rustix::process::Signal::KILL,
         );
     }
 }

@@ -64,6 +64,10 @@ pub struct Config {
     /// `[[definition]]` tables: backup jobs of scripts and tools no module reads.
     #[serde(default, rename = "definition")]
     pub own_definitions: Vec<imageguard_definitions::own::OwnDefinition>,
+    /// `[helpers]`: program file name (or path) → the helper programs it runs, added to the
+    /// known ones (`rsnapshot = ["du"]`).
+    #[serde(default)]
+    pub helpers: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,6 +153,14 @@ impl Default for Config {
 impl Config {
     /// Every saved backup definition: those of the programs found where `[definitions]` says,
     /// and this configuration's own `[[definition]]` tables (`config_file` is where they are).
+    /// The configured helpers, for [`imageguard_policy::helpers::known_helpers`].
+    pub fn extra_helpers(&self) -> Vec<(String, Vec<String>)> {
+        self.helpers
+            .iter()
+            .map(|(p, h)| (p.clone(), h.clone()))
+            .collect()
+    }
+
     pub fn saved_definitions(&self, config_file: &Path) -> imageguard_definitions::Parsed {
         let mut found = imageguard_definitions::discover::discover(&self.definitions);
         found.extend(imageguard_definitions::own::parse(
@@ -163,7 +175,7 @@ impl Config {
             Ok(text) => {
                 let c: Config = toml::from_str(&text)
                     .with_context(|| format!("{}: invalid configuration", path.display()))?;
-                c.rules_for(Path::new("/"))?;
+                c.rules_for(Path::new("/"), &[])?;
                 Ok(c)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
@@ -173,11 +185,14 @@ impl Config {
 
     /// Classification rules for the volume mounted at `mount_point`: the destinations inside it,
     /// made relative to it.
-    pub fn rules_for(&self, mount_point: &Path) -> Result<Rules> {
+    /// The rules for the volume at `mount_point`: the configured patterns and destinations, and
+    /// the backup destinations of saved definitions on it (`found`).
+    pub fn rules_for(&self, mount_point: &Path, found: &[PathBuf]) -> Result<Rules> {
         let rel: Vec<Vec<u8>> = self
             .protection
             .destinations
             .iter()
+            .chain(found)
             .filter_map(|d| d.strip_prefix(mount_point).ok())
             .map(|r| std::os::unix::ffi::OsStrExt::as_bytes(r.as_os_str()).to_vec())
             .map(|r| if r.is_empty() { b"/".to_vec() } else { r })
@@ -211,10 +226,10 @@ mod tests {
             "/elsewhere/x".into(),
             "/mnt/c".into(),
         ];
-        let r = c.rules_for(Path::new("/mnt/b")).unwrap();
+        let r = c.rules_for(Path::new("/mnt/b"), &[]).unwrap();
         assert!(r.is_destination_path(&[b"nightly"]));
         assert!(!r.is_destination_path(&[b"x"]));
-        let whole = c.rules_for(Path::new("/mnt/c")).unwrap();
+        let whole = c.rules_for(Path::new("/mnt/c"), &[]).unwrap();
         assert!(whole.is_destination_path(&[]));
         assert!(r.matching_pattern(OsStr::new("a.mrimg")).is_some());
     }

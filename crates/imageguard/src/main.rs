@@ -37,6 +37,9 @@ fn main() {
             home,
             learn,
             command,
+            helpers,
+            helper,
+            helper_of,
         } => certify::certify(
             p,
             &certify::CertifyArgs {
@@ -45,6 +48,9 @@ fn main() {
                 also,
                 homes: home,
                 learn: learn.then_some(command.as_slice()),
+                helpers: *helpers,
+                helper: helper.as_slice(),
+                helper_of: helper_of.as_deref(),
             },
         ),
         Command::Uncertify { path } => certify::uncertify(p, path),

@@ -21,6 +21,11 @@ pub struct ServiceState {
     /// mounted then.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backup_drives: Vec<KnownDrive>,
+    /// Backup destinations of saved definitions seen since they were protected: everything
+    /// in them is a backup. Kept when a definition stops naming one (an edited configuration
+    /// must not be a way to unprotect backups); forgotten when the user unprotects the volume.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_destinations: Vec<PathBuf>,
 }
 
 /// A backup drive seen before.
@@ -38,6 +43,7 @@ impl Default for ServiceState {
             off_until_boot: None,
             volumes: vec![],
             backup_drives: vec![],
+            backup_destinations: vec![],
         }
     }
 }
@@ -50,6 +56,34 @@ pub fn boot_id() -> String {
 }
 
 impl ServiceState {
+    /// The remembered backup destinations on the volume mounted at `mp` (file system `uuid`):
+    /// those under `mp`, and those recorded on the same drive while it was mounted elsewhere,
+    /// moved to where it is now.
+    pub fn destinations_on(&self, mp: &Path, uuid: Option<&str>) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self
+            .backup_destinations
+            .iter()
+            .filter(|d| d.starts_with(mp))
+            .cloned()
+            .collect();
+        let moved = self
+            .backup_drives
+            .iter()
+            .filter(|k| Some(k.uuid.as_str()) == uuid && k.mount_point != mp)
+            .flat_map(|k| {
+                self.backup_destinations
+                    .iter()
+                    .filter_map(|d| d.strip_prefix(&k.mount_point).ok())
+                    .map(|rel| mp.join(rel))
+            });
+        for d in moved {
+            if !out.contains(&d) {
+                out.push(d);
+            }
+        }
+        out
+    }
+
     pub fn load(path: &Path) -> Result<ServiceState> {
         match std::fs::read(path) {
             Ok(b) => serde_json::from_slice(&b)

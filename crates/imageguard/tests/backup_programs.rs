@@ -145,3 +145,170 @@ fn borg_certified_works_and_uncertified_cannot_prune() {
     assert_ok("borg check after the attempt", &borg(&sb, &["check", r]));
     assert_ok("borg list", &borg(&sb, &["list", r]));
 }
+
+/// rsnapshot, as Debian ships it (a Perl script running `cp -al`, `rm -rf` and rsync as
+/// separate processes), with `retain daily 2` and its `snapshot_root` on a guarded volume:
+/// its configuration is a saved definition, so everything in the snapshot root is a backup.
+/// Certified with its helpers, four daily runs rotate cleanly (daily.0 and daily.1, hard links
+/// shared, no error); the same cp, rm and mv run by hand are refused, and the refusal says
+/// they are rsnapshot's helpers.
+#[test]
+fn rsnapshot_rotates_with_its_helpers_and_the_same_tools_by_hand_are_refused() {
+    let sb = protected(128);
+    let root = sb.mnt.join("rsnapshot");
+    let src = source_tree(&sb, 1);
+    std::fs::write(src.join("constant.dat"), vec![7u8; 50_000]).unwrap();
+    let etc = sb.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let conf = etc.join("rsnapshot.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "config_version\t1.2\n\
+             snapshot_root\t{root}/\n\
+             cmd_cp\t/bin/cp\n\
+             cmd_rm\t/bin/rm\n\
+             cmd_rsync\t/usr/bin/rsync\n\
+             retain\tdaily\t2\n\
+             verbose\t2\n\
+             lockfile\t{lock}\n\
+             backup\t{src}/\tlocalhost/\n",
+            root = root.display(),
+            lock = sb.path().join("rsnapshot.pid").display(),
+            src = src.display()
+        ),
+    )
+    .unwrap();
+
+    // Certified alone, rsnapshot's helpers are offered (no terminal: a note).
+    let out = sb.imageguard(&["certify", "/usr/bin/rsnapshot"]).unwrap();
+    assert_ok("certify rsnapshot", &out);
+    assert!(
+        stderr(&out).contains("cp, rm, rsync") && stderr(&out).contains("--helpers"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sb
+        .imageguard(&["certify", "--helpers", "/usr/bin/rsnapshot"])
+        .unwrap();
+    assert_ok("certify --helpers rsnapshot", &out);
+    let listed =
+        String::from_utf8_lossy(&sb.imageguard(&["certified"]).unwrap().stdout).to_string();
+    for helper in ["/usr/bin/cp", "/usr/bin/rm", "/usr/bin/rsync"] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with(helper) && l.contains("helper of /usr/bin/rsnapshot")),
+            "{helper} not a helper of rsnapshot: {listed}"
+        );
+    }
+
+    // The service reads the new rsnapshot.conf: its snapshot root is a backup destination.
+    std::fs::create_dir_all(&root).unwrap();
+    let probe = root.join("probe");
+    std::fs::write(&probe, b"x").unwrap();
+    let start = std::time::Instant::now();
+    while std::fs::OpenOptions::new()
+        .append(true)
+        .open(&probe)
+        .is_ok()
+    {
+        assert!(
+            start.elapsed().as_secs() < 5,
+            "the snapshot root did not become a backup destination: {}",
+            sb.service_log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // rsync --relative: the source's whole path under localhost/.
+    let in_snapshot = |snapshot: &str, file: &str| {
+        root.join(snapshot)
+            .join("localhost")
+            .join(src.strip_prefix("/").unwrap())
+            .join(file)
+    };
+    for generation in 1..=4 {
+        let src = source_tree(&sb, generation);
+        // A day apart, as daily runs are (rsync's quick check compares size and time).
+        assert_ok(
+            "touch",
+            &sh(&format!(
+                "touch -d @{} {}/file-*.dat",
+                1_700_000_000 + generation * 86_400,
+                src.display()
+            )),
+        );
+        let out = clean(std::process::Command::new("/usr/bin/rsnapshot").args([
+            "-c",
+            conf.to_str().unwrap(),
+            "daily",
+        ]))
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success() && !stderr(&out).contains("ERROR"),
+            "rsnapshot daily run {generation}: {}\n{}",
+            stderr(&out),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            std::fs::read(in_snapshot("daily.0", "file-3.dat")).unwrap()
+                == std::fs::read(src.join("file-3.dat")).unwrap(),
+            "run {generation}: daily.0 does not hold this run's files"
+        );
+    }
+    let names: std::collections::BTreeSet<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["daily.0", "daily.1", "probe"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        "rotation"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let ino = |s: &str| {
+        std::fs::metadata(in_snapshot(s, "constant.dat"))
+            .unwrap()
+            .ino()
+    };
+    assert_eq!(
+        ino("daily.0"),
+        ino("daily.1"),
+        "unchanged files are not hard links"
+    );
+
+    // The same tools by hand.
+    let r = root.display();
+    let before = hashes(&root);
+    assert_eperm(
+        "cp -al of a snapshot",
+        &sh(&format!("cp -al {r}/daily.0 {r}/daily.x")),
+    );
+    assert_eperm("rm -rf of a snapshot", &sh(&format!("rm -rf {r}/daily.1")));
+    assert_eperm(
+        "mv of a snapshot",
+        &sh(&format!("mv {r}/daily.0 {r}/daily.9")),
+    );
+    assert_eperm(
+        "rsync --delete into a snapshot",
+        &sh(&format!(
+            "rsync -a --delete {}/ {r}/daily.1/localhost/",
+            sb.path().join("etc").display()
+        )),
+    );
+    let after = hashes(&root);
+    for (p, h) in &before {
+        assert_eq!(after.get(p), Some(h), "{} changed or vanished", p.display());
+    }
+    assert!(
+        events(&sb)
+            .iter()
+            .any(|e| e.id == 320 && e.message.contains("helper of /usr/bin/rsnapshot")),
+        "no denial says the hand-run tool is rsnapshot's helper"
+    );
+}

@@ -25,6 +25,9 @@ pub enum Untrusted {
     /// Its interpreter was started under another name than the script's `#!` line gives it
     /// (Python finds its library and virtual environments from that name).
     StartedAs(String),
+    /// It is certified only as a helper of certified programs, and is not running as one now
+    /// (what started it, or that it was orphaned).
+    HelperOutside(String),
     /// The request carried no usable pid, or the process was gone before it could be identified.
     Unidentified,
 }
@@ -50,6 +53,7 @@ impl std::fmt::Display for Untrusted {
                 f,
                 "its interpreter was started as {a:?}, not as the script's #! line names it"
             ),
+            Untrusted::HelperOutside(why) => write!(f, "{why}"),
             Untrusted::Unidentified => f.write_str("process could not be identified"),
         }
     }

@@ -71,6 +71,10 @@ pub struct CertifiedEntry {
     /// a version that did not record it (such an entry certifies nothing until certified again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closure: Option<Closure>,
+    /// Set for a helper (`cp`, `rm`, `rsync` run by rsnapshot): the programs whose live
+    /// processes it counts as certified under, and nowhere else (see [`crate::helpers`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helper_of: Vec<String>,
 }
 
 /// What the list says about an executable, before any hashing.
@@ -240,6 +244,7 @@ mod tests {
             forced: false,
             certified_at: 0,
             closure: None,
+            helper_of: vec![],
         }
     }
 

@@ -14,6 +14,7 @@
 //! - [`environment`]: which start-up variables can change the code a certified program runs.
 //! - [`decide`]: allow or deny, and the event a denial logs.
 //! - [`definitions`]: is a folder a backup destination, or a source, of a saved definition?
+//! - [`helpers`]: which helper processes of a certified program count as certified.
 //! - [`event`]: the event catalogue (IDs, severities, texts).
 
 pub mod caller;
@@ -24,6 +25,7 @@ pub mod decide;
 pub mod definitions;
 pub mod environment;
 pub mod event;
+pub mod helpers;
 pub mod operation;
 
 pub use caller::{CallerFacts, Untrusted};

@@ -58,6 +58,9 @@ pub struct ClosureOptions {
     pub homes: Vec<PathBuf>,
     /// Certify a script whose interpreter imageguard does not model.
     pub force: bool,
+    /// Certified as a helper of other programs (it counts only while they run it): a file tool
+    /// (`cp`, `rm`) needs no `--force` then, and a shell only gets a warning.
+    pub as_helper: bool,
 }
 
 /// The interpreter of a certified script, as the closure needs it.

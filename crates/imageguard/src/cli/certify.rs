@@ -56,6 +56,42 @@ pub fn describe(e: &CertifiedEntry) -> String {
     msg
 }
 
+/// Put a freshly certified entry on the list (as a helper of `helper_of`, when given): what
+/// was recorded, and whether the list changed (a program certified on its own is not narrowed
+/// to a helper, nor its record renewed).
+pub fn record(
+    list: &mut imageguard_policy::CertifiedList,
+    entry: CertifiedEntry,
+    helper_of: Option<&Path>,
+) -> (String, bool) {
+    use imageguard_policy::helpers::{merge_helper, HelperMerge};
+    let described = describe(&entry);
+    let Some(program) = helper_of else {
+        list.upsert(entry);
+        return (described, true);
+    };
+    let program = program.to_string_lossy();
+    let path = entry.path.clone();
+    match merge_helper(list, entry, &program) {
+        HelperMerge::Standalone => (
+            format!(
+                "{path} is certified on its own already (everywhere, not only under {program}): \
+                 left so"
+            ),
+            false,
+        ),
+        HelperMerge::New | HelperMerge::Added => (
+            format!(
+                "{described}; as a helper of {} only",
+                list.get(&path)
+                    .map(|e| e.helper_of.join(", "))
+                    .unwrap_or_default()
+            ),
+            true,
+        ),
+    }
+}
+
 /// What `imageguard certify` was asked to record.
 pub struct CertifyArgs<'a> {
     pub path: &'a Path,
@@ -64,9 +100,48 @@ pub struct CertifyArgs<'a> {
     pub homes: &'a [PathBuf],
     /// `--learn`: the program's usual job, run once to see what it loads.
     pub learn: Option<&'a [String]>,
+    /// `--helpers`: certify the program's known helpers too.
+    pub helpers: bool,
+    /// `--helper`: more helpers (names or paths).
+    pub helper: &'a [String],
+    /// `--helper-of`: certify `path` only as a helper of this program.
+    pub helper_of: Option<&'a Path>,
 }
 
 pub fn certify(paths: &PathArgs, args: &CertifyArgs<'_>) -> i32 {
+    let helper_of = match args.helper_of.map(super::helpers::program_key).transpose() {
+        Ok(h) => h,
+        Err(e) => return fail(&format!("--helper-of: {e:#}"), 1),
+    };
+    let code = certify_program(paths, args, helper_of.as_deref());
+    if code != exit::OK || helper_of.is_some() {
+        return code;
+    }
+    super::helpers::certify_helpers(paths, args)
+}
+
+/// Certify `helper` as a helper of `program` (the homes of `args` apply to it too).
+pub fn certify_program_as_helper(
+    paths: &PathArgs,
+    args: &CertifyArgs<'_>,
+    helper: &Path,
+    program: &Path,
+) -> i32 {
+    let one = CertifyArgs {
+        path: helper,
+        force: false,
+        also: &[],
+        homes: args.homes,
+        learn: None,
+        helpers: false,
+        helper: &[],
+        helper_of: None,
+    };
+    certify_program(paths, &one, Some(program))
+}
+
+/// Certify `args.path` (as a helper of `helper_of`, when given).
+fn certify_program(paths: &PathArgs, args: &CertifyArgs<'_>, helper_of: Option<&Path>) -> i32 {
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let path = abs(args.path);
     let homes: Vec<PathBuf> = args.homes.iter().map(|p| abs(p)).collect();
@@ -107,6 +182,7 @@ pub fn certify(paths: &PathArgs, args: &CertifyArgs<'_>) -> i32 {
         learned,
         homes,
         force: args.force,
+        as_helper: helper_of.is_some(),
     };
     if running {
         return run_simple(
@@ -118,6 +194,7 @@ pub fn certify(paths: &PathArgs, args: &CertifyArgs<'_>) -> i32 {
                 learned: options.learned,
                 homes: options.homes,
                 learn_job,
+                helper_of: helper_of.map(Path::to_path_buf),
             },
         );
     }
@@ -128,12 +205,9 @@ pub fn certify(paths: &PathArgs, args: &CertifyArgs<'_>) -> i32 {
             eprintln!("imageguard: {w}");
         }
         let mut list = store.load()?;
-        let msg = format!(
-            "{}; the service is not running, it applies at its next start",
-            describe(&c.entry)
-        );
+        let (recorded, _) = record(&mut list, c.entry, helper_of);
+        let msg = format!("{recorded}; the service is not running, it applies at its next start");
         std::fs::create_dir_all(&paths.state_dir)?;
-        list.upsert(c.entry);
         store.save(&list)?;
         Ok(msg)
     })();
@@ -218,11 +292,14 @@ pub fn certified(paths: &PathArgs, json: bool) -> i32 {
     );
     for p in programs {
         let e = &p.entry;
-        let note = match (&e.interpreter, e.forced) {
+        let mut note = match (&e.interpreter, e.forced) {
             (Some(i), _) => format!("script, run by {}", i.path),
             (None, true) => "forced (shell or interpreter)".into(),
             (None, false) => String::new(),
         };
+        if !e.helper_of.is_empty() {
+            note = format!("helper of {}", e.helper_of.join(", "));
+        }
         let (state, why) = match (&p.change, p.intact, &e.closure) {
             (_, true, _) => ("intact", String::new()),
             (Some(c), _, _) => ("CHANGED", format!(": {c}; certify it again if intended")),

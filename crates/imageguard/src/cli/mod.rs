@@ -4,6 +4,7 @@ pub mod certify;
 pub mod definitions;
 pub mod demo;
 pub mod events;
+pub mod helpers;
 pub mod learn;
 pub mod protect;
 pub mod status;
@@ -73,6 +74,16 @@ pub enum Command {
         /// maps to the closure.
         #[arg(long, requires = "command")]
         learn: bool,
+        /// Also certify the helper programs PATH is known to run as separate processes (rsnapshot:
+        /// cp, rm, rsync), as its helpers: they count as certified only while started by it.
+        #[arg(long)]
+        helpers: bool,
+        /// Certify this program (name or path) as a helper of PATH too. Repeatable.
+        #[arg(long, value_name = "PROGRAM")]
+        helper: Vec<String>,
+        /// Certify PATH only as a helper of this certified program.
+        #[arg(long, value_name = "PROGRAM", conflicts_with_all = ["helpers", "helper", "learn"])]
+        helper_of: Option<PathBuf>,
         /// The job for --learn, e.g. `-- /usr/bin/rsync -a /srv/ /mnt/backup/srv/`.
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,

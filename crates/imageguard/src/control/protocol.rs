@@ -36,6 +36,9 @@ pub enum Request {
         /// added too, and learning ends.
         #[serde(default)]
         learn_job: Option<u32>,
+        /// Certify it as a helper of this certified program only.
+        #[serde(default)]
+        helper_of: Option<PathBuf>,
     },
     /// `certify --learn`: the program's job `job` (stopped until this is answered) is about to
     /// run; record rather than refuse what its processes map outside the closure. The program

@@ -7,6 +7,7 @@
 pub mod absent;
 pub mod adapters;
 pub mod auto_protect;
+pub mod destinations;
 pub mod report;
 pub mod sentinel;
 pub mod volumes;
@@ -284,6 +285,7 @@ impl Service {
         for p in &report.problems {
             eprintln!("imageguard: backup definitions: {p}");
         }
+        self.remember_destinations(&report.destinations);
         let mut done = std::collections::BTreeSet::new();
         let known = self.inner.lock().state.backup_drives.clone();
         for d in &report.destinations {
@@ -355,6 +357,8 @@ impl Service {
                 Err(e) => eprintln!("imageguard: {e:#}"),
             }
         }
+        // Destinations found now on volumes protected before.
+        self.refresh_rules();
     }
 
     /// Protect `path` now, for `origin`.
@@ -370,9 +374,11 @@ impl Service {
             return Ok(format!("{} is already protected", mp.display()));
         }
         // The scan and the mount run without `inner`: status and the watchdog carry on.
+        let state = self.inner.lock().state.clone();
         let protected = volumes::protect(
             &mp,
             &self.config,
+            &|info| state.destinations_on(&info.mount_point, info.uuid.as_deref()),
             &self.keeper,
             self.callers.clone(),
             self.sink.clone(),
@@ -635,12 +641,19 @@ impl Service {
             .collect()
     }
 
-    fn certify(&self, path: &Path, options: &ClosureOptions) -> Result<Response> {
+    fn certify(
+        &self,
+        path: &Path,
+        options: &ClosureOptions,
+        helper_of: Option<&Path>,
+    ) -> Result<Response> {
         let c = certify_path(path, options, now())?;
         let mut list = (*self.resolver.list()).clone();
-        let msg = crate::cli::certify::describe(&c.entry);
         let renewed = c.entry.path.clone();
-        list.upsert(c.entry);
+        let (msg, recorded) = crate::cli::certify::record(&mut list, c.entry, helper_of);
+        if !recorded {
+            return Ok(Response::ok(msg));
+        }
         self.store.save(&list)?;
         self.resolver.set_list(list, Some(&renewed));
         Ok(Response::Ok {
@@ -674,6 +687,7 @@ impl Service {
                 mut learned,
                 homes,
                 learn_job,
+                helper_of,
             } => {
                 if learn_job.is_some() {
                     let key = path.canonicalize().unwrap_or_else(|_| path.clone());
@@ -686,7 +700,9 @@ impl Service {
                         learned,
                         homes,
                         force,
+                        as_helper: helper_of.is_some(),
                     },
+                    helper_of.as_deref(),
                 )?
             }
             Request::Learn {
@@ -704,6 +720,7 @@ impl Service {
                             force,
                             ..ClosureOptions::default()
                         },
+                        None,
                     )?;
                 }
                 self.resolver
@@ -782,6 +799,10 @@ impl Service {
                 }
                 let mp = volumes::canonical(&path)?;
                 self.unprotect_now(&mp, true, &mut inner)?;
+                inner
+                    .state
+                    .backup_destinations
+                    .retain(|d| !d.starts_with(&mp));
                 inner.state.volumes.retain(|v| v != &mp);
                 inner.unprotected_by_user.insert(mp.clone());
                 self.save_state(&inner)?;

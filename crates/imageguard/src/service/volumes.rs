@@ -35,6 +35,8 @@ pub struct ProtectedVolume {
     pub reason: Option<String>,
     /// The device under a whole volume, to notice it pulled out without eject.
     pub presence: Option<Presence>,
+    /// The saved definitions' backup destinations on it that its rules hold.
+    pub destinations: Vec<PathBuf>,
 }
 
 pub fn volume_ref(info: &VolumeInfo) -> VolumeRef {
@@ -58,6 +60,7 @@ pub fn path_ref(path: &Path) -> VolumeRef {
 pub fn protect(
     path: &Path,
     config: &Config,
+    destinations_on: &dyn Fn(&VolumeInfo) -> Vec<PathBuf>,
     keeper: &Keeper,
     callers: Arc<dyn CallerSource>,
     sink: Arc<dyn EventSink>,
@@ -67,8 +70,9 @@ pub fn protect(
         (anyhow::Error::new(e), code)
     })?;
     let mut b = prepared.backing;
+    let destinations = destinations_on(&b.info);
     let rules = config
-        .rules_for(&b.info.mount_point)
+        .rules_for(&b.info.mount_point, &destinations)
         .map_err(|e| (e, libc::EINVAL))?;
     let found = scan(&rules, b.root.as_fd());
     let gate = Arc::new(Gate::new(callers, sink, volume_ref(&b.info)));
@@ -120,6 +124,7 @@ pub fn protect(
         .then(|| Presence::record(&b.info.device_number))
         .flatten();
     Ok(ProtectedVolume {
+        destinations,
         presence,
         info: b.info,
         id: b.id,
