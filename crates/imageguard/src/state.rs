@@ -123,16 +123,14 @@ mod tests {
         let mut s = ServiceState {
             protection_on: false,
             off_until_boot: Some("boot-a".into()),
-            volumes: vec![],
-            backup_drives: vec![],
+            ..ServiceState::default()
         };
         assert!(!s.on_at_start("boot-a"));
         assert!(s.on_at_start("boot-b"));
         let mut stays_off = ServiceState {
             protection_on: false,
             off_until_boot: None,
-            volumes: vec![],
-            backup_drives: vec![],
+            ..ServiceState::default()
         };
         assert!(!stays_off.on_at_start("boot-b"));
     }
@@ -150,8 +148,38 @@ mod tests {
                 uuid: "abcd".into(),
                 mount_point: "/media/usb".into(),
             }],
+            backup_destinations: vec!["/media/usb/borg".into()],
         };
         s.save(&p).unwrap();
         assert_eq!(ServiceState::load(&p).unwrap(), s);
+    }
+
+    #[test]
+    fn destinations_follow_their_drive_to_another_mount_point() {
+        let s = ServiceState {
+            backup_drives: vec![KnownDrive {
+                uuid: "abcd".into(),
+                mount_point: "/media/usb".into(),
+            }],
+            backup_destinations: vec![
+                "/media/usb/borg".into(),
+                "/media/usb/snapshots".into(),
+                "/srv/backups".into(),
+            ],
+            ..ServiceState::default()
+        };
+        let p = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+        let at = |mp: &str, uuid: Option<&str>| s.destinations_on(Path::new(mp), uuid);
+        assert_eq!(
+            at("/media/usb", Some("abcd")),
+            p(&["/media/usb/borg", "/media/usb/snapshots"])
+        );
+        assert_eq!(
+            at("/mnt/elsewhere", Some("abcd")),
+            p(&["/mnt/elsewhere/borg", "/mnt/elsewhere/snapshots"])
+        );
+        assert!(at("/mnt/elsewhere", Some("other")).is_empty());
+        assert!(at("/mnt/elsewhere", None).is_empty());
+        assert_eq!(at("/srv", None), p(&["/srv/backups"]));
     }
 }
