@@ -152,7 +152,14 @@ impl Service {
             .iter()
             .find(|k| k.mount_point == mp)
             .cloned();
-        let (Some(k), Some(table)) = (known, table) else {
+        // Held by the keeper from before (the service was killed), or something mounted there:
+        // protected where it is, as the user asked.
+        let here = table.is_some_and(|t| t.at(mp).is_some())
+            || self
+                .keeper
+                .open_kept(&imageguard_volume::keeper::volume_id(mp))
+                .is_some();
+        let (Some(k), Some(table), false) = (known, table, here) else {
             if let Err(e) = self.protect_now(mp, Origin::Service) {
                 eprintln!("imageguard: {e:#}");
             }

@@ -15,6 +15,7 @@ mod common;
 
 mod attacker;
 mod closure;
+mod helpers;
 mod suite;
 
 fn main() {

@@ -392,6 +392,7 @@ pub fn run() -> usize {
     paths_mounts_and_users(&mut cx);
     identities(&mut cx);
     crate::closure::attacks(&mut cx);
+    crate::helpers::attacks(&mut cx);
     definitions(&mut cx);
     folders_and_storms(&mut cx);
 
