@@ -19,6 +19,8 @@
 
 pub mod backintime;
 pub mod borgmatic;
+#[doc(hidden)]
+pub mod corpus;
 pub mod discover;
 pub mod own;
 pub mod restic_systemd;
