@@ -15,6 +15,7 @@
 //! - [`decide`]: allow or deny, and the event a denial logs.
 //! - [`definitions`]: is a folder a backup destination, or a source, of a saved definition?
 //! - [`helpers`]: which helper processes of a certified program count as certified.
+//! - [`sync_tools`]: how sync tools' command lines are read (rsync).
 //! - [`event`]: the event catalogue (IDs, severities, texts).
 
 pub mod caller;
@@ -27,6 +28,7 @@ pub mod environment;
 pub mod event;
 pub mod helpers;
 pub mod operation;
+pub mod sync_tools;
 
 pub use caller::{CallerFacts, Untrusted};
 pub use certification::{CertifiedEntry, CertifiedList, FileIdentity, Interpreter};
