@@ -220,7 +220,7 @@ pub fn is_interpreter_name(basename: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn id(ino: u64) -> FileIdentity {
@@ -235,7 +235,8 @@ mod tests {
         }
     }
 
-    fn entry(path: &str, ino: u64) -> CertifiedEntry {
+    /// A binary entry, for tests here and in [`crate::helpers`].
+    pub(crate) fn entry(path: &str, ino: u64) -> CertifiedEntry {
         CertifiedEntry {
             path: path.into(),
             sha256: "aa".into(),

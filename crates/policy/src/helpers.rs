@@ -120,24 +120,7 @@ mod tests {
     use super::*;
 
     fn entry(path: &str) -> CertifiedEntry {
-        CertifiedEntry {
-            path: path.into(),
-            sha256: "x".into(),
-            identity: crate::FileIdentity {
-                dev: 1,
-                ino: 2,
-                size: 3,
-                mtime_sec: 0,
-                mtime_nsec: 0,
-                ctime_sec: 0,
-                ctime_nsec: 0,
-            },
-            interpreter: None,
-            forced: false,
-            certified_at: 0,
-            closure: None,
-            helper_of: vec![],
-        }
+        crate::certification::tests::entry(path, 2)
     }
 
     #[test]
