@@ -15,7 +15,8 @@
 //! - [`decide`]: allow or deny, and the event a denial logs.
 //! - [`definitions`]: is a folder a backup destination, or a source, of a saved definition?
 //! - [`helpers`]: which helper processes of a certified program count as certified.
-//! - [`sync_tools`]: how sync tools' command lines are read (rsync).
+//! - [`sync_tools`]: sync tools' command lines (rsync, rclone, robocopy) and the reference's
+//!   rules for them (move, purge/mirror, overwrite, network shares).
 //! - [`event`]: the event catalogue (IDs, severities, texts).
 
 pub mod caller;

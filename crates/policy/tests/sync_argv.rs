@@ -70,3 +70,65 @@ proptest! {
         prop_assert!(rsync::parse(&argv).is_err());
     }
 }
+
+/// rclone and robocopy readers: any argv, read or refused; an unknown flag is never a sync.
+mod other_dialects {
+    use imageguard_policy::sync_tools::{read, Dialect};
+    use proptest::prelude::*;
+
+    const TOKENS: &[&str] = &[
+        "sync",
+        "move",
+        "copy",
+        "delete",
+        "-vP",
+        "--transfers",
+        "8",
+        "--backup-dir",
+        "/b",
+        "--",
+        "/srv/",
+        "/mnt/o",
+        "remote:x",
+        "--dry-run=true",
+        "/MIR",
+        "/mov",
+        "/PURGE",
+        "/XF",
+        "*.tmp",
+        "/R:3",
+        "/XX",
+        "-",
+        "",
+        "=",
+        "--files-from",
+        "\u{e9}",
+    ];
+
+    proptest! {
+        #[test]
+        fn any_argv_is_read_or_refused(
+            idx in proptest::collection::vec(0..TOKENS.len(), 0..30),
+            raw in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..8), 0..6),
+        ) {
+            for (d, argv0) in [(Dialect::Rclone, "rclone"), (Dialect::Robocopy, "robocopy")] {
+                let mut argv: Vec<Vec<u8>> = vec![argv0.as_bytes().to_vec()];
+                argv.extend(idx.iter().map(|&i| TOKENS[i].as_bytes().to_vec()));
+                let _ = read(d, &argv);
+                argv.extend(raw.iter().cloned());
+                let _ = read(d, &argv);
+            }
+        }
+
+        #[test]
+        fn an_unknown_flag_is_never_a_sync(idx in proptest::collection::vec(0..TOKENS.len(), 0..20)) {
+            let mut argv: Vec<&str> = vec!["rclone", "--surely-not-an-rclone-flag"];
+            argv.extend(idx.iter().map(|&i| TOKENS[i]));
+            prop_assert!(read(Dialect::Rclone, &argv).is_err());
+            let mut argv: Vec<&str> = vec!["robocopy", "/a", "/b"];
+            argv.extend(idx.iter().map(|&i| TOKENS[i]));
+            argv.push("/SURELYNOTANOPTION");
+            prop_assert!(read(Dialect::Robocopy, &argv).is_err());
+        }
+    }
+}

@@ -7,6 +7,8 @@
 //! its source. An option this table does not know makes the command unreadable: the caller is
 //! then not a permitted sync, never allowed by default.
 
+use super::{operand, texts, SyncCommand, Unreadable};
+
 /// What an rsync command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RsyncCommand {
@@ -19,24 +21,14 @@ pub struct RsyncCommand {
     pub recursive: bool,
     /// The receiving (or sending) side of a remote transfer: `--server`.
     pub server: bool,
+    /// `--backup-dir DIR`: replaced and deleted files are moved there.
+    pub backup_dir: Option<String>,
+    /// `--ignore-existing`: files already in the target are never replaced.
+    pub ignore_existing: bool,
     /// The operands before the last (as given; a trailing `/` means "the folder's contents").
     pub sources: Vec<String>,
     /// The last operand.
     pub target: Option<String>,
-}
-
-/// Why a command line is not read as a permitted sync.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unreadable {
-    /// An option this table does not know (it could change what the command does).
-    UnknownOption(String),
-    /// An option that needs a value came last.
-    MissingValue(String),
-    /// `--files-from`, `--read-batch` and the like: what is transferred is not on the command
-    /// line.
-    ElsewhereDefined(String),
-    /// An argument that is not valid UTF-8.
-    NotText,
 }
 
 /// Long options that take a value (`--opt=value` or `--opt value`).
@@ -210,11 +202,7 @@ const SHORT_FLAGS: &str = "vqcarRbudlLkKHpEAXogtUNOJSnWxmIyzC0s8hi46VDPF";
 
 /// Read an rsync command line (`argv[0]` included).
 pub fn parse<S: AsRef<[u8]>>(argv: &[S]) -> Result<RsyncCommand, Unreadable> {
-    let args: Vec<&str> = argv
-        .iter()
-        .skip(1)
-        .map(|a| std::str::from_utf8(a.as_ref()).map_err(|_| Unreadable::NotText))
-        .collect::<Result<_, _>>()?;
+    let args = texts(argv)?;
     let mut cmd = RsyncCommand::default();
     let mut operands = Vec::new();
     let mut i = 0;
@@ -239,11 +227,18 @@ pub fn parse<S: AsRef<[u8]>>(argv: &[S]) -> Result<RsyncCommand, Unreadable> {
                 return Err(Unreadable::ElsewhereDefined(format!("--{name}")));
             }
             if LONG_WITH_VALUE.contains(&name) {
-                if inline.is_none() {
-                    if i >= args.len() {
-                        return Err(Unreadable::MissingValue(format!("--{name}")));
+                let value = match inline {
+                    Some(v) => v,
+                    None => {
+                        if i >= args.len() {
+                            return Err(Unreadable::MissingValue(format!("--{name}")));
+                        }
+                        i += 1;
+                        args[i - 1]
                     }
-                    i += 1;
+                };
+                if name == "backup-dir" {
+                    cmd.backup_dir = Some(value.to_string());
                 }
                 continue;
             }
@@ -255,6 +250,7 @@ pub fn parse<S: AsRef<[u8]>>(argv: &[S]) -> Result<RsyncCommand, Unreadable> {
                 "recursive" | "archive" => cmd.recursive = true,
                 "no-recursive" | "no-r" => cmd.recursive = false,
                 "server" => cmd.server = true,
+                "ignore-existing" => cmd.ignore_existing = true,
                 n if DELETES.contains(&n) => cmd.delete = true,
                 n if LONG_FLAGS.contains(&n) => {}
                 // `--no-OPTION` turns off a flag; turning off a deletion is not a deletion.
@@ -287,6 +283,22 @@ pub fn parse<S: AsRef<[u8]>>(argv: &[S]) -> Result<RsyncCommand, Unreadable> {
     cmd.target = operands.pop();
     cmd.sources = operands;
     Ok(cmd)
+}
+
+impl RsyncCommand {
+    /// What it asks for, in the words of every dialect.
+    pub fn into_sync(self) -> SyncCommand {
+        SyncCommand {
+            moves: self.remove_source_files,
+            purges: self.delete,
+            mirrors: self.delete && self.recursive,
+            copies: !self.ignore_existing,
+            backup_dir: self.backup_dir.map(|d| operand(&d)),
+            served: self.server,
+            sources: self.sources.iter().map(|s| operand(s)).collect(),
+            target: self.target.as_deref().map(operand),
+        }
+    }
 }
 
 #[cfg(test)]
