@@ -154,7 +154,18 @@ fn rows_an_admin_meets() {
     let backup = Class::Backup(BackupReason::Repository(
         imageguard_policy::RepoKind::Restic,
     ));
-    let cases: &[(&str, Operation, bool, bool, Place, Place, bool, Rule)] = &[
+    // (command, operation, in source, in target, source, target, allowed, rule)
+    type Row = (
+        &'static str,
+        Operation,
+        bool,
+        bool,
+        Place,
+        Place,
+        bool,
+        Rule,
+    );
+    let cases: &[Row] = &[
         // Mirror a destination to an offsite copy: old backup files there are pruned.
         (
             "robocopy /s /t /MIR",
