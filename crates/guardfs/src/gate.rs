@@ -1,12 +1,16 @@
 //! The policy gate: where the guard asks the pure policy about one operation and, on a denial,
 //! reports the event. Callers are identified lazily: only an operation on a backup entry costs a
-//! look at `/proc`.
+//! look at `/proc`. A sync tool's operation is judged by the sync rules with the facts the
+//! [`SyncPlaces`] port gives about its folders.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use imageguard_policy::sync_tools::rules::{self, Act, Place, Rule, Ruling};
+use imageguard_policy::sync_tools::situation::{self, Folders};
 use imageguard_policy::{
-    decide, CallerFacts, Class, Event, EventKind, Operation, Verdict, VolumeRef,
+    decide, CallerFacts, Class, Event, EventKind, Operation, SyncCaller, Verdict, VolumeRef,
 };
 
 /// Identifies the process behind a request (implemented over `/proc` by imageguard-identity).
@@ -19,17 +23,57 @@ pub trait EventSink: Send + Sync {
     fn emit(&self, event: Event);
 }
 
+/// What the service knows of the folders a sync tool's command line names (implemented by the
+/// service over the mount table, its protected volumes and the saved definitions).
+pub trait SyncPlaces: Send + Sync {
+    /// The setting "allow sync tools".
+    fn allowed(&self) -> bool;
+    /// What the folder at `path` (absolute, this machine's) is, following symlinks as the
+    /// tool would; an unknown or unreachable folder is an unprotected local one.
+    fn place(&self, path: &Path) -> Place;
+    /// Whether `folder` is at or under a backup destination of a saved definition (by its
+    /// path's components).
+    fn is_destination(&self, folder: &Path) -> bool;
+    /// For an rsync sender: the folder its local receiver writes into (the working folder of
+    /// its child rsync process) and what it is; `None` when it sends to another machine.
+    fn receiving_folder(&self, pid: u32) -> Option<(PathBuf, Place)>;
+}
+
+/// The port's facts for one caller, as the policy's situation asks for them.
+struct CallerFolders<'a> {
+    places: &'a dyn SyncPlaces,
+    pid: u32,
+}
+
+impl Folders for CallerFolders<'_> {
+    fn place(&self, path: &Path) -> Place {
+        self.places.place(path)
+    }
+    fn is_destination(&self, folder: &Path) -> bool {
+        self.places.is_destination(folder)
+    }
+    fn receiving_folder(&self) -> Option<(PathBuf, Place)> {
+        self.places.receiving_folder(self.pid)
+    }
+}
+
 /// Counters shown by `imageguard status`.
 #[derive(Debug, Default)]
 pub struct GateCounters {
     pub denied: AtomicU64,
     pub allowed_certified: AtomicU64,
+    /// Operations of sync tools the sync rules allowed.
+    pub allowed_sync: AtomicU64,
 }
 
 pub struct Gate {
     callers: Arc<dyn CallerSource>,
     sink: Arc<dyn EventSink>,
     volume: VolumeRef,
+    /// The sync rules' facts, when the service offers them.
+    places: Option<Arc<dyn SyncPlaces>>,
+    /// This volume is reached over the network (a network file system mounted here).
+    network: bool,
     pub counters: GateCounters,
 }
 
@@ -43,7 +87,50 @@ impl Gate {
             callers,
             sink,
             volume,
+            places: None,
+            network: false,
             counters: GateCounters::default(),
+        }
+    }
+
+    /// Judge sync tools by the sync rules, with `places` for their folders; `network` says
+    /// whether this volume is a network file system.
+    pub fn with_sync_places(mut self, places: Arc<dyn SyncPlaces>, network: bool) -> Gate {
+        self.places = Some(places);
+        self.network = network;
+        self
+    }
+
+    /// The sync rules' ruling on `op` by the sync tool `sync` on the entry at `path`, or why
+    /// they do not apply.
+    fn judge_sync(
+        &self,
+        places: &dyn SyncPlaces,
+        pid: u32,
+        sync: &SyncCaller,
+        op: Operation,
+        class: &Class,
+        path: &Path,
+    ) -> Ruling {
+        let refuse = |rule| Ruling {
+            allowed: false,
+            rule,
+        };
+        if sync.elsewhere {
+            return refuse(Rule::ElsewhereRooted);
+        }
+        let cmd = match &sync.command {
+            Ok(c) => c,
+            Err(u) => return refuse(Rule::Unreadable(u.clone())),
+        };
+        let folders = CallerFolders { places, pid };
+        let at = match situation::situation(&folders, sync.dialect, cmd, path, self.network) {
+            Ok(at) => at,
+            Err(rule) => return refuse(rule),
+        };
+        match Act::of(op, class, &at) {
+            Some(act) => rules::judge(cmd, act, &at),
+            None => refuse(Rule::NotASyncOperation),
         }
     }
 
@@ -81,11 +168,46 @@ impl Gate {
                 Ok(())
             }
             Verdict::Deny => {
-                self.counters.denied.fetch_add(1, Ordering::Relaxed);
-                let why = match &caller.trust {
+                let path = path();
+                let mut why = match &caller.trust {
                     Ok(_) => String::new(),
                     Err(u) => u.to_string(),
                 };
+                if let (Some(sync), Some(places)) = (&caller.sync, &self.places) {
+                    if !places.allowed() {
+                        why = "a sync tool, and sync tools are not allowed (setting allow_sync_tools)".into();
+                    } else {
+                        let ruling = self.judge_sync(
+                            places.as_ref(),
+                            pid,
+                            sync,
+                            op,
+                            class,
+                            Path::new(&path),
+                        );
+                        if ruling.allowed {
+                            self.counters.allowed_sync.fetch_add(1, Ordering::Relaxed);
+                            log::debug!(
+                                "sync tool {} ({}): {} {path}: {}",
+                                caller.exe,
+                                caller.pid,
+                                op,
+                                ruling.rule
+                            );
+                            return Ok(());
+                        }
+                        let what = sync
+                            .command
+                            .as_ref()
+                            .map(|c| c.what())
+                            .unwrap_or("unreadable command");
+                        why = format!(
+                            "sync tool ({} {what}), refused: {}",
+                            sync.dialect, ruling.rule
+                        );
+                    }
+                }
+                self.counters.denied.fetch_add(1, Ordering::Relaxed);
                 let reason = match class {
                     Class::Backup(r) => r.to_string(),
                     Class::Ordinary => String::new(),
@@ -93,7 +215,7 @@ impl Gate {
                 let event = Event::new(EventKind::BlockedFileAccess)
                     .with_process(caller.exe, caller.pid)
                     .with_volume(self.volume.clone())
-                    .with_file(path())
+                    .with_file(path)
                     .with_operation(op)
                     .with_detail(format!("{why}; {reason}"));
                 self.sink.emit(event);

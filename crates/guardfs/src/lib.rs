@@ -27,6 +27,6 @@ pub mod sys;
 pub mod walk;
 
 pub use filesystem::GuardShared;
-pub use gate::{CallerSource, EventSink, Gate};
+pub use gate::{CallerSource, EventSink, Gate, SyncPlaces};
 pub use mount::{mount_guard, GuardOptions, MountedGuard};
 pub use walk::{scan, ScanResult};

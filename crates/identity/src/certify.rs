@@ -126,6 +126,7 @@ pub fn certify_path(
             certified_at: now,
             closure: Some(closure),
             helper_of: vec![],
+            sync_tool: None,
         },
         warnings,
     })

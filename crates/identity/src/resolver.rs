@@ -15,13 +15,17 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use imageguard_policy::certification::ExeLookup;
 use imageguard_policy::closure::{foreign_mapping, ExecMapping};
 use imageguard_policy::environment::code_changing_variable;
-use imageguard_policy::{CallerFacts, CertifiedEntry, CertifiedList, FileIdentity, Untrusted};
+use imageguard_policy::sync_tools::{self, Dialect, Unreadable};
+use imageguard_policy::{
+    CallerFacts, CertifiedEntry, CertifiedList, FileIdentity, SyncCaller, Untrusted,
+};
 use parking_lot::{Mutex, RwLock};
 
 use crate::closure::{self, View};
@@ -42,6 +46,8 @@ struct Checked {
     exec_kib: u64,
     /// For a helper: its parent (pid, start time) when it was first seen.
     parent: Option<(u32, u64)>,
+    /// For a sync tool: its command line, read once (its forks share it).
+    sync: Option<SyncCaller>,
 }
 
 /// How deep a chain of helper processes may go (rsync under rsync under rsnapshot is three).
@@ -248,6 +254,7 @@ impl CallerResolver {
                     trust: self.check_process(pid, start, status.uid, &list, &identity, lookup),
                     exec_kib: status.exec_kib,
                     parent: None,
+                    sync: None,
                 };
                 let mut cache = self.processes.lock();
                 if cache.len() >= CACHE_LIMIT {
@@ -275,6 +282,21 @@ impl CallerResolver {
             }
             Ok(entry)
         });
+        let sync_dialect = trust
+            .as_ref()
+            .ok()
+            .and_then(|entry| list.get(entry))
+            .and_then(|e| e.sync_tool);
+        if let (Ok(entry), Some(dialect)) = (&trust, sync_dialect) {
+            let sync = self.sync_caller(&key, pid, entry, dialect, checked.sync);
+            let facts = CallerFacts {
+                pid,
+                exe,
+                trust: Err(Untrusted::SyncTool),
+                sync: Some(sync),
+            };
+            return (facts, None);
+        }
         let (trust, root) = match trust {
             Ok(entry) => match list.get(&entry).map(|e| e.helper_of.as_slice()) {
                 Some(helper_of) if !helper_of.is_empty() => {
@@ -288,7 +310,47 @@ impl CallerResolver {
             Err(why) => (Err(why), None),
         };
         let rooted = root.map(|root| Rooted { root, start });
-        (CallerFacts { pid, exe, trust }, rooted)
+        let facts = CallerFacts {
+            pid,
+            exe,
+            trust,
+            sync: None,
+        };
+        (facts, rooted)
+    }
+
+    /// A sync tool's command line, read in its dialect once per process and kept with its
+    /// verdict. A command line that cannot be read is unreadable, never a permitted sync.
+    fn sync_caller(
+        &self,
+        key: &(u32, u64, FileIdentity),
+        pid: u32,
+        entry: &str,
+        dialect: Dialect,
+        cached: Option<SyncCaller>,
+    ) -> SyncCaller {
+        if let Some(c) = cached {
+            return c;
+        }
+        let command = match procfs::cmdline(pid) {
+            Ok(argv) => {
+                let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+                sync_tools::read(dialect, &argv)
+            }
+            Err(_) => Err(Unreadable::NotText),
+        };
+        let elsewhere = procfs::mount_namespace(pid).ok() != self.own_namespace
+            || procfs::root(pid).ok().as_deref() != Some(Path::new("/"));
+        let sync = SyncCaller {
+            entry: entry.to_string(),
+            dialect,
+            command,
+            elsewhere,
+        };
+        if let Some(c) = self.processes.lock().get_mut(key) {
+            c.sync = Some(sync.clone());
+        }
+        sync
     }
 
     /// A helper counts only while its parent is the process it was started by, alive and

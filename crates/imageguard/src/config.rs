@@ -44,6 +44,15 @@ stopped_timeout = 10
 # systemd_units = ["/etc/systemd/system", "/usr/lib/systemd/system"]
 # passwd = "/etc/passwd"
 
+[sync_tools]
+# Allow the sync tools added with `imageguard certify --sync-tool DIALECT PROGRAM` (rsync,
+# rclone, or a tool speaking robocopy's /MOV /MOVE /PURGE /MIR) to delete and overwrite backup
+# files on protected volumes, only as the sync rules say (see docs/sync-tools.md): a move
+# deletes in its source only if its target is protected; a purge or mirror deletes in its
+# target only if its source is a backup destination and its target is not; an overwrite only
+# outside backup destinations; never over the network.
+allow = false
+
 # Backup jobs of scripts and tools imageguard does not read itself, one table each:
 # [[definition]]
 # name = "nightly images"
@@ -68,6 +77,18 @@ pub struct Config {
     /// known ones (`rsnapshot = ["du"]`).
     #[serde(default)]
     pub helpers: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub sync_tools: SyncToolsSection,
+}
+
+/// `[sync_tools]`: the reference's "Allow RoboCopy to sync and move backup files on protected
+/// volumes", for the sync tools added with `imageguard certify --sync-tool DIALECT PROGRAM`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncToolsSection {
+    /// Off by default: sync tools are then refused like any uncertified program.
+    #[serde(default)]
+    pub allow: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

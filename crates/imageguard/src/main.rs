@@ -40,6 +40,7 @@ fn main() {
             helpers,
             helper,
             helper_of,
+            sync_tool,
         } => certify::certify(
             p,
             &certify::CertifyArgs {
@@ -51,6 +52,7 @@ fn main() {
                 helpers: *helpers,
                 helper: helper.as_slice(),
                 helper_of: helper_of.as_deref(),
+                sync_tool: *sync_tool,
             },
         ),
         Command::Uncertify { path } => certify::uncertify(p, path),

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::closure::ClosureChange;
+use crate::sync_tools::{Dialect, SyncCommand, Unreadable};
 
 /// Why a process does not count as certified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,8 @@ pub enum Untrusted {
     /// It is certified only as a helper of certified programs, and is not running as one now
     /// (what started it, or that it was orphaned).
     HelperOutside(String),
+    /// It is a sync tool: not certified, allowed only what the sync rules allow.
+    SyncTool,
     /// The request carried no usable pid, or the process was gone before it could be identified.
     Unidentified,
 }
@@ -54,6 +57,7 @@ impl std::fmt::Display for Untrusted {
                 "its interpreter was started as {a:?}, not as the script's #! line names it"
             ),
             Untrusted::HelperOutside(why) => write!(f, "{why}"),
+            Untrusted::SyncTool => f.write_str("a sync tool, not certified"),
             Untrusted::Unidentified => f.write_str("process could not be identified"),
         }
     }
@@ -67,6 +71,23 @@ pub struct CallerFacts {
     pub exe: String,
     /// `Ok(certified entry path)` or why the caller is not trusted.
     pub trust: Result<String, Untrusted>,
+    /// For a sync tool whose program is intact (trust is then `Err(SyncTool)`): what its
+    /// command line asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncCaller>,
+}
+
+/// A sync tool's process, as the sync rules need it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCaller {
+    /// Its entry on the certified list (a sync-tool entry).
+    pub entry: String,
+    pub dialect: Dialect,
+    /// Its command line, read in its dialect.
+    pub command: Result<SyncCommand, Unreadable>,
+    /// It runs in another mount namespace or root than the service: its paths name other
+    /// files than the service's.
+    pub elsewhere: bool,
 }
 
 impl CallerFacts {
@@ -79,6 +100,7 @@ impl CallerFacts {
             pid,
             exe: exe.into(),
             trust: Err(why),
+            sync: None,
         }
     }
 
@@ -87,6 +109,7 @@ impl CallerFacts {
             pid,
             exe: exe.into(),
             trust: Ok(entry.into()),
+            sync: None,
         }
     }
 }

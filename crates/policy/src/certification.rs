@@ -75,6 +75,11 @@ pub struct CertifiedEntry {
     /// processes it counts as certified under, and nowhere else (see [`crate::helpers`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub helper_of: Vec<String>,
+    /// Set for a sync tool: not certified; while the setting "allow sync tools" is on, its
+    /// processes may delete and overwrite backup files only as the sync rules allow, reading
+    /// its command line in this dialect (see [`crate::sync_tools`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_tool: Option<crate::sync_tools::Dialect>,
 }
 
 /// What the list says about an executable, before any hashing.
@@ -246,6 +251,7 @@ pub(crate) mod tests {
             certified_at: 0,
             closure: None,
             helper_of: vec![],
+            sync_tool: None,
         }
     }
 

@@ -31,7 +31,7 @@ pub mod helpers;
 pub mod operation;
 pub mod sync_tools;
 
-pub use caller::{CallerFacts, Untrusted};
+pub use caller::{CallerFacts, SyncCaller, Untrusted};
 pub use certification::{CertifiedEntry, CertifiedList, FileIdentity, Interpreter};
 pub use classify::{BackupReason, Class, EntryKind, RepoKind, Rules, RulesError, Zone};
 pub use closure::{

@@ -1,6 +1,7 @@
 //! `imageguard certify | uncertify | certified`. With the service running the change goes through
 //! it (and takes effect at once); without it, the certified list file is edited directly.
 
+use imageguard_policy::sync_tools::Dialect;
 use std::path::{Path, PathBuf};
 
 use imageguard_identity::closure::{self, View};
@@ -29,7 +30,14 @@ fn offline(paths: &PathArgs) -> bool {
 
 /// One line about a new certification: what was recorded.
 pub fn describe(e: &CertifiedEntry) -> String {
-    let mut msg = format!("certified {} (sha256 {})", e.path, e.sha256);
+    let mut msg = match e.sync_tool {
+        Some(d) => format!(
+            "added {} as a sync tool, {d} dialect (sha256 {}): not certified; it may delete and \
+             overwrite backup files only as the sync rules allow, while [sync_tools] allow = true",
+            e.path, e.sha256
+        ),
+        None => format!("certified {} (sha256 {})", e.path, e.sha256),
+    };
     if let Some(i) = &e.interpreter {
         msg.push_str(&format!(", a script run by {}", i.path));
     }
@@ -106,6 +114,8 @@ pub struct CertifyArgs<'a> {
     pub helper: &'a [String],
     /// `--helper-of`: certify `path` only as a helper of this program.
     pub helper_of: Option<&'a Path>,
+    /// `--sync-tool`: add `path` as a sync tool with this command-line dialect.
+    pub sync_tool: Option<Dialect>,
 }
 
 pub fn certify(paths: &PathArgs, args: &CertifyArgs<'_>) -> i32 {
@@ -136,6 +146,7 @@ pub fn certify_program_as_helper(
         helpers: false,
         helper: &[],
         helper_of: None,
+        sync_tool: None,
     };
     certify_program(paths, &one, Some(program))
 }
@@ -195,6 +206,7 @@ fn certify_program(paths: &PathArgs, args: &CertifyArgs<'_>, helper_of: Option<&
                 homes: options.homes,
                 learn_job,
                 helper_of: helper_of.map(Path::to_path_buf),
+                sync_tool: args.sync_tool,
             },
         );
     }
@@ -205,7 +217,9 @@ fn certify_program(paths: &PathArgs, args: &CertifyArgs<'_>, helper_of: Option<&
             eprintln!("imageguard: {w}");
         }
         let mut list = store.load()?;
-        let (recorded, _) = record(&mut list, c.entry, helper_of);
+        let mut entry = c.entry;
+        entry.sync_tool = args.sync_tool;
+        let (recorded, _) = record(&mut list, entry, helper_of);
         let msg = format!("{recorded}; the service is not running, it applies at its next start");
         std::fs::create_dir_all(&paths.state_dir)?;
         store.save(&list)?;
@@ -299,6 +313,9 @@ pub fn certified(paths: &PathArgs, json: bool) -> i32 {
         };
         if !e.helper_of.is_empty() {
             note = format!("helper of {}", e.helper_of.join(", "));
+        }
+        if let Some(d) = e.sync_tool {
+            note = format!("sync tool ({d})");
         }
         let (state, why) = match (&p.change, p.intact, &e.closure) {
             (_, true, _) => ("intact", String::new()),

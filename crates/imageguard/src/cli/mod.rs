@@ -84,6 +84,11 @@ pub enum Command {
         /// Certify PATH only as a helper of this certified program.
         #[arg(long, value_name = "PROGRAM", conflicts_with_all = ["helpers", "helper", "learn"])]
         helper_of: Option<PathBuf>,
+        /// Add PATH as a sync tool, not certified: reading its command line in this dialect
+        /// (rsync, rclone, robocopy), it may delete and overwrite backup files only as the
+        /// sync rules allow, while `[sync_tools] allow = true` (docs/sync-tools.md).
+        #[arg(long, value_name = "DIALECT", conflicts_with_all = ["helpers", "helper", "helper_of", "force"])]
+        sync_tool: Option<imageguard_policy::sync_tools::Dialect>,
         /// The job for --learn, e.g. `-- /usr/bin/rsync -a /srv/ /mnt/backup/srv/`.
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,

@@ -39,6 +39,9 @@ pub enum Request {
         /// Certify it as a helper of this certified program only.
         #[serde(default)]
         helper_of: Option<PathBuf>,
+        /// Add it as a sync tool with this dialect (not certified).
+        #[serde(default)]
+        sync_tool: Option<imageguard_policy::sync_tools::Dialect>,
     },
     /// `certify --learn`: the program's job `job` (stopped until this is answered) is about to
     /// run; record rather than refuse what its processes map outside the closure. The program

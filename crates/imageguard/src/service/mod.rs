@@ -10,6 +10,7 @@ pub mod auto_protect;
 pub mod destinations;
 pub mod report;
 pub mod sentinel;
+pub mod sync_places;
 pub mod volumes;
 
 use std::collections::BTreeMap;
@@ -71,6 +72,8 @@ pub struct Service {
     changes: Mutex<()>,
     /// Set when the service starts giving its volumes back: nothing is protected after that.
     stopping: std::sync::atomic::AtomicBool,
+    /// What the sync rules know of this machine's folders.
+    sync_places: Arc<sync_places::ServicePlaces>,
 }
 
 fn now() -> i64 {
@@ -153,6 +156,7 @@ pub fn run(paths: PathArgs) -> Result<()> {
         resolver,
         store,
         log,
+        sync_places: Arc::new(sync_places::ServicePlaces::new(config.sync_tools.allow)),
         config,
         paths: paths.clone(),
         changes: Mutex::new(()),
@@ -228,12 +232,33 @@ fn watch_guards(service: Arc<Service>) -> Result<()> {
             service.release_absent_drives();
             service.heal_stopped_guards();
             service.detach_foreign_mounts();
+            // Volumes also go without a protect or unprotect (healed, pulled out, stopped):
+            // the sync rules must never count a device number that is no longer a guard.
+            service.refresh_sync_places(&service.inner.lock());
         })
         .context("starting the guard watchdog")?;
     Ok(())
 }
 
 impl Service {
+    /// Give the sync rules the volumes and destinations of now.
+    fn refresh_sync_places(&self, inner: &Inner) {
+        let guards: Vec<(PathBuf, bool)> = inner
+            .volumes
+            .iter()
+            .map(|(mp, v)| (mp.clone(), v.info.network))
+            .collect();
+        let destinations = self
+            .config
+            .protection
+            .destinations
+            .iter()
+            .chain(&inner.state.backup_destinations)
+            .cloned()
+            .collect();
+        self.sync_places.refresh(&guards, destinations);
+    }
+
     fn emit(&self, e: Event) {
         self.log.emit(e);
     }
@@ -382,6 +407,7 @@ impl Service {
             &self.keeper,
             self.callers.clone(),
             self.sink.clone(),
+            self.sync_places.clone(),
         );
         let mut inner = self.inner.lock();
         match protected {
@@ -426,6 +452,7 @@ impl Service {
                     .absent
                     .retain(|at, a| *at != mp && (a.uuid.is_none() || a.uuid != uuid));
                 inner.volumes.insert(mp, v);
+                self.refresh_sync_places(&inner);
                 Ok(msg)
             }
             Err((e, code)) => {
@@ -441,6 +468,12 @@ impl Service {
     }
 
     fn unprotect_now(&self, mp: &Path, by_user: bool, inner: &mut Inner) -> Result<()> {
+        let refreshed = self.unprotect_volume(mp, by_user, inner);
+        self.refresh_sync_places(inner);
+        refreshed
+    }
+
+    fn unprotect_volume(&self, mp: &Path, by_user: bool, inner: &mut Inner) -> Result<()> {
         let v = inner
             .volumes
             .remove(mp)
@@ -646,11 +679,14 @@ impl Service {
         path: &Path,
         options: &ClosureOptions,
         helper_of: Option<&Path>,
+        sync_tool: Option<imageguard_policy::sync_tools::Dialect>,
     ) -> Result<Response> {
         let c = certify_path(path, options, now())?;
         let mut list = (*self.resolver.list()).clone();
         let renewed = c.entry.path.clone();
-        let (msg, recorded) = crate::cli::certify::record(&mut list, c.entry, helper_of);
+        let mut entry = c.entry;
+        entry.sync_tool = sync_tool;
+        let (msg, recorded) = crate::cli::certify::record(&mut list, entry, helper_of);
         if !recorded {
             return Ok(Response::ok(msg));
         }
@@ -688,6 +724,7 @@ impl Service {
                 homes,
                 learn_job,
                 helper_of,
+                sync_tool,
             } => {
                 if learn_job.is_some() {
                     let key = path.canonicalize().unwrap_or_else(|_| path.clone());
@@ -703,6 +740,7 @@ impl Service {
                         as_helper: helper_of.is_some(),
                     },
                     helper_of.as_deref(),
+                    sync_tool,
                 )?
             }
             Request::Learn {
@@ -720,6 +758,7 @@ impl Service {
                             force,
                             ..ClosureOptions::default()
                         },
+                        None,
                         None,
                     )?;
                 }

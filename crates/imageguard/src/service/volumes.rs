@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use imageguard_guardfs::{
     mount_guard, scan, CallerSource, EventSink, Gate, GuardOptions, GuardShared, MountedGuard,
+    SyncPlaces,
 };
 use imageguard_policy::VolumeRef;
 use imageguard_volume::backing::{self, VolumeInfo};
@@ -64,6 +65,7 @@ pub fn protect(
     keeper: &Keeper,
     callers: Arc<dyn CallerSource>,
     sink: Arc<dyn EventSink>,
+    sync_places: Arc<dyn SyncPlaces>,
 ) -> Result<ProtectedVolume, (anyhow::Error, i32)> {
     let prepared = backing::prepare(path, keeper).map_err(|e: VolumeError| {
         let code = e.code();
@@ -75,7 +77,9 @@ pub fn protect(
         .rules_for(&b.info.mount_point, &destinations)
         .map_err(|e| (e, libc::EINVAL))?;
     let found = scan(&rules, b.root.as_fd());
-    let gate = Arc::new(Gate::new(callers, sink, volume_ref(&b.info)));
+    let gate = Arc::new(
+        Gate::new(callers, sink, volume_ref(&b.info)).with_sync_places(sync_places, b.info.network),
+    );
     let shared = Arc::new(GuardShared::new(gate, rules));
     shared
         .backup_files

@@ -9,11 +9,13 @@
 //! - [`rclone`]: rclone's subcommands and flags.
 //! - [`robocopy`]: RoboCopy's own syntax, for any tool an admin maps to it.
 //! - [`rules`]: move, purge/mirror, overwrite and network shares.
+//! - [`situation`]: where an entry lies with respect to a command's folders.
 
 pub mod rclone;
 pub mod robocopy;
 pub mod rsync;
 pub mod rules;
+pub mod situation;
 
 use serde::{Deserialize, Serialize};
 

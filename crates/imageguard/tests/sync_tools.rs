@@ -1,0 +1,355 @@
+//! Sync tools under the reference's rules, with the real rsync and rclone on a guarded loop
+//! volume: a backup destination of a saved definition (`dest`, from an own `[[definition]]`)
+//! and an offsite copy (`offsite`, protected, not a destination) on it, an unprotected folder
+//! beside the sandbox. rsync and rclone are added as sync tools, not certified.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+use imageguard::sandbox::Sandbox;
+
+fn run(program: &str, args: &[&str]) -> Output {
+    clean(
+        Command::new(program)
+            .args(args)
+            .env("RCLONE_CONFIG", "/dev/null"),
+    )
+    .output()
+    .expect(program)
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+fn write(path: &Path, seed: u8) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    write_pattern(path, 64 * 1024, seed);
+}
+
+/// A 320 whose text names `rule` for `file`.
+fn refused_for(sb: &Sandbox, file: &Path, rule: &str) -> bool {
+    let f = file.to_string_lossy();
+    events(sb)
+        .iter()
+        .any(|e| e.id == 320 && e.file.as_deref() == Some(&*f) && e.message.contains(rule))
+}
+
+fn rules_320s(sb: &Sandbox) -> Vec<String> {
+    events(sb)
+        .into_iter()
+        .filter(|e| e.id == 320)
+        .map(|e| format!("{:?} {}", e.file, e.message))
+        .collect()
+}
+
+struct Setup {
+    sb: Sandbox,
+    dest: PathBuf,
+    offsite: PathBuf,
+    plain: PathBuf,
+}
+
+/// The sandbox with the sync setting `allow`, a definition backing up to `mnt/dest`, rsync and
+/// rclone added as sync tools.
+fn setup(allow: bool) -> Setup {
+    let mut sb = Sandbox::new(&exe(), 96).expect("sandbox");
+    let mnt = sb.mnt.clone();
+    let dest = mnt.join("dest");
+    let offsite = mnt.join("offsite");
+    let plain = sb.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    for n in ["a", "b"] {
+        write(&dest.join(format!("{n}.mrimg")), 1);
+        write(&offsite.join(format!("{n}.mrimg")), 1);
+    }
+    write(&offsite.join("old.mrimg"), 2);
+    // Backups only the destination has (a mirror into it would delete them).
+    write(&dest.join("x.mrimg"), 3);
+    write(&dest.join("y.mrimg"), 4);
+    let config = sb.path().join("imageguard.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("allow = false", &format!("allow = {allow}"));
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[[definition]]\nname = \"images\"\nprogram = \"image-backup\"\ndestinations = [\"{}\"]\n",
+            dest.display()
+        ),
+    )
+    .unwrap();
+    sb.start_service().expect("service");
+    let out = sb.imageguard(&["protect", &mnt.to_string_lossy()]).unwrap();
+    assert!(out.status.success(), "protect: {}", stderr(&out));
+    for (dialect, program) in [("rsync", "/usr/bin/rsync"), ("rclone", "/usr/bin/rclone")] {
+        let out = sb
+            .imageguard(&["certify", "--sync-tool", dialect, program])
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "certify --sync-tool: {}",
+            stderr(&out)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("as a sync tool"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    // The definition's destination reaches the rules (remembered at start, refreshed every
+    // watchdog round).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let st = sb.imageguard(&["definitions", "--json"]).unwrap();
+        if String::from_utf8_lossy(&st.stdout).contains(&*dest.to_string_lossy()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "definition not found");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    Setup {
+        sb,
+        dest,
+        offsite,
+        plain,
+    }
+}
+
+#[test]
+fn rsync_under_the_sync_rules() {
+    let Setup {
+        sb,
+        dest,
+        offsite,
+        plain,
+    } = setup(true);
+    let d = format!("{}/", dest.display());
+    let o = format!("{}/", offsite.display());
+    let before = hashes(&dest);
+
+    // A mirror of the offsite copy into the backup destination deletes nothing and logs 320.
+    let extra = dest.join("x.mrimg");
+    let out = run("rsync", &["-a", "--delete", &o, &d]);
+    assert!(
+        !out.status.success(),
+        "a mirror into a destination must fail"
+    );
+    assert!(extra.exists(), "x.mrimg deleted from the destination");
+    assert!(
+        refused_for(&sb, &extra, "its source is a backup destination"),
+        "{:#?}",
+        rules_320s(&sb)
+    );
+
+    // Mirroring the backup destination to the offsite copy prunes old backup files there.
+    let out = run("rsync", &["-a", "--delete", &d, &o]);
+    assert!(out.status.success(), "mirror to offsite: {}", stderr(&out));
+    assert_eq!(
+        names(&offsite),
+        ["a.mrimg", "b.mrimg", "x.mrimg", "y.mrimg"],
+        "old.mrimg pruned"
+    );
+
+    // Ransomware: rsync --delete from an empty folder onto the destination deletes nothing.
+    let empty = sb.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = run(
+        "rsync",
+        &["-a", "--delete", &format!("{}/", empty.display()), &d],
+    );
+    assert!(!out.status.success());
+    assert!(names(&dest).contains(&"a.mrimg".to_string()));
+    assert!(names(&dest).contains(&"x.mrimg".to_string()));
+
+    // A move from the protected volume to an unprotected folder copies and leaves the
+    // sources in place.
+    let out = run(
+        "rsync",
+        &[
+            "-a",
+            "--remove-source-files",
+            &o,
+            &format!("{}/", plain.display()),
+        ],
+    );
+    assert!(!out.status.success(), "the move's deletes must fail");
+    assert_eq!(names(&plain), names(&offsite), "copied");
+    assert!(offsite.join("a.mrimg").exists(), "source left in place");
+    assert!(
+        refused_for(
+            &sb,
+            &offsite.join("a.mrimg"),
+            "only when its target is on a protected volume"
+        ),
+        "{:#?}",
+        rules_320s(&sb)
+    );
+
+    // An overwrite of a backup file in the destination folder is refused.
+    let newer = sb.path().join("newer");
+    write(&newer.join("a.mrimg"), 9);
+    let out = run(
+        "rsync",
+        &["-rt", "--inplace", &format!("{}/", newer.display()), &d],
+    );
+    assert!(
+        !out.status.success(),
+        "overwrite in a destination must fail"
+    );
+    assert!(refused_for(
+        &sb,
+        &dest.join("a.mrimg"),
+        "never overwrites backup files"
+    ));
+
+    // The same overwrite in the offsite copy is allowed.
+    let out = run("rsync", &["-rt", &format!("{}/", newer.display()), &o]);
+    assert!(out.status.success(), "overwrite offsite: {}", stderr(&out));
+    assert_eq!(
+        std::fs::read(offsite.join("a.mrimg")).unwrap(),
+        std::fs::read(newer.join("a.mrimg")).unwrap()
+    );
+
+    // A move between two folders of protected volumes deletes its sources.
+    let archive = sb.mnt.join("archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    let out = run(
+        "rsync",
+        &[
+            "-a",
+            "--remove-source-files",
+            &o,
+            &format!("{}/", archive.display()),
+        ],
+    );
+    assert!(out.status.success(), "move to protected: {}", stderr(&out));
+    assert!(!offsite.join("b.mrimg").exists() && archive.join("b.mrimg").exists());
+
+    // A move out of the destination into that plain protected folder is refused
+    // (imageguard's own condition).
+    let out = run(
+        "rsync",
+        &[
+            "-a",
+            "--remove-source-files",
+            &d,
+            &format!("{}/", archive.display()),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(dest.join("b.mrimg").exists());
+
+    // Not a sync tool: the same rsync by another name (a copy) is an ordinary program.
+    let copy = sb.path().join("rsync-copy");
+    std::fs::copy("/usr/bin/rsync", &copy).unwrap();
+    let out = run(
+        copy.to_str().unwrap(),
+        &[
+            "-a",
+            "--delete",
+            &format!("{}/", empty.display()),
+            &format!("{}/", archive.display()),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(archive.join("b.mrimg").exists());
+
+    // Every original byte of the destination is still there.
+    let after = hashes(&dest);
+    for (f, h) in &before {
+        assert_eq!(after.get(f), Some(h), "{} changed", f.display());
+    }
+}
+
+#[test]
+fn rclone_under_the_sync_rules() {
+    let Setup {
+        sb,
+        dest,
+        offsite,
+        plain,
+    } = setup(true);
+    let ds = dest.to_string_lossy().to_string();
+    let os = offsite.to_string_lossy().to_string();
+
+    // Into the destination: nothing deleted.
+    let only_here = dest.join("y.mrimg");
+    let out = run("rclone", &["sync", &os, &ds]);
+    assert!(
+        !out.status.success(),
+        "rclone sync into a destination must fail"
+    );
+    assert!(only_here.exists());
+    assert!(
+        refused_for(&sb, &only_here, "its source is a backup destination"),
+        "{:#?}\n{}",
+        rules_320s(&sb),
+        stderr(&out)
+    );
+
+    // sync = mirror: from the destination, old backup files in the offsite copy are pruned.
+    let out = run("rclone", &["sync", &ds, &os]);
+    assert!(out.status.success(), "rclone sync: {}", stderr(&out));
+    assert_eq!(
+        names(&offsite),
+        ["a.mrimg", "b.mrimg", "x.mrimg", "y.mrimg"]
+    );
+
+    // delete / purge are never transfers: refused like any uncertified program.
+    let out = run("rclone", &["delete", &os]);
+    assert!(!out.status.success());
+    assert!(offsite.join("a.mrimg").exists());
+    assert!(refused_for(
+        &sb,
+        &offsite.join("a.mrimg"),
+        "is not a sync, copy or move"
+    ));
+
+    // move to an unprotected folder: copied, the sources stay.
+    let ps = plain.join("moved").to_string_lossy().to_string();
+    let out = run("rclone", &["move", &os, &ps]);
+    assert!(!out.status.success());
+    assert!(offsite.join("a.mrimg").exists());
+    assert!(plain.join("moved/a.mrimg").exists());
+
+    // move within the protected volume (rclone renames): allowed.
+    let archive = sb.mnt.join("archive").to_string_lossy().to_string();
+    let out = run("rclone", &["move", &os, &archive]);
+    assert!(out.status.success(), "rclone move: {}", stderr(&out));
+    assert!(!offsite.join("a.mrimg").exists());
+    assert!(sb.mnt.join("archive/a.mrimg").exists());
+}
+
+#[test]
+fn sync_tools_not_allowed_are_refused_like_any_program() {
+    let Setup {
+        sb, dest, offsite, ..
+    } = setup(false);
+    let out = run(
+        "rsync",
+        &[
+            "-a",
+            "--delete",
+            &format!("{}/", dest.display()),
+            &format!("{}/", offsite.display()),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(offsite.join("old.mrimg").exists());
+    assert!(refused_for(
+        &sb,
+        &offsite.join("old.mrimg"),
+        "sync tools are not allowed"
+    ));
+}
