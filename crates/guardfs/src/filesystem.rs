@@ -20,10 +20,12 @@ use fuser::{
     ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
+use imageguard_policy::classify::for_its_creator;
 use imageguard_policy::{BackupReason, Class, EntryKind, Operation, Rules, Zone};
 use parking_lot::{Mutex, RwLock};
 
 use crate::credentials::ActAs;
+use crate::fresh::FreshEntries;
 use crate::gate::Gate;
 use crate::handles::{HandleTable, OpenDir, OpenFile};
 use crate::inode_store::{Inode, InodeFd, InodeStore, ROOT_ID};
@@ -43,6 +45,8 @@ pub struct GuardShared {
     /// Bumped whenever a repository marker or a directory name changes; cached zones older than
     /// this are recomputed.
     pub layout_epoch: AtomicU64,
+    /// Entries created in this session, and by whom.
+    pub fresh: FreshEntries,
 }
 
 impl GuardShared {
@@ -54,6 +58,7 @@ impl GuardShared {
             linked_backups: Mutex::new(HashSet::new()),
             passthrough: AtomicBool::new(false),
             layout_epoch: AtomicU64::new(1),
+            fresh: FreshEntries::default(),
         }
     }
 
@@ -416,6 +421,55 @@ impl GuardFs {
 
     /// Class of an inode for operations on its content or attributes: by the name it was
     /// reached through, or as a hard link of a backup.
+    /// Whether the process behind `req` created the entry with backing inode `ino` through
+    /// the guard in this session, and may finish it.
+    fn created_by_caller(&self, req: &Request, ino: u64) -> bool {
+        match self.shared.fresh.creator(ino) {
+            Some(creator) => {
+                self.shared.gate.process(req.pid()) == Some(creator)
+                    && self.shared.gate.may_finish_its_own(req.pid())
+            }
+            None => false,
+        }
+    }
+
+    /// `class` of the entry with backing inode `ino`, as the caller of `req` sees it (see
+    /// [`for_its_creator`]).
+    fn for_caller(&self, req: &Request, class: Class, ino: u64) -> Class {
+        let own = class.is_backup() && self.created_by_caller(req, ino);
+        for_its_creator(class, own)
+    }
+
+    /// Remember that the caller of `req` created `name` in `parent`.
+    fn note_created(&self, req: &Request, parent: &Arc<Inode>, name: &OsStr) {
+        let Some(creator) = self.shared.gate.process(req.pid()) else {
+            return;
+        };
+        let Ok(c) = cname(name) else { return };
+        if let Ok(st) = self
+            .fd(parent)
+            .and_then(|fd| sys::lstatat(fd.as_fd(), &c).map_err(err))
+        {
+            self.shared.fresh.note(st.st_ino, creator);
+        }
+    }
+
+    /// Class of an inode for the caller of `req` (see [`GuardFs::classify_content`]).
+    fn classify_content_for(&self, req: &Request, inode: &Arc<Inode>) -> Class {
+        let class = self.classify_content(inode);
+        if !class.is_backup() || inode.nodeid == ROOT_ID {
+            return class;
+        }
+        match self
+            .store
+            .open(inode)
+            .and_then(|fd| sys::fstat_fd(fd.as_fd()))
+        {
+            Ok(st) => self.for_caller(req, class, st.st_ino),
+            Err(_) => class,
+        }
+    }
+
     fn classify_content(&self, inode: &Arc<Inode>) -> Class {
         if inode.nodeid == ROOT_ID {
             // The volume root is itself a repository or a destination, or ordinary.
@@ -621,7 +675,7 @@ impl GuardFs {
         } else {
             Operation::SetAttributes
         };
-        let class = self.classify_content(inode);
+        let class = self.classify_content_for(req, inode);
         self.check(req, op, &class, || self.inode_path(inode))?;
         if let Some(mode) = mode {
             if inode.kind != libc::S_IFLNK {
@@ -685,7 +739,7 @@ impl GuardFs {
         let src_class = if src_is_dir {
             self.classify_dir_for_move(parent, name)
         } else {
-            self.classify_name(parent, name, &src)
+            self.for_caller(req, self.classify_name(parent, name, &src), src.st_ino)
         };
         let op = if exchange {
             Operation::Exchange
@@ -730,6 +784,11 @@ impl GuardFs {
             flags,
         )
         .map_err(err)?;
+        if let (Some(d), false) = (&dst, exchange) {
+            if d.st_nlink <= 1 || dst_is_dir {
+                self.shared.fresh.forget(d.st_ino);
+            }
+        }
         if let Some(moved) = self.store.get(self.store.nodeid_of(src.st_ino)) {
             moved.set_link(newparent.nodeid, newname);
         }
@@ -866,6 +925,7 @@ impl Filesystem for GuardFs {
                 let _as = ActAs::caller(req.uid(), req.gid());
                 sys::mknodat(self.fd(&p)?.as_fd(), &c, mode, rdev as u64).map_err(err)?;
             }
+            self.note_created(req, &p, name);
             self.bump_layout_if_marker(name);
             Ok(p)
         })();
@@ -891,6 +951,7 @@ impl Filesystem for GuardFs {
                 let _as = ActAs::caller(req.uid(), req.gid());
                 sys::mkdirat(self.fd(&p)?.as_fd(), &c, mode).map_err(err)?;
             }
+            self.note_created(req, &p, name);
             self.bump_layout_if_marker(name);
             Ok(p)
         })();
@@ -905,11 +966,14 @@ impl Filesystem for GuardFs {
             let p = self.inode(parent)?;
             let c = cname(name)?;
             let st = sys::lstatat(self.fd(&p)?.as_fd(), &c).map_err(err)?;
-            let class = self.classify_name(&p, name, &st);
+            let class = self.for_caller(req, self.classify_name(&p, name, &st), st.st_ino);
             self.check(req, Operation::Delete, &class, || {
                 self.path_of(p.nodeid, Some(name))
             })?;
             sys::unlinkat(self.fd(&p)?.as_fd(), &c, 0).map_err(err)?;
+            if st.st_nlink <= 1 {
+                self.shared.fresh.forget(st.st_ino);
+            }
             if class.is_backup() {
                 let _ = self.shared.backup_files.fetch_update(
                     Ordering::Relaxed,
@@ -934,7 +998,11 @@ impl Filesystem for GuardFs {
             self.check(req, Operation::RemoveDirectory, &class, || {
                 self.path_of(p.nodeid, Some(name))
             })?;
+            let st = sys::lstatat(self.fd(&p)?.as_fd(), &c).ok();
             sys::unlinkat(self.fd(&p)?.as_fd(), &c, libc::AT_REMOVEDIR).map_err(err)?;
+            if let Some(st) = st {
+                self.shared.fresh.forget(st.st_ino);
+            }
             self.bump_layout();
             Ok(())
         })();
@@ -957,6 +1025,7 @@ impl Filesystem for GuardFs {
                 let _as = ActAs::caller(req.uid(), req.gid());
                 sys::symlinkat(&t, self.fd(&p)?.as_fd(), &c).map_err(err)?;
             }
+            self.note_created(req, &p, link_name);
             Ok(p)
         })();
         match r {
@@ -994,7 +1063,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let inode = self.inode(ino)?;
             let np = self.inode(newparent)?;
-            let class = self.classify_content(&inode);
+            let class = self.classify_content_for(req, &inode);
             self.check(req, Operation::HardLink, &class, || self.inode_path(&inode))?;
             let rules = self.shared.rules();
             let new_class = rules.classify(&self.zone_of(&np), newname, entry_kind(inode.kind));
@@ -1022,7 +1091,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let inode = self.inode(ino)?;
             if let Some(op) = open_modifies(flags.0) {
-                let class = self.classify_content(&inode);
+                let class = self.classify_content_for(req, &inode);
                 self.check(req, op, &class, || self.inode_path(&inode))?;
             }
             let fd = self.open_backing_fd(&inode, flags.0)?;
@@ -1079,6 +1148,11 @@ impl Filesystem for GuardFs {
                         return Err(e);
                     }
                     self.note_backup_created(&p, name, EntryKind::File);
+                    if let Ok(st) = sys::fstat_fd(fd.as_fd()) {
+                        if let Some(creator) = self.shared.gate.process(req.pid()) {
+                            self.shared.fresh.note(st.st_ino, creator);
+                        }
+                    }
                     self.bump_layout_if_marker(name);
                     fd
                 }
@@ -1166,7 +1240,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let inode = self.inode(ino)?;
             let f = self.files.get(fh.0).ok_or(libc::EBADF)?;
-            let class = self.classify_content(&inode);
+            let class = self.classify_content_for(req, &inode);
             self.check(req, Operation::Write, &class, || self.inode_path(&inode))?;
             sys::pwrite(f.fd.as_fd(), data, offset).map_err(err)
         })();
@@ -1330,7 +1404,7 @@ impl Filesystem for GuardFs {
     ) {
         let r = (|| {
             let inode = self.inode(ino)?;
-            let class = self.classify_content(&inode);
+            let class = self.classify_content_for(req, &inode);
             self.check(req, Operation::SetXattr, &class, || self.inode_path(&inode))?;
             if inode.kind == libc::S_IFLNK {
                 return Err(libc::EPERM);
@@ -1380,7 +1454,7 @@ impl Filesystem for GuardFs {
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let r = (|| {
             let inode = self.inode(ino)?;
-            let class = self.classify_content(&inode);
+            let class = self.classify_content_for(req, &inode);
             self.check(req, Operation::RemoveXattr, &class, || {
                 self.inode_path(&inode)
             })?;
@@ -1405,7 +1479,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let inode = self.inode(ino)?;
             let f = self.files.get(fh.0).ok_or(libc::EBADF)?;
-            let class = self.classify_content(&inode);
+            let class = self.classify_content_for(req, &inode);
             self.check(req, Operation::Fallocate, &class, || {
                 self.inode_path(&inode)
             })?;
@@ -1449,7 +1523,7 @@ impl Filesystem for GuardFs {
             let out = self.inode(ino_out)?;
             let fi = self.files.get(fh_in.0).ok_or(libc::EBADF)?;
             let fo = self.files.get(fh_out.0).ok_or(libc::EBADF)?;
-            let class = self.classify_content(&out);
+            let class = self.classify_content_for(req, &out);
             self.check(req, Operation::CopyInto, &class, || self.inode_path(&out))?;
             sys::copy_file_range(fi.fd.as_fd(), offset_in, fo.fd.as_fd(), offset_out, len)
                 .map_err(err)

@@ -16,6 +16,10 @@ use imageguard_policy::{
 /// Identifies the process behind a request (implemented over `/proc` by imageguard-identity).
 pub trait CallerSource: Send + Sync {
     fn resolve(&self, pid: u32) -> CallerFacts;
+    /// The process (thread group and start time) the thread `pid` belongs to.
+    fn process(&self, _pid: u32) -> Option<crate::fresh::ProcessKey> {
+        None
+    }
 }
 
 /// Receives the events the guard raises (implemented by the event store).
@@ -43,11 +47,22 @@ pub trait SyncPlaces: Send + Sync {
 struct CallerFolders<'a> {
     places: &'a dyn SyncPlaces,
     pid: u32,
+    /// The operation is a rename: whatever its target, it stays on this volume (a rename
+    /// cannot leave its file system), and the kernel holds the folders' locks meanwhile, so
+    /// a look-up there would wait for this very request.
+    rename_on: Option<bool>,
 }
 
 impl Folders for CallerFolders<'_> {
     fn place(&self, path: &Path) -> Place {
-        self.places.place(path)
+        match self.rename_on {
+            Some(network) => Place {
+                protected: true,
+                network,
+                destination: self.places.is_destination(path),
+            },
+            None => self.places.place(path),
+        }
     }
     fn is_destination(&self, folder: &Path) -> bool {
         self.places.is_destination(folder)
@@ -123,7 +138,11 @@ impl Gate {
             Ok(c) => c,
             Err(u) => return refuse(Rule::Unreadable(u.clone())),
         };
-        let folders = CallerFolders { places, pid };
+        let folders = CallerFolders {
+            places,
+            pid,
+            rename_on: (op == Operation::Rename).then_some(self.network),
+        };
         let at = match situation::situation(&folders, sync.dialect, cmd, path, self.network) {
             Ok(at) => at,
             Err(rule) => return refuse(rule),
@@ -140,6 +159,21 @@ impl Gate {
 
     pub fn sink(&self) -> &Arc<dyn EventSink> {
         &self.sink
+    }
+
+    /// The process the thread `pid` belongs to.
+    pub fn process(&self, pid: u32) -> Option<crate::fresh::ProcessKey> {
+        self.callers.process(pid)
+    }
+
+    /// Whether the process behind `pid` may finish the entries it created in this session
+    /// (see [`crate::fresh`]): a sync tool while sync tools are allowed. Other uncertified
+    /// programs keep the stricter rule (what they made is a backup as soon as it is one).
+    pub fn may_finish_its_own(&self, pid: u32) -> bool {
+        let Some(places) = &self.places else {
+            return false;
+        };
+        places.allowed() && self.callers.resolve(pid).sync.is_some()
     }
 
     /// Whether the process behind `pid` is certified (for checks that only concern others).

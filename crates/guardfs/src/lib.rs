@@ -13,12 +13,14 @@
 //! - [`credentials`]: creating files as the caller.
 //! - [`walk`]: zone-aware tree walks (protect-time scan, "does this directory hold backups").
 //! - [`gate`]: the call into the pure policy and event reporting.
+//! - [`fresh`]: entries created in this session, and by whom.
 //! - [`filesystem`]: the `fuser::Filesystem` implementation.
 //! - [`mount`]: mounting and unmounting.
 
 pub mod credentials;
 pub mod file_handle;
 pub mod filesystem;
+pub mod fresh;
 pub mod gate;
 pub mod handles;
 pub mod inode_store;

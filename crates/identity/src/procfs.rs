@@ -325,3 +325,14 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         );
     }
 }
+
+/// The thread group (process) of the thread `tid`, and that process's start time.
+pub fn process_of(tid: u32) -> io::Result<(u32, u64)> {
+    let status = fs::read_to_string(proc_path(tid, "status"))?;
+    let tgid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Tgid in /proc status"))?;
+    Ok((tgid, start_time(tgid)?))
+}

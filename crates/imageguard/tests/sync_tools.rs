@@ -74,9 +74,12 @@ fn setup(allow: bool) -> Setup {
         write(&offsite.join(format!("{n}.mrimg")), 1);
     }
     write(&offsite.join("old.mrimg"), 2);
-    // Backups only the destination has (a mirror into it would delete them).
     write(&dest.join("x.mrimg"), 3);
     write(&dest.join("y.mrimg"), 4);
+    // A file only the destination keeps (every file in a destination is a backup): the
+    // mirrors to the offsite copy leave it out, so a mirror back into the destination would
+    // delete it.
+    write(&dest.join("notes.txt"), 5);
     let config = sb.path().join("imageguard.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     let text = text.replace("allow = false", &format!("allow = {allow}"));
@@ -138,8 +141,20 @@ fn rsync_under_the_sync_rules() {
     let o = format!("{}/", offsite.display());
     let before = hashes(&dest);
 
+    // Mirroring the backup destination to the offsite copy prunes old backup files there.
+    let out = run(
+        "rsync",
+        &["-a", "--delete", "--exclude", "notes.txt", &d, &o],
+    );
+    assert!(out.status.success(), "mirror to offsite: {}", stderr(&out));
+    assert_eq!(
+        names(&offsite),
+        ["a.mrimg", "b.mrimg", "x.mrimg", "y.mrimg"],
+        "old.mrimg pruned"
+    );
+
     // A mirror of the offsite copy into the backup destination deletes nothing and logs 320.
-    let extra = dest.join("x.mrimg");
+    let extra = dest.join("notes.txt");
     let out = run("rsync", &["-a", "--delete", &o, &d]);
     assert!(
         !out.status.success(),
@@ -150,15 +165,6 @@ fn rsync_under_the_sync_rules() {
         refused_for(&sb, &extra, "its source is a backup destination"),
         "{:#?}",
         rules_320s(&sb)
-    );
-
-    // Mirroring the backup destination to the offsite copy prunes old backup files there.
-    let out = run("rsync", &["-a", "--delete", &d, &o]);
-    assert!(out.status.success(), "mirror to offsite: {}", stderr(&out));
-    assert_eq!(
-        names(&offsite),
-        ["a.mrimg", "b.mrimg", "x.mrimg", "y.mrimg"],
-        "old.mrimg pruned"
     );
 
     // Ransomware: rsync --delete from an empty folder onto the destination deletes nothing.
@@ -283,8 +289,16 @@ fn rclone_under_the_sync_rules() {
     let ds = dest.to_string_lossy().to_string();
     let os = offsite.to_string_lossy().to_string();
 
+    // sync = mirror: from the destination, old backup files in the offsite copy are pruned.
+    let out = run("rclone", &["sync", "--exclude", "notes.txt", &ds, &os]);
+    assert!(out.status.success(), "rclone sync: {}", stderr(&out));
+    assert_eq!(
+        names(&offsite),
+        ["a.mrimg", "b.mrimg", "x.mrimg", "y.mrimg"]
+    );
+
     // Into the destination: nothing deleted.
-    let only_here = dest.join("y.mrimg");
+    let only_here = dest.join("notes.txt");
     let out = run("rclone", &["sync", &os, &ds]);
     assert!(
         !out.status.success(),
@@ -296,14 +310,6 @@ fn rclone_under_the_sync_rules() {
         "{:#?}\n{}",
         rules_320s(&sb),
         stderr(&out)
-    );
-
-    // sync = mirror: from the destination, old backup files in the offsite copy are pruned.
-    let out = run("rclone", &["sync", &ds, &os]);
-    assert!(out.status.success(), "rclone sync: {}", stderr(&out));
-    assert_eq!(
-        names(&offsite),
-        ["a.mrimg", "b.mrimg", "x.mrimg", "y.mrimg"]
     );
 
     // delete / purge are never transfers: refused like any uncertified program.
@@ -326,7 +332,12 @@ fn rclone_under_the_sync_rules() {
     // move within the protected volume (rclone renames): allowed.
     let archive = sb.mnt.join("archive").to_string_lossy().to_string();
     let out = run("rclone", &["move", &os, &archive]);
-    assert!(out.status.success(), "rclone move: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "rclone move: {}\n{:#?}",
+        stderr(&out),
+        rules_320s(&sb)
+    );
     assert!(!offsite.join("a.mrimg").exists());
     assert!(sb.mnt.join("archive/a.mrimg").exists());
 }

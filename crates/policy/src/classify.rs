@@ -112,6 +112,19 @@ impl Class {
     }
 }
 
+/// The class of an entry for the process that created it through the guard in this session:
+/// ordinary. Nothing of it existed before its creator made it, so finishing it (writing it,
+/// setting its times and modes, moving a temp file into place, removing it again) destroys no
+/// backup; a backup it would replace or link to is checked on its own. Everyone else sees it
+/// as what it is.
+pub fn for_its_creator(class: Class, created_by_caller: bool) -> Class {
+    if created_by_caller {
+        Class::Ordinary
+    } else {
+        class
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
     #[error("invalid backup pattern {pattern:?}: {source}")]

@@ -2,6 +2,7 @@
 //! imageguard-identity, events go to the event log.
 
 use imageguard_eventstore::EventLog;
+use imageguard_guardfs::fresh::ProcessKey;
 use imageguard_guardfs::{CallerSource, EventSink};
 use imageguard_identity::CallerResolver;
 use imageguard_policy::{CallerFacts, Event};
@@ -11,6 +12,11 @@ pub struct ProcCallers(pub std::sync::Arc<CallerResolver>);
 impl CallerSource for ProcCallers {
     fn resolve(&self, pid: u32) -> CallerFacts {
         self.0.resolve(pid)
+    }
+
+    fn process(&self, pid: u32) -> Option<ProcessKey> {
+        let (tgid, start) = imageguard_identity::procfs::process_of(pid).ok()?;
+        Some(ProcessKey { tgid, start })
     }
 }
 

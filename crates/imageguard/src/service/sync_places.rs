@@ -124,10 +124,19 @@ impl SyncPlaces for ServicePlaces {
 
     fn place(&self, path: &Path) -> Place {
         let path = path.to_path_buf();
+        // A target not made yet (a tool creates it) is where its nearest existing folder is.
         let found = bounded(move || {
-            let canonical = std::fs::canonicalize(&path).ok()?;
-            let dev = std::fs::metadata(&canonical).ok()?.dev();
-            Some((dev, canonical))
+            let mut rest = Vec::new();
+            let mut at = path.as_path();
+            loop {
+                if let Ok(canonical) = std::fs::canonicalize(at) {
+                    let dev = std::fs::metadata(&canonical).ok()?.dev();
+                    let full = rest.iter().rev().fold(canonical, |p, c| p.join(c));
+                    return Some((dev, full));
+                }
+                rest.push(at.file_name()?.to_os_string());
+                at = at.parent()?;
+            }
         })
         .flatten();
         match found {
