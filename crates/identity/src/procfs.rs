@@ -233,6 +233,17 @@ pub fn root(pid: u32) -> io::Result<PathBuf> {
     fs::read_link(proc_path(pid, "root"))
 }
 
+/// The thread group (process) of the thread `tid`, and that process's start time.
+pub fn process_of(tid: u32) -> io::Result<(u32, u64)> {
+    let status = fs::read_to_string(proc_path(tid, "status"))?;
+    let tgid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Tgid in /proc status"))?;
+    Ok((tgid, start_time(tgid)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,15 +335,4 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
             ]
         );
     }
-}
-
-/// The thread group (process) of the thread `tid`, and that process's start time.
-pub fn process_of(tid: u32) -> io::Result<(u32, u64)> {
-    let status = fs::read_to_string(proc_path(tid, "status"))?;
-    let tgid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Tgid in /proc status"))?;
-    Ok((tgid, start_time(tgid)?))
 }

@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::servers;
 use common::*;
 use imageguard::sandbox::Sandbox;
 
@@ -363,4 +364,168 @@ fn sync_tools_not_allowed_are_refused_like_any_program() {
         &offsite.join("old.mrimg"),
         "sync tools are not allowed"
     ));
+}
+
+/// A guarded volume shared by a real Samba server: what another machine does through the
+/// share (smbclient here) is done by smbd, never a sync tool: deleting, renaming and
+/// overwriting backup files are refused and logged; reading works.
+#[test]
+fn a_samba_share_of_a_guarded_volume() {
+    let Setup { sb, offsite, .. } = setup(true);
+    let samba = servers::Samba::share(&sb.path().join("samba"), &sb.mnt);
+    let local = sb.path().join("client");
+    std::fs::create_dir_all(&local).unwrap();
+    let before = hashes(&sb.mnt);
+
+    let get = samba.client("cd offsite; get a.mrimg", &local);
+    assert!(get.status.success(), "read over smb: {}", stderr(&get));
+    assert_eq!(
+        std::fs::read(local.join("a.mrimg")).unwrap(),
+        std::fs::read(offsite.join("a.mrimg")).unwrap()
+    );
+    std::fs::write(local.join("a.mrimg"), b"encrypted").unwrap();
+    for (what, commands) in [
+        ("delete", "cd offsite; del a.mrimg"),
+        ("rename", "cd offsite; rename a.mrimg a.mrimg.locked"),
+        ("overwrite", "cd offsite; put a.mrimg"),
+    ] {
+        let out = samba.client(commands, &local);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(
+            text.contains("NT_STATUS_ACCESS_DENIED")
+                || text.contains("NT_STATUS_MEDIA_WRITE_PROTECTED"),
+            "{what} over smb was not refused: {text}"
+        );
+    }
+    assert_eq!(hashes(&sb.mnt), before, "every byte intact");
+    let f = offsite.join("a.mrimg").to_string_lossy().into_owned();
+    let by_smbd: Vec<_> = events(&sb)
+        .into_iter()
+        .filter(|e| e.id == 320 && e.file.as_deref() == Some(&*f))
+        .filter(|e| e.exe.as_deref().is_some_and(|x| x.ends_with("/smbd")))
+        .filter_map(|e| e.operation)
+        .collect();
+    for op in ["delete", "rename"] {
+        assert!(
+            by_smbd.iter().any(|o| o == op),
+            "no 320 for smbd's {op}: {by_smbd:?}"
+        );
+    }
+    assert!(
+        by_smbd.iter().any(|o| o == "open-write" || o == "truncate"),
+        "no 320 for smbd's overwrite: {by_smbd:?}"
+    );
+}
+
+/// A folder of another machine mounted here with sshfs (a real sshd on localhost) and
+/// protected here: a network volume. A mirror from a backup destination into it, which the
+/// rules allow on a local volume, deletes nothing there.
+#[test]
+fn an_sshfs_mount_protected_here_counts_as_network() {
+    let Setup { sb, dest, .. } = setup(true);
+    let ssh = servers::Ssh::start(&sb.path().join("ssh"));
+    let remote = sb.path().join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    write(&remote.join("a.mrimg"), 1);
+    write(&remote.join("old.mrimg"), 2);
+    let net = sb.path().join("net");
+    let mount = ssh.sshfs(&remote, &net);
+    let out = sb.imageguard(&["protect", &net.to_string_lossy()]).unwrap();
+    assert!(out.status.success(), "protect sshfs: {}", stderr(&out));
+    let status = sb.imageguard(&["status"]).unwrap();
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("network"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+
+    let out = run(
+        "rsync",
+        &[
+            "-rt",
+            "--delete",
+            "--exclude",
+            "notes.txt",
+            &format!("{}/", dest.display()),
+            &format!("{}/", net.display()),
+        ],
+    );
+    assert!(!out.status.success(), "the mirror's deletes must fail");
+    assert!(
+        remote.join("old.mrimg").exists(),
+        "deleted over the network"
+    );
+    assert!(
+        refused_for(&sb, &net.join("old.mrimg"), "reached over the network"),
+        "{:#?}",
+        rules_320s(&sb)
+    );
+    // New files still arrive (a copy is not a delete).
+    assert!(remote.join("x.mrimg").exists());
+    let out = sb
+        .imageguard(&["unprotect", &net.to_string_lossy()])
+        .unwrap();
+    assert!(out.status.success(), "unprotect: {}", stderr(&out));
+    drop(mount);
+}
+
+/// The receiving end of a remote transfer: another machine pushes with `rsync --delete` over
+/// ssh; here `rsync --server` (a sync tool) cannot name its source and the volume is served
+/// over the network: nothing is deleted. Through a stand-in remote shell that runs the server
+/// here (in the service's namespace, so the served rule itself answers), and through the real
+/// sshd.
+#[test]
+fn rsync_server_deletes_nothing_for_another_machine() {
+    let Setup {
+        sb, dest, offsite, ..
+    } = setup(true);
+    let d = format!("{}/", dest.display());
+    let o = format!("{}/", offsite.display());
+
+    // The local rehearsal of sshd: `-e` runs the server side right here.
+    let shell = sb.path().join("here-shell");
+    std::fs::write(&shell, "#!/bin/sh\nshift\nexec \"$@\"\n").unwrap();
+    std::fs::set_permissions(&shell, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = run(
+        "rsync",
+        &[
+            "-a",
+            "--delete",
+            "--exclude",
+            "notes.txt",
+            "-e",
+            shell.to_str().unwrap(),
+            &d,
+            &format!("otherhost:{o}"),
+        ],
+    );
+    assert!(!out.status.success(), "the served deletes must fail");
+    assert!(offsite.join("old.mrimg").exists());
+    assert!(
+        refused_for(&sb, &offsite.join("old.mrimg"), "reached over the network"),
+        "{:#?}",
+        rules_320s(&sb)
+    );
+
+    // The same push through the real sshd.
+    let ssh = servers::Ssh::start(&sb.path().join("ssh"));
+    let out = run(
+        "rsync",
+        &[
+            "-a",
+            "--delete",
+            "--exclude",
+            "notes.txt",
+            "-e",
+            &ssh.ssh_command(),
+            &d,
+            &format!("root@127.0.0.1:{o}"),
+        ],
+    );
+    assert!(
+        !out.status.success(),
+        "the deletes over ssh must fail: {}",
+        stderr(&out)
+    );
+    assert!(offsite.join("old.mrimg").exists());
 }

@@ -2,6 +2,8 @@
 //! service (see `imageguard::sandbox`), shell commands run as uncertified processes, and checks.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
