@@ -17,6 +17,7 @@ mod attacker;
 mod closure;
 mod helpers;
 mod suite;
+mod sync_tools;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -140,6 +140,12 @@ impl Ctx {
         outcome_of_tool(&sh(script))
     }
 
+    /// Check `path`'s bytes after every later technique too.
+    pub(crate) fn watch(&mut self, path: &Path) {
+        let h = watched_hashes(std::iter::once(&path.to_path_buf()));
+        self.watched.extend(h);
+    }
+
     /// Record a technique: it passes when the outcome is one of `expected` and every watched
     /// backup is unchanged.
     pub(crate) fn record(&mut self, technique: &str, expected: &[&str], observed: Outcome) {
@@ -322,6 +328,7 @@ pub fn run() -> usize {
     let me = std::env::current_exe().unwrap();
     let mut sb = Sandbox::new(&exe(), 512).expect("sandbox");
     populate(&sb);
+    crate::sync_tools::prepare(&sb);
     let holder = Holder::start(&me, &sb.mnt.join("images"), "disk-2.mrimg");
     sb.start_service().expect("service");
     let out = sb
@@ -393,6 +400,7 @@ pub fn run() -> usize {
     identities(&mut cx);
     crate::closure::attacks(&mut cx);
     crate::helpers::attacks(&mut cx);
+    crate::sync_tools::attacks(&mut cx);
     definitions(&mut cx);
     folders_and_storms(&mut cx);
 
