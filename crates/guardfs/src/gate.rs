@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use imageguard_policy::sync_tools::rules::{self, Act, Place, Rule, Ruling};
+use imageguard_policy::sync_tools::servers::file_server;
 use imageguard_policy::sync_tools::situation::{self, Folders};
 use imageguard_policy::{
     decide, CallerFacts, Class, Event, EventKind, Operation, SyncCaller, Verdict, VolumeRef,
@@ -240,6 +241,12 @@ impl Gate {
                             sync.dialect, ruling.rule
                         );
                     }
+                }
+                if let Some(server) = file_server(&caller.exe) {
+                    why = format!(
+                        "{why}; {server} serves this volume to another machine: what it does is \
+                         that machine's request"
+                    );
                 }
                 self.counters.denied.fetch_add(1, Ordering::Relaxed);
                 let reason = match class {

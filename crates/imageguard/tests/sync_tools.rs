@@ -272,6 +272,17 @@ fn rsync_under_the_sync_rules() {
     assert!(!out.status.success());
     assert!(archive.join("b.mrimg").exists());
 
+    let status = sb.imageguard(&["status"]).unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("sync tools: 2 (allowed by the sync rules"),
+        "{status}"
+    );
+    assert!(
+        status.contains("sync tools' changes allowed by the rules:"),
+        "{status}"
+    );
+
     // Every original byte of the destination is still there.
     let after = hashes(&dest);
     for (f, h) in &before {
@@ -411,6 +422,25 @@ fn a_samba_share_of_a_guarded_volume() {
             "no 320 for smbd's {op}: {by_smbd:?}"
         );
     }
+    assert!(
+        refused_for(
+            &sb,
+            &offsite.join("a.mrimg"),
+            "smbd serves this volume to another machine"
+        ),
+        "{:#?}",
+        rules_320s(&sb)
+    );
+    // A file server is never a sync tool.
+    let out = sb
+        .imageguard(&["certify", "--sync-tool", "rsync", "/usr/sbin/smbd"])
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is a file server (smbd)"),
+        "{}",
+        stderr(&out)
+    );
     assert!(
         by_smbd.iter().any(|o| o == "open-write" || o == "truncate"),
         "no 320 for smbd's overwrite: {by_smbd:?}"

@@ -64,6 +64,25 @@ pub fn describe(e: &CertifiedEntry) -> String {
     msg
 }
 
+/// Refuse to make a file server a sync tool: what it does, it does for another machine (and
+/// every delete over the network is blocked).
+pub fn check_sync_tool(path: &Path, dialect: Option<Dialect>) -> anyhow::Result<()> {
+    let Some(dialect) = dialect else {
+        return Ok(());
+    };
+    let resolved = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if let Some(server) =
+        imageguard_policy::sync_tools::servers::file_server(&resolved.to_string_lossy())
+    {
+        anyhow::bail!(
+            "{} is a file server ({server}): it acts for other machines, whose deletes are \
+             always blocked; it cannot be a sync tool ({dialect} dialect)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Put a freshly certified entry on the list (as a helper of `helper_of`, when given): what
 /// was recorded, and whether the list changed (a program certified on its own is not narrowed
 /// to a helper, nor its record renewed).
@@ -155,6 +174,9 @@ pub fn certify_program_as_helper(
 fn certify_program(paths: &PathArgs, args: &CertifyArgs<'_>, helper_of: Option<&Path>) -> i32 {
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let path = abs(args.path);
+    if let Err(e) = check_sync_tool(&path, args.sync_tool) {
+        return fail(&format!("{e:#}"), 1);
+    }
     let homes: Vec<PathBuf> = args.homes.iter().map(|p| abs(p)).collect();
     let running = !offline(paths);
     // With the service, the job's processes are followed by the service itself (what they

@@ -48,6 +48,17 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
             String::new()
         }
     );
+    if report.sync_tools > 0 || report.sync_tools_allowed {
+        println!(
+            "sync tools: {} ({}; docs/sync-tools.md)",
+            report.sync_tools,
+            if report.sync_tools_allowed {
+                "allowed by the sync rules"
+            } else {
+                "not allowed: [sync_tools] allow = false"
+            }
+        );
+    }
     for w in &report.warnings {
         println!("warning: {w}");
     }
@@ -71,6 +82,12 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
             "  denied / certified writes: {} / {}",
             v.denied, v.allowed_certified
         );
+        if v.allowed_sync > 0 {
+            println!(
+                "  sync tools' changes allowed by the rules: {}",
+                v.allowed_sync
+            );
+        }
         println!(
             "  data path:       {}",
             if v.passthrough {

@@ -642,7 +642,21 @@ impl Service {
             pid: std::process::id(),
             volumes: inner.volumes.values().map(volumes::report).collect(),
             absent: inner.absent.iter().map(|(mp, a)| a.report(mp)).collect(),
-            certified_programs: self.resolver.list().entries.len(),
+            certified_programs: self
+                .resolver
+                .list()
+                .entries
+                .iter()
+                .filter(|e| e.sync_tool.is_none())
+                .count(),
+            sync_tools: self
+                .resolver
+                .list()
+                .entries
+                .iter()
+                .filter(|e| e.sync_tool.is_some())
+                .count(),
+            sync_tools_allowed: self.config.sync_tools.allow,
             certified_broken: self
                 .certified_programs()
                 .iter()
@@ -681,6 +695,7 @@ impl Service {
         helper_of: Option<&Path>,
         sync_tool: Option<imageguard_policy::sync_tools::Dialect>,
     ) -> Result<Response> {
+        crate::cli::certify::check_sync_tool(path, sync_tool)?;
         let c = certify_path(path, options, now())?;
         let mut list = (*self.resolver.list()).clone();
         let renewed = c.entry.path.clone();

@@ -21,6 +21,9 @@ pub struct VolumeReport {
     pub files_protected: u64,
     pub denied: u64,
     pub allowed_certified: u64,
+    /// Operations of sync tools the sync rules allowed.
+    #[serde(default)]
+    pub allowed_sync: u64,
     pub passthrough: bool,
     pub guard_running: bool,
     pub also_mounted_at: Vec<PathBuf>,
@@ -56,6 +59,11 @@ pub struct StatusReport {
     #[serde(default)]
     pub absent: Vec<AbsentReport>,
     pub certified_programs: usize,
+    /// Sync tools on the list (not certified) and whether the setting allows them.
+    #[serde(default)]
+    pub sync_tools: usize,
+    #[serde(default)]
+    pub sync_tools_allowed: bool,
     /// Certified programs whose closure changed since certification (no longer certified).
     #[serde(default)]
     pub certified_broken: usize,

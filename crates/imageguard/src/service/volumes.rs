@@ -222,6 +222,7 @@ pub fn report(v: &ProtectedVolume) -> VolumeReport {
             .counters
             .allowed_certified
             .load(Ordering::Relaxed),
+        allowed_sync: v.shared.gate.counters.allowed_sync.load(Ordering::Relaxed),
         passthrough: v.shared.passthrough.load(Ordering::Relaxed),
         guard_running: v.guard.is_running(),
         also_mounted_at: i.also_mounted_at.clone(),

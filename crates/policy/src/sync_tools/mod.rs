@@ -10,11 +10,13 @@
 //! - [`robocopy`]: RoboCopy's own syntax, for any tool an admin maps to it.
 //! - [`rules`]: move, purge/mirror, overwrite and network shares.
 //! - [`situation`]: where an entry lies with respect to a command's folders.
+//! - [`servers`]: file servers, which act for another machine.
 
 pub mod rclone;
 pub mod robocopy;
 pub mod rsync;
 pub mod rules;
+pub mod servers;
 pub mod situation;
 
 use serde::{Deserialize, Serialize};
