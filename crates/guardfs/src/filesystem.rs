@@ -440,9 +440,18 @@ impl GuardFs {
         for_its_creator(class, own)
     }
 
+    /// The process behind `req`, when it may finish what it creates (a sync tool while they
+    /// are allowed; nothing is looked up otherwise, so creating costs others nothing).
+    fn finisher(&self, req: &Request) -> Option<crate::fresh::ProcessKey> {
+        if !self.shared.gate.may_finish_its_own(req.pid()) {
+            return None;
+        }
+        self.shared.gate.process(req.pid())
+    }
+
     /// Remember that the caller of `req` created `name` in `parent`.
     fn note_created(&self, req: &Request, parent: &Arc<Inode>, name: &OsStr) {
-        let Some(creator) = self.shared.gate.process(req.pid()) else {
+        let Some(creator) = self.finisher(req) else {
             return;
         };
         let Ok(c) = cname(name) else { return };
@@ -1148,8 +1157,8 @@ impl Filesystem for GuardFs {
                         return Err(e);
                     }
                     self.note_backup_created(&p, name, EntryKind::File);
-                    if let Ok(st) = sys::fstat_fd(fd.as_fd()) {
-                        if let Some(creator) = self.shared.gate.process(req.pid()) {
+                    if let Some(creator) = self.finisher(req) {
+                        if let Ok(st) = sys::fstat_fd(fd.as_fd()) {
                             self.shared.fresh.note(st.st_ino, creator);
                         }
                     }
