@@ -39,6 +39,8 @@ pub trait SyncPlaces: Send + Sync {
     /// Whether `folder` is at or under a backup destination of a saved definition (by its
     /// path's components).
     fn is_destination(&self, folder: &Path) -> bool;
+    /// Whether a backup destination lies at or below `folder`.
+    fn holds_destination(&self, folder: &Path) -> bool;
     /// For an rsync sender: the folder its local receiver writes into (the working folder of
     /// its child rsync process) and what it is; `None` when it sends to another machine.
     fn receiving_folder(&self, pid: u32) -> Option<(PathBuf, Place)>;
@@ -67,6 +69,9 @@ impl Folders for CallerFolders<'_> {
     }
     fn is_destination(&self, folder: &Path) -> bool {
         self.places.is_destination(folder)
+    }
+    fn holds_destination(&self, folder: &Path) -> bool {
+        self.places.holds_destination(folder)
     }
     fn receiving_folder(&self) -> Option<(PathBuf, Place)> {
         self.places.receiving_folder(self.pid)

@@ -532,7 +532,11 @@ fn rsync_server_deletes_nothing_for_another_machine() {
     assert!(!out.status.success(), "the served deletes must fail");
     assert!(offsite.join("old.mrimg").exists());
     assert!(
-        refused_for(&sb, &offsite.join("old.mrimg"), "reached over the network"),
+        refused_for(
+            &sb,
+            &offsite.join("old.mrimg"),
+            "it serves this volume to another machine"
+        ),
         "{:#?}",
         rules_320s(&sb)
     );

@@ -55,6 +55,12 @@ impl SavedDefinitions {
         within(folder, &self.destinations)
     }
 
+    /// Whether a backup destination lies at or below `folder` (moving or removing `folder`
+    /// would take the destination with it).
+    pub fn holds_destination(&self, folder: &Path) -> bool {
+        normal(folder).is_some_and(|f| self.destinations.iter().any(|d| d.starts_with(&f)))
+    }
+
     /// Whether `folder` is backed up by a saved definition (or inside what one backs up).
     pub fn is_source(&self, folder: &Path) -> bool {
         within(folder, &self.sources)
@@ -100,5 +106,9 @@ mod tests {
             assert_eq!(saved.is_source(Path::new(folder)), *src, "{folder} source");
         }
         assert!(!SavedDefinitions::default().is_destination(Path::new("/")));
+        assert!(saved.holds_destination(Path::new("/mnt/usb")));
+        assert!(saved.holds_destination(Path::new("/mnt/usb/borg")));
+        assert!(!saved.holds_destination(Path::new("/mnt/usb/borg/data")));
+        assert!(!saved.holds_destination(Path::new("/mnt/other")));
     }
 }

@@ -149,6 +149,10 @@ impl SyncPlaces for ServicePlaces {
         self.snapshot.read().destinations.is_destination(folder)
     }
 
+    fn holds_destination(&self, folder: &Path) -> bool {
+        self.snapshot.read().destinations.holds_destination(folder)
+    }
+
     fn receiving_folder(&self, pid: u32) -> Option<(PathBuf, Place)> {
         let found = bounded(move || receiver_cwd(pid)).flatten()?;
         let (path, dev) = found;

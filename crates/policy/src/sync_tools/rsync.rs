@@ -249,7 +249,7 @@ pub fn parse<S: AsRef<[u8]>>(argv: &[S]) -> Result<RsyncCommand, Unreadable> {
                 "remove-source-files" => cmd.remove_source_files = true,
                 "recursive" | "archive" => cmd.recursive = true,
                 "no-recursive" | "no-r" => cmd.recursive = false,
-                "server" => cmd.server = true,
+                "server" | "sender" => cmd.server = true,
                 "ignore-existing" => cmd.ignore_existing = true,
                 n if DELETES.contains(&n) => cmd.delete = true,
                 n if LONG_FLAGS.contains(&n) => {}

@@ -105,6 +105,8 @@ pub enum Rule {
     PurgeSourceNotDestination,
     PurgeIntoDestination,
     PurgeOnNetwork,
+    /// The served end of a transfer another machine drives (`rsync --server`).
+    Served,
     Overwrite,
     OverwriteInDestination,
     CopyIn,
@@ -128,7 +130,7 @@ impl Rule {
         match self {
             Rule::MoveToProtected | Rule::MoveToUnprotected => MOVE,
             Rule::MoveOutOfDestination => MOVE_KEEPS_DESTINATION,
-            Rule::MoveFromNetwork | Rule::PurgeOnNetwork => NETWORK,
+            Rule::MoveFromNetwork | Rule::PurgeOnNetwork | Rule::Served => NETWORK,
             Rule::Purge | Rule::PurgeSourceNotDestination | Rule::PurgeIntoDestination => PURGE,
             Rule::Overwrite | Rule::OverwriteInDestination => OVERWRITE,
             _ => ENABLES,
@@ -160,6 +162,9 @@ impl std::fmt::Display for Rule {
             ),
             Rule::PurgeOnNetwork => f.write_str(
                 "the target of this purge or mirror is a protected volume reached over the network: every delete is blocked",
+            ),
+            Rule::Served => f.write_str(
+                "it serves this volume to another machine, which drives the transfer: every delete over the network is blocked",
             ),
             Rule::Overwrite => f.write_str("an overwrite outside every backup destination"),
             Rule::OverwriteInDestination => f.write_str(
@@ -248,6 +253,8 @@ pub fn judge(cmd: &SyncCommand, act: Act, at: &Situation) -> Ruling {
         return Ruling::refuse(Rule::OutsideItsFolders);
     }
     match act {
+        // The other machine's command line is not here to read: whatever it asked, no delete.
+        Act::Remove if cmd.served => Ruling::refuse(Rule::Served),
         Act::Remove => {
             let mut rulings = Vec::with_capacity(2);
             if at.in_source && cmd.moves {

@@ -6,7 +6,8 @@
 //!   rsync's processes change their working folder); a remote one is not on this machine.
 //! - The entry's own side is known exactly: it is on this protected volume, reached over the
 //!   network when the volume is a network file system or the tool is the served end of a
-//!   transfer (`rsync --server`), and a backup destination when its folder lies in one.
+//!   transfer (`rsync --server`), and counts as a backup destination when it lies in one or
+//!   holds one (a folder renamed or removed would take the destination with it).
 //! - A move's target is where the data went: for rsync, the working folder of its local
 //!   receiver (not the path as written, which a symlink could bend); for other tools, the
 //!   target path as the port resolves it now.
@@ -23,6 +24,8 @@ pub trait Folders {
     fn place(&self, path: &Path) -> Place;
     /// Whether `folder` is at or under a backup destination of a saved definition.
     fn is_destination(&self, folder: &Path) -> bool;
+    /// Whether a backup destination lies at or below `folder`.
+    fn holds_destination(&self, folder: &Path) -> bool;
     /// For an rsync sender: the folder its local receiver writes into, and what it is.
     fn receiving_folder(&self) -> Option<(PathBuf, Place)>;
 }
@@ -46,7 +49,6 @@ pub fn situation(
     entry: &Path,
     volume_network: bool,
 ) -> Result<Situation, Rule> {
-    let folder = entry.parent().unwrap_or(entry);
     // The served end of a transfer cannot name its source ("." stands for the other machine).
     let sources: Vec<Option<PathBuf>> = if cmd.served {
         Vec::new()
@@ -62,7 +64,7 @@ pub fn situation(
     let here = Place {
         protected: true,
         network: volume_network || cmd.served,
-        destination: folders.is_destination(folder),
+        destination: folders.is_destination(entry) || folders.holds_destination(entry),
     };
     let source = if in_source {
         Place {
@@ -124,6 +126,9 @@ mod tests {
         }
         fn is_destination(&self, folder: &Path) -> bool {
             folder.starts_with("/mnt/prot/dest")
+        }
+        fn holds_destination(&self, folder: &Path) -> bool {
+            Path::new("/mnt/prot/dest").starts_with(folder)
         }
         fn receiving_folder(&self) -> Option<(PathBuf, Place)> {
             self.receiving.clone()
@@ -213,6 +218,18 @@ mod tests {
         )
         .unwrap();
         assert!(s.in_target && s.target.network && !s.source.destination);
+
+        // A folder holding a destination counts as one (renamed, it would take it along).
+        let s = at(
+            Dialect::Rsync,
+            "rsync -a --delete /mnt/prot/dest/ /mnt/prot",
+            "/mnt/prot/dest",
+            None,
+        )
+        .unwrap();
+        assert!(s.in_target && s.target.destination);
+        let s = at(Dialect::Rclone, "rclone sync /src /mnt", "/mnt/prot", None).unwrap();
+        assert!(s.in_target && s.target.destination);
 
         // Components, not prefixes of text.
         let s = at(
