@@ -64,6 +64,11 @@ struct Setup {
 /// The sandbox with the sync setting `allow`, a definition backing up to `mnt/dest`, rsync and
 /// rclone added as sync tools.
 fn setup(allow: bool) -> Setup {
+    setup_with(allow, true)
+}
+
+/// [`setup`], with automatic protection of backup drives on or off.
+fn setup_with(allow: bool, auto_protect: bool) -> Setup {
     let mut sb = Sandbox::new(&exe(), 96).expect("sandbox");
     let mnt = sb.mnt.clone();
     let dest = mnt.join("dest");
@@ -83,7 +88,12 @@ fn setup(allow: bool) -> Setup {
     write(&dest.join("notes.txt"), 5);
     let config = sb.path().join("imageguard.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace("allow = false", &format!("allow = {allow}"));
+    let text = text
+        .replace("allow = false", &format!("allow = {allow}"))
+        .replace(
+            "auto_protect_backup_drives = true",
+            &format!("auto_protect_backup_drives = {auto_protect}"),
+        );
     std::fs::write(
         &config,
         format!(
@@ -562,4 +572,50 @@ fn rsync_server_deletes_nothing_for_another_machine() {
         stderr(&out)
     );
     assert!(offsite.join("old.mrimg").exists());
+}
+
+/// Automatic protection off: the saved definitions are still read, and the sync rules still
+/// know their destinations (an overwrite there is refused, a mirror from there prunes).
+#[test]
+fn without_automatic_protection_the_definitions_still_name_the_destinations() {
+    let Setup {
+        sb, dest, offsite, ..
+    } = setup_with(true, false);
+    let newer = sb.path().join("newer");
+    write(&newer.join("a.mrimg"), 9);
+    let out = run(
+        "rsync",
+        &[
+            "-rt",
+            "--inplace",
+            &format!("{}/", newer.display()),
+            &format!("{}/", dest.display()),
+        ],
+    );
+    assert!(
+        !out.status.success(),
+        "overwrite in a destination must fail"
+    );
+    assert!(refused_for(
+        &sb,
+        &dest.join("a.mrimg"),
+        "never overwrites backup files"
+    ));
+    let out = run(
+        "rsync",
+        &[
+            "-a",
+            "--delete",
+            "--exclude",
+            "notes.txt",
+            &format!("{}/", dest.display()),
+            &format!("{}/", offsite.display()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "mirror from the destination: {}",
+        stderr(&out)
+    );
+    assert!(!offsite.join("old.mrimg").exists());
 }

@@ -3,8 +3,9 @@
 //! drive plugged in: `/proc/self/mountinfo`), the drives the definitions back up to are
 //! protected again after a short quiet time, and so is any absent drive (see [`super::absent`])
 //! that is mounted again. A volume the user unprotected by hand stays unprotected until the
-//! service starts again, as the reference product does. Without automatic protection, only
-//! mounts are followed (for absent drives).
+//! service starts again, as the reference product does. Without automatic protection, the
+//! definitions are still followed (their destinations are what the sync rules and the guards'
+//! rules know as backup destinations), and mounts (for absent drives).
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -32,9 +33,6 @@ const FOLDER_EVENTS: WatchFlags = WatchFlags::CREATE
 /// A fresh inotify instance watching where definitions live now.
 fn watch_definitions(service: &Service) -> Result<OwnedFd> {
     let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)?;
-    if !service.config.protection.auto_protect_backup_drives {
-        return Ok(fd);
-    }
     for folder in watched_folders(&service.config.definitions) {
         // A folder that vanished meanwhile is found again at the next round.
         let _ = inotify::add_watch(&fd, folder.as_path(), FOLDER_EVENTS);
@@ -88,9 +86,7 @@ pub fn follow(service: Arc<Service>) -> Result<()> {
                     return;
                 }
                 service.return_absent_drives();
-                if service.config.protection.auto_protect_backup_drives {
-                    service.protect_backup_drives(false);
-                }
+                service.protect_backup_drives(false);
             }
         })
         .context("starting the backup-drive follower")?;

@@ -173,9 +173,7 @@ pub fn run(paths: PathArgs) -> Result<()> {
         for v in &state.volumes {
             service.protect_user_volume_at_start(v, table.as_ref());
         }
-        if service.config.protection.auto_protect_backup_drives {
-            service.protect_backup_drives(true);
-        }
+        service.protect_backup_drives(true);
     } else {
         eprintln!("imageguard: protection is off (turn it on with `imageguard on`)");
     }
@@ -294,14 +292,15 @@ impl Service {
     /// definitions back up to: "Automatically protect local backup drives". At start every
     /// one (`at_start`); later, not those the user unprotected by hand meanwhile, nor any
     /// while protection is off.
+    ///
+    /// The definitions are read, and their destinations remembered, whether or not drives are
+    /// protected automatically: the sync rules ask "is this a backup destination of a saved
+    /// definition?" either way.
     fn protect_backup_drives(&self, at_start: bool) {
-        if !self.inner.lock().state.protection_on {
-            return;
-        }
         let table = match imageguard_volume::mountinfo::MountTable::read() {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("imageguard: automatic protection: reading the mount table: {e}");
+                eprintln!("imageguard: backup definitions: reading the mount table: {e}");
                 return;
             }
         };
@@ -311,6 +310,12 @@ impl Service {
             eprintln!("imageguard: backup definitions: {p}");
         }
         self.remember_destinations(&report.destinations);
+        if !self.config.protection.auto_protect_backup_drives
+            || !self.inner.lock().state.protection_on
+        {
+            self.refresh_rules();
+            return;
+        }
         let mut done = std::collections::BTreeSet::new();
         let known = self.inner.lock().state.backup_drives.clone();
         for d in &report.destinations {
