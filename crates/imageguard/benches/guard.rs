@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 
 use imageguard::sandbox::Sandbox;
 
+mod common;
+
+use common::ig;
+
 const SEQ_BYTES: u64 = 1 << 30;
 const FILES: usize = 20_000;
 const ROUNDS: usize = 7;
@@ -136,34 +140,8 @@ fn print_row(label: &str, throughput: bool, t: &[Duration]) {
     );
 }
 
-fn ig(sb: &Sandbox, args: &[&str]) {
-    let o = sb.imageguard(args).expect("imageguard");
-    assert!(
-        o.status.success(),
-        "imageguard {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    // cargo runs benches with LD_LIBRARY_PATH set; a process started with it is not trusted as
-    // certified (it could inject code), so run again without it.
-    if std::env::var_os("LD_LIBRARY_PATH").is_some() {
-        let st = Command::new(std::env::current_exe().unwrap())
-            .args(std::env::args_os().skip(1))
-            .env_remove("LD_LIBRARY_PATH")
-            .status()
-            .expect("re-running the benchmark");
-        std::process::exit(st.code().unwrap_or(1));
-    }
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "the benchmark mounts file systems: run it as root"
-    );
+    common::start();
     let _haltpoll = haltpoll_from_args();
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_imageguard"));
     // Images in RAM (/dev/shm) so the host disk's write-back noise does not swamp the ratios.

@@ -14,17 +14,12 @@ use std::time::{Duration, Instant};
 
 use imageguard::sandbox::Sandbox;
 
+mod common;
+
+use common::ig;
+
 const FILES: usize = 3_000;
 const ROUNDS: usize = 5;
-
-fn ig(sb: &Sandbox, args: &[&str]) {
-    let o = sb.imageguard(args).expect("imageguard");
-    assert!(
-        o.status.success(),
-        "imageguard {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 /// Fill `offsite` with [`FILES`] small backup files the destination does not have.
 fn stale_copies(offsite: &Path) {
@@ -56,23 +51,7 @@ fn mirror(rsync: &Path, dest: &Path, offsite: &Path) -> Duration {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    // A certified process started with LD_LIBRARY_PATH is not trusted: run again without it.
-    if std::env::var_os("LD_LIBRARY_PATH").is_some() {
-        let st = Command::new(std::env::current_exe().unwrap())
-            .args(std::env::args_os().skip(1))
-            .env_remove("LD_LIBRARY_PATH")
-            .status()
-            .expect("re-running the benchmark");
-        std::process::exit(st.code().unwrap_or(1));
-    }
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "the benchmark mounts file systems: run it as root"
-    );
+    common::start();
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_imageguard"));
     let base = PathBuf::from("/dev/shm");
     let base = if base.is_dir() {

@@ -38,6 +38,45 @@ fn write(path: &Path, seed: u8) {
     write_pattern(path, 64 * 1024, seed);
 }
 
+/// `dir` with a trailing slash: rsync's "the folder's contents".
+fn slash(dir: &Path) -> String {
+    format!("{}/", dir.display())
+}
+
+/// rsync over a backup file in the destination folder, in place: refused and logged.
+fn overwrite_in_destination_is_refused(sb: &Sandbox, dest: &Path) {
+    let newer = sb.path().join("newer");
+    write(&newer.join("a.mrimg"), 9);
+    let out = run("rsync", &["-rt", "--inplace", &slash(&newer), &slash(dest)]);
+    assert!(
+        !out.status.success(),
+        "overwrite in a destination must fail"
+    );
+    assert!(refused_for(
+        sb,
+        &dest.join("a.mrimg"),
+        "never overwrites backup files"
+    ));
+}
+
+/// Mirroring the destination to the offsite copy (leaving out `notes.txt`) prunes the
+/// backup file only the offsite copy had.
+fn mirror_to_offsite_prunes(dest: &Path, offsite: &Path) {
+    let out = run(
+        "rsync",
+        &[
+            "-a",
+            "--delete",
+            "--exclude",
+            "notes.txt",
+            &slash(dest),
+            &slash(offsite),
+        ],
+    );
+    assert!(out.status.success(), "mirror to offsite: {}", stderr(&out));
+    assert!(!offsite.join("old.mrimg").exists(), "old.mrimg pruned");
+}
+
 /// A 320 whose text names `rule` for `file`.
 fn refused_for(sb: &Sandbox, file: &Path, rule: &str) -> bool {
     let f = file.to_string_lossy();
@@ -153,11 +192,7 @@ fn rsync_under_the_sync_rules() {
     let before = hashes(&dest);
 
     // Mirroring the backup destination to the offsite copy prunes old backup files there.
-    let out = run(
-        "rsync",
-        &["-a", "--delete", "--exclude", "notes.txt", &d, &o],
-    );
-    assert!(out.status.success(), "mirror to offsite: {}", stderr(&out));
+    mirror_to_offsite_prunes(&dest, &offsite);
     assert_eq!(
         names(&offsite),
         ["a.mrimg", "b.mrimg", "x.mrimg", "y.mrimg"],
@@ -171,7 +206,7 @@ fn rsync_under_the_sync_rules() {
         !out.status.success(),
         "a mirror into a destination must fail"
     );
-    assert!(extra.exists(), "x.mrimg deleted from the destination");
+    assert!(extra.exists(), "notes.txt deleted from the destination");
     assert!(
         refused_for(&sb, &extra, "its source is a backup destination"),
         "{:#?}",
@@ -181,10 +216,7 @@ fn rsync_under_the_sync_rules() {
     // Ransomware: rsync --delete from an empty folder onto the destination deletes nothing.
     let empty = sb.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = run(
-        "rsync",
-        &["-a", "--delete", &format!("{}/", empty.display()), &d],
-    );
+    let out = run("rsync", &["-a", "--delete", &slash(&empty), &d]);
     assert!(!out.status.success());
     assert!(names(&dest).contains(&"a.mrimg".to_string()));
     assert!(names(&dest).contains(&"x.mrimg".to_string()));
@@ -193,12 +225,7 @@ fn rsync_under_the_sync_rules() {
     // sources in place.
     let out = run(
         "rsync",
-        &[
-            "-a",
-            "--remove-source-files",
-            &o,
-            &format!("{}/", plain.display()),
-        ],
+        &["-a", "--remove-source-files", &o, &slash(&plain)],
     );
     assert!(!out.status.success(), "the move's deletes must fail");
     assert_eq!(names(&plain), names(&offsite), "copied");
@@ -214,24 +241,11 @@ fn rsync_under_the_sync_rules() {
     );
 
     // An overwrite of a backup file in the destination folder is refused.
+    overwrite_in_destination_is_refused(&sb, &dest);
     let newer = sb.path().join("newer");
-    write(&newer.join("a.mrimg"), 9);
-    let out = run(
-        "rsync",
-        &["-rt", "--inplace", &format!("{}/", newer.display()), &d],
-    );
-    assert!(
-        !out.status.success(),
-        "overwrite in a destination must fail"
-    );
-    assert!(refused_for(
-        &sb,
-        &dest.join("a.mrimg"),
-        "never overwrites backup files"
-    ));
 
     // The same overwrite in the offsite copy is allowed.
-    let out = run("rsync", &["-rt", &format!("{}/", newer.display()), &o]);
+    let out = run("rsync", &["-rt", &slash(&newer), &o]);
     assert!(out.status.success(), "overwrite offsite: {}", stderr(&out));
     assert_eq!(
         std::fs::read(offsite.join("a.mrimg")).unwrap(),
@@ -243,12 +257,7 @@ fn rsync_under_the_sync_rules() {
     std::fs::create_dir_all(&archive).unwrap();
     let out = run(
         "rsync",
-        &[
-            "-a",
-            "--remove-source-files",
-            &o,
-            &format!("{}/", archive.display()),
-        ],
+        &["-a", "--remove-source-files", &o, &slash(&archive)],
     );
     assert!(out.status.success(), "move to protected: {}", stderr(&out));
     assert!(!offsite.join("b.mrimg").exists() && archive.join("b.mrimg").exists());
@@ -257,12 +266,7 @@ fn rsync_under_the_sync_rules() {
     // (imageguard's own condition).
     let out = run(
         "rsync",
-        &[
-            "-a",
-            "--remove-source-files",
-            &d,
-            &format!("{}/", archive.display()),
-        ],
+        &["-a", "--remove-source-files", &d, &slash(&archive)],
     );
     assert!(!out.status.success());
     assert!(dest.join("b.mrimg").exists());
@@ -272,12 +276,7 @@ fn rsync_under_the_sync_rules() {
     std::fs::copy("/usr/bin/rsync", &copy).unwrap();
     let out = run(
         copy.to_str().unwrap(),
-        &[
-            "-a",
-            "--delete",
-            &format!("{}/", empty.display()),
-            &format!("{}/", archive.display()),
-        ],
+        &["-a", "--delete", &slash(&empty), &slash(&archive)],
     );
     assert!(!out.status.success());
     assert!(archive.join("b.mrimg").exists());
@@ -371,12 +370,7 @@ fn sync_tools_not_allowed_are_refused_like_any_program() {
     } = setup(false);
     let out = run(
         "rsync",
-        &[
-            "-a",
-            "--delete",
-            &format!("{}/", dest.display()),
-            &format!("{}/", offsite.display()),
-        ],
+        &["-a", "--delete", &slash(&dest), &slash(&offsite)],
     );
     assert!(!out.status.success());
     assert!(offsite.join("old.mrimg").exists());
@@ -486,8 +480,8 @@ fn an_sshfs_mount_protected_here_counts_as_network() {
             "--delete",
             "--exclude",
             "notes.txt",
-            &format!("{}/", dest.display()),
-            &format!("{}/", net.display()),
+            &slash(&dest),
+            &slash(&net),
         ],
     );
     assert!(!out.status.success(), "the mirror's deletes must fail");
@@ -581,41 +575,6 @@ fn without_automatic_protection_the_definitions_still_name_the_destinations() {
     let Setup {
         sb, dest, offsite, ..
     } = setup_with(true, false);
-    let newer = sb.path().join("newer");
-    write(&newer.join("a.mrimg"), 9);
-    let out = run(
-        "rsync",
-        &[
-            "-rt",
-            "--inplace",
-            &format!("{}/", newer.display()),
-            &format!("{}/", dest.display()),
-        ],
-    );
-    assert!(
-        !out.status.success(),
-        "overwrite in a destination must fail"
-    );
-    assert!(refused_for(
-        &sb,
-        &dest.join("a.mrimg"),
-        "never overwrites backup files"
-    ));
-    let out = run(
-        "rsync",
-        &[
-            "-a",
-            "--delete",
-            "--exclude",
-            "notes.txt",
-            &format!("{}/", dest.display()),
-            &format!("{}/", offsite.display()),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "mirror from the destination: {}",
-        stderr(&out)
-    );
-    assert!(!offsite.join("old.mrimg").exists());
+    overwrite_in_destination_is_refused(&sb, &dest);
+    mirror_to_offsite_prunes(&dest, &offsite);
 }
