@@ -205,15 +205,7 @@ impl MountedGuard {
 
     /// `umount -l` of the guard's mount point.
     fn detach_mount(&self) -> io::Result<()> {
-        rustix::mount::unmount(&self.mount_point, rustix::mount::UnmountFlags::DETACH).map_err(
-            |e| {
-                let e = io::Error::from(e);
-                io::Error::new(
-                    e.kind(),
-                    format!("umount {}: {e}", self.mount_point.display()),
-                )
-            },
-        )
+        imageguard_volume::mountapi::detach(&self.mount_point)
     }
 
     pub fn is_running(&self) -> bool {

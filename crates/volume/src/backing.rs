@@ -90,6 +90,19 @@ pub struct Backing {
     pub id: String,
 }
 
+/// Take the host's mount at `mount_point` away once the guard stands ready: made read-only
+/// first (so no writer slips in between), then detached. Whether files were open for writing
+/// (the read-only remount was refused as busy; they keep writing to the old mount).
+fn hide_host(mount_point: &Path) -> std::io::Result<bool> {
+    let writers = match mountapi::make_read_only(mount_point) {
+        Ok(()) => false,
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => true,
+        Err(e) => return Err(e),
+    };
+    mountapi::detach(mount_point)?;
+    Ok(writers)
+}
+
 fn mount_attrs(e: &MountEntry) -> u32 {
     let mut a = 0;
     for (opt, bit) in [
@@ -231,13 +244,7 @@ pub fn prepare(path: &Path, keeper: &Keeper) -> Result<Prepared, VolumeError> {
                     mountapi::detach(&stale)?;
                 }
                 if host_copy {
-                    let writers = match mountapi::make_read_only(&stale) {
-                        Ok(()) => false,
-                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => true,
-                        Err(e) => return Err(e),
-                    };
-                    mountapi::detach(&stale)?;
-                    return Ok(writers);
+                    return hide_host(&stale);
                 }
                 Ok(false)
             }),
@@ -270,15 +277,7 @@ pub fn prepare(path: &Path, keeper: &Keeper) -> Result<Prepared, VolumeError> {
             let host = mp.clone();
             Ok(Prepared {
                 backing: Backing { root, info, id },
-                detach_host: Box::new(move || {
-                    let writers = match mountapi::make_read_only(&host) {
-                        Ok(()) => false,
-                        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => true,
-                        Err(e) => return Err(e),
-                    };
-                    mountapi::detach(&host)?;
-                    Ok(writers)
-                }),
+                detach_host: Box::new(move || hide_host(&host)),
             })
         }
         None => {

@@ -60,13 +60,12 @@ pub fn unmount(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Lazily detach whatever is mounted on top at `path`.
+/// Lazily detach whatever is mounted on top at `path` (`umount -l`).
 pub fn detach(path: &Path) -> io::Result<()> {
-    let c = cpath(path)?;
-    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } < 0 {
-        return Err(fail("umount", path));
-    }
-    Ok(())
+    rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH).map_err(|e| {
+        let e = io::Error::from(e);
+        io::Error::new(e.kind(), format!("umount {}: {e}", path.display()))
+    })
 }
 
 /// `umount -f`: for a FUSE mount, aborts its connection first (callers get ENOTCONN); the

@@ -11,10 +11,10 @@
 //! a temporary folder and vanish with the namespace).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::common::*;
-use crate::suite::{parse_answer, Ctx, Outcome};
+use crate::suite::{outcome_of_tool, parse_answer, scratch_backup, Ctx, Outcome};
 
 /// The folders the closure attacks write into, overlaid in the suite's mount namespace.
 const OVERLAID: &[&str] = &["/etc", "/root", "/usr/lib/python3/dist-packages"];
@@ -163,16 +163,6 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// A new backup to spend, alone in a new folder (an uncertified process may create a backup,
-/// but not next to existing ones).
-fn scratch_backup(volume: &Path, name: &str) -> PathBuf {
-    let dir = volume.join("scratch").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("spent.mrimg");
-    write_pattern(&p, 4096, 9);
-    p
-}
-
 fn gcc(args: &[&str]) {
     let o = Command::new("gcc").args(args).output().expect("gcc");
     assert!(o.status.success(), "gcc {args:?}: {}", stderr(&o));
@@ -180,17 +170,6 @@ fn gcc(args: &[&str]) {
 
 fn s(p: &Path) -> String {
     p.display().to_string()
-}
-
-/// Outcome of a tool run: success, EPERM (from its stderr) or its first error line.
-fn tool(o: &Output) -> Outcome {
-    if o.status.success() {
-        Outcome::Succeeded
-    } else if stderr(o).contains("Operation not permitted") {
-        Outcome::Errno(libc::EPERM)
-    } else {
-        Outcome::Failed(stderr(o).lines().last().unwrap_or("").to_string())
-    }
 }
 
 /// The newest 320 whose text contains `needle`.
@@ -202,14 +181,10 @@ fn denial_names(cx: &Ctx, needle: &str) -> Outcome {
     Outcome::Note(if named { "logged" } else { "not logged" }.into())
 }
 
-fn ig(cx: &Ctx, args: &[&str]) -> Output {
-    cx.sb.imageguard(args).expect("imageguard")
-}
-
 fn recertify(cx: &Ctx, program: &Path, extra: &[&str]) {
     let mut args = vec!["certify", program.to_str().unwrap()];
     args.extend_from_slice(extra);
-    assert_ok("certify again", &ig(cx, &args));
+    assert_ok("certify again", &cx.ig(&args));
 }
 
 pub fn attacks(cx: &mut Ctx) {
@@ -264,7 +239,8 @@ pub fn attacks(cx: &mut Ctx) {
         &format!("-Wl,-rpath,{}", libdir.display()),
     ]);
     recertify(cx, &prog, &[]);
-    let run_prog = |args: &[&Path]| tool(&output_fresh(clean(Command::new(&prog).args(args))));
+    let run_prog =
+        |args: &[&Path]| outcome_of_tool(&output_fresh(clean(Command::new(&prog).args(args))));
     let o = run_prog(&[&scratch("c1")]);
     cx.record(
         "control: certified program with its own library",
@@ -410,7 +386,7 @@ pub fn attacks(cx: &mut Ctx) {
     );
     hook.disarm();
     let learn_out = learning.wait_with_output().expect("certify --learn");
-    let listing = ig(cx, &["certified", "--json"]);
+    let listing = cx.ig(&["certified", "--json"]);
     let evil_learned = String::from_utf8_lossy(&listing.stdout).contains(&s(&evil));
     cx.record(
         "  ... and it was not learned",
@@ -429,7 +405,7 @@ pub fn attacks(cx: &mut Ctx) {
         ("LD_SOMETHING_NEW", "1".to_string()),
     ] {
         hook.aim(&image);
-        let o = tool(&output_fresh(
+        let o = outcome_of_tool(&output_fresh(
             clean(&mut Command::new(&prog))
                 .env(var, &value)
                 .arg(scratch(&format!("env-{var}"))),
@@ -464,7 +440,7 @@ fn borg_config(cx: &Ctx, env: &[(&str, &str)]) -> Outcome {
     for (k, v) in env {
         c.env(k, v);
     }
-    tool(&c.output().expect("borg"))
+    outcome_of_tool(&c.output().expect("borg"))
 }
 
 /// Certified borg (a Python script) and the ways into its interpreter.
@@ -475,7 +451,7 @@ fn python_hooks(cx: &mut Ctx, dir: &Path, hook: &Hook) {
     };
     // /etc/ld.so.preload (above) changed what every dynamically linked program loads: borg
     // too lost its certification then, and needs certifying again.
-    let listing = ig(cx, &["certified", "--json"]);
+    let listing = cx.ig(&["certified", "--json"]);
     let programs: serde_json::Value = serde_json::from_slice(&listing.stdout).unwrap_or_default();
     let borg_state = programs
         .as_array()
@@ -671,7 +647,7 @@ fn python_hooks(cx: &mut Ctx, dir: &Path, hook: &Hook) {
         &["succeeded"],
         o,
     );
-    let listing = ig(cx, &["certified", "--json"]);
+    let listing = cx.ig(&["certified", "--json"]);
     let intact = String::from_utf8_lossy(&listing.stdout).contains("\"intact\": true");
     cx.record(
         "certified --json: borg's closure intact again",
@@ -699,7 +675,7 @@ fn perl_script(cx: &mut Ctx, dir: &Path) {
         for (k, v) in env {
             c.env(k, v);
         }
-        tool(&output_fresh(&mut c))
+        outcome_of_tool(&output_fresh(&mut c))
     };
     let o = run(&[], &scratch_backup(&cx.sb.mnt, "perl"));
     cx.record("control: certified Perl script", &["succeeded"], o);

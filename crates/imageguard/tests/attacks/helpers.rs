@@ -6,12 +6,12 @@
 //! another certified program, as a copy, with LD_PRELOAD, and after the program lost its
 //! certification.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
-use crate::suite::{Ctx, Outcome};
+use crate::suite::{scratch_backup, Ctx, Outcome};
 
 const RUNNER_C: &str = r#"
 #include <string.h>
@@ -72,19 +72,6 @@ fn result_of(result: &Path) -> Outcome {
     Outcome::Failed("the helper reported nothing".into())
 }
 
-fn ig(cx: &Ctx, args: &[&str]) -> std::process::Output {
-    cx.sb.imageguard(args).expect("imageguard")
-}
-
-/// A new backup to spend, alone in a folder of its own.
-fn spent(volume: &Path, name: &str) -> PathBuf {
-    let dir = volume.join("helpers").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("spent.mrimg");
-    write_pattern(&p, 4096, 3);
-    p
-}
-
 pub fn attacks(cx: &mut Ctx) {
     let dir = cx.sb.path().join("helpers");
     std::fs::create_dir_all(&dir).unwrap();
@@ -99,21 +86,21 @@ pub fn attacks(cx: &mut Ctx) {
     let copy = dir.join("slow-rm-copy");
     std::fs::copy(&helper, &copy).unwrap();
     let (runner_s, helper_s) = (runner.display().to_string(), helper.display().to_string());
-    assert_ok("certify runner", &ig(cx, &["certify", &runner_s]));
+    assert_ok("certify runner", &cx.ig(&["certify", &runner_s]));
     assert_ok(
         "certify other-runner",
-        &ig(cx, &["certify", &other.display().to_string()]),
+        &cx.ig(&["certify", &other.display().to_string()]),
     );
     assert_ok(
         "certify slow-rm as runner's helper",
-        &ig(cx, &["certify", "--helper-of", &runner_s, &helper_s]),
+        &cx.ig(&["certify", "--helper-of", &runner_s, &helper_s]),
     );
     let volume = cx.sb.mnt.clone();
     let mut n = 0;
     // Run `prefix... slow-rm DELAY BACKUP RESULT` with `env`; what slow-rm saw.
     let mut attempt = |prefix: &[&str], delay: &str, env: &[(&str, &str)], helper: &Path| {
         n += 1;
-        let backup = spent(&volume, &format!("h{n}"));
+        let backup = scratch_backup(&volume, &format!("helper-{n}"));
         let result = dir.join(format!("result-{n}"));
         let mut cmd = Command::new(prefix[0]);
         cmd.args(&prefix[1..])
@@ -176,10 +163,10 @@ pub fn attacks(cx: &mut Ctx) {
         &["EPERM"],
         o,
     );
-    assert_ok("uncertify runner", &ig(cx, &["uncertify", &runner_s]));
+    assert_ok("uncertify runner", &cx.ig(&["uncertify", &runner_s]));
     let o = attempt(&[&runner_s], "0", &[], &helper);
     cx.record("helper of a program no longer certified", &["EPERM"], o);
-    assert_ok("certify runner again", &ig(cx, &["certify", &runner_s]));
+    assert_ok("certify runner again", &cx.ig(&["certify", &runner_s]));
     let o = attempt(&[&runner_s], "0", &[], &helper);
     cx.record("  ... certified again: works", &["succeeded"], o);
 }

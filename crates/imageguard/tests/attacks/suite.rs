@@ -54,24 +54,36 @@ fn errno_name(e: i32) -> &'static str {
     }
 }
 
-/// Map a tool's failure message to the errno it printed.
-fn outcome_of_tool(o: &Output) -> Outcome {
+/// Map a tool's failure message to the errno it printed (in any case: rclone writes Go's
+/// lower-case messages).
+pub(crate) fn outcome_of_tool(o: &Output) -> Outcome {
     if o.status.success() {
         return Outcome::Succeeded;
     }
     let err = String::from_utf8_lossy(&o.stderr);
+    let lower = err.to_lowercase();
     for (text, e) in [
-        ("Operation not permitted", libc::EPERM),
-        ("Permission denied", libc::EACCES),
-        ("Read-only file system", libc::EROFS),
-        ("No such file or directory", libc::ENOENT),
-        ("Bad file descriptor", libc::EBADF),
+        ("operation not permitted", libc::EPERM),
+        ("permission denied", libc::EACCES),
+        ("read-only file system", libc::EROFS),
+        ("no such file or directory", libc::ENOENT),
+        ("bad file descriptor", libc::EBADF),
     ] {
-        if err.contains(text) {
+        if lower.contains(text) {
             return Outcome::Errno(e);
         }
     }
     Outcome::Failed(err.lines().next().unwrap_or("").to_string())
+}
+
+/// A new backup to spend, alone in a new folder under `scratch/` (an uncertified process may
+/// create a backup, but not next to existing ones).
+pub(crate) fn scratch_backup(volume: &Path, name: &str) -> PathBuf {
+    let dir = volume.join("scratch").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("spent.mrimg");
+    write_pattern(&p, 4096, 9);
+    p
 }
 
 /// An attacker's answer: `ok` or `errno N`.
@@ -138,6 +150,11 @@ impl Ctx {
 
     fn shell(&self, script: &str) -> Outcome {
         outcome_of_tool(&sh(script))
+    }
+
+    /// Run an imageguard command against the suite's service.
+    pub(crate) fn ig(&self, args: &[&str]) -> Output {
+        self.sb.imageguard(args).expect("imageguard")
     }
 
     /// Check `path`'s bytes after every later technique too.

@@ -11,7 +11,7 @@ use std::process::Command;
 use imageguard::sandbox::Sandbox;
 
 use crate::common::*;
-use crate::suite::{Ctx, Outcome};
+use crate::suite::{outcome_of_tool, Ctx, Outcome};
 
 const FILES: &[&str] = &["a.mrimg", "b.mrimg", "c.mrimg"];
 
@@ -36,19 +36,6 @@ pub fn prepare(sb: &Sandbox) {
     .unwrap();
 }
 
-/// What a tool's run came to: EPERM when it reported "operation not permitted" (rsync and
-/// rclone spell it differently), else its first line of complaint.
-fn outcome_of_tool(o: &std::process::Output) -> Outcome {
-    if o.status.success() {
-        return Outcome::Succeeded;
-    }
-    let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
-    if err.contains("operation not permitted") {
-        return Outcome::Errno(libc::EPERM);
-    }
-    Outcome::Failed(err.lines().next().unwrap_or("").to_string())
-}
-
 fn tool(program: &str, args: &[&str]) -> Outcome {
     let mut cmd = Command::new(program);
     cmd.args(args).env("RCLONE_CONFIG", "/dev/null");
@@ -67,9 +54,7 @@ pub fn attacks(cx: &mut Ctx) {
     for (dialect, program) in [("rsync", "/usr/bin/rsync"), ("rclone", "/usr/bin/rclone")] {
         assert_ok(
             "certify --sync-tool",
-            &cx.sb
-                .imageguard(&["certify", "--sync-tool", dialect, program])
-                .unwrap(),
+            &cx.ig(&["certify", "--sync-tool", dialect, program]),
         );
     }
     let scratch = cx.sb.mnt.join("scratch");
