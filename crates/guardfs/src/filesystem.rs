@@ -21,6 +21,7 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use imageguard_policy::classify::for_its_creator;
+use imageguard_policy::holds::key_material_for_its_creator;
 use imageguard_policy::{BackupReason, Class, EntryKind, Operation, Rules, Zone};
 use parking_lot::{Mutex, RwLock};
 
@@ -419,46 +420,99 @@ impl GuardFs {
         }
     }
 
-    /// Class of an inode for operations on its content or attributes: by the name it was
-    /// reached through, or as a hard link of a backup.
     /// Whether the process behind `req` created the entry with backing inode `ino` through
-    /// the guard in this session, and may finish it.
-    fn created_by_caller(&self, req: &Request, ino: u64) -> bool {
-        match self.shared.fresh.creator(ino) {
-            Some(creator) => {
-                self.shared.gate.process(req.pid()) == Some(creator)
-                    && self.shared.gate.may_finish_its_own(req.pid())
+    /// the guard in this session.
+    fn same_creator(&self, req: &Request, ino: u64) -> bool {
+        self.shared
+            .fresh
+            .creator(ino)
+            .is_some_and(|creator| self.shared.gate.process(req.pid()) == Some(creator))
+    }
+
+    /// `class` of the entry with backing inode `ino`, as the caller of `req` sees it: key
+    /// material it created in this run is not held against it (borg init writes its config
+    /// twice), and a sync tool may finish what it created (see [`for_its_creator`]).
+    fn for_caller(&self, req: &Request, class: Class, ino: u64) -> Class {
+        match &class {
+            Class::Backup(BackupReason::KeyMaterial(_)) => {
+                let own = self.same_creator(req, ino);
+                key_material_for_its_creator(class, own)
             }
-            None => false,
+            c if c.is_backup() => {
+                let own =
+                    self.same_creator(req, ino) && self.shared.gate.may_finish_its_own(req.pid());
+                for_its_creator(class, own)
+            }
+            _ => class,
         }
     }
 
-    /// `class` of the entry with backing inode `ino`, as the caller of `req` sees it (see
-    /// [`for_its_creator`]).
-    fn for_caller(&self, req: &Request, class: Class, ino: u64) -> Class {
-        let own = class.is_backup() && self.created_by_caller(req, ino);
-        for_its_creator(class, own)
+    /// The class of borg's `config` (`new_name` in `new_parent`) about to be replaced by `name`
+    /// in `parent`: part of the repository when the new one keeps its id and key (borg check
+    /// and borg config rewrite it), key material otherwise (see
+    /// [`imageguard_policy::holds::borg_config_rewrite`]).
+    fn borg_config_rewrite(
+        &self,
+        class: Class,
+        parent: &Arc<Inode>,
+        name: &std::ffi::CStr,
+        new_parent: &Arc<Inode>,
+        new_name: &std::ffi::CStr,
+    ) -> Class {
+        if class != Class::Backup(BackupReason::KeyMaterial(imageguard_policy::RepoKind::Borg)) {
+            return class;
+        }
+        let read = |dir: &Arc<Inode>, n: &std::ffi::CStr| -> Option<Vec<u8>> {
+            let fd = sys::openat(
+                self.fd(dir).ok()?.as_fd(),
+                n,
+                libc::O_RDONLY | libc::O_NOFOLLOW,
+                0,
+            )
+            .ok()?;
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(std::fs::File::from(fd), 1 << 20),
+                &mut buf,
+            )
+            .ok()?;
+            Some(buf)
+        };
+        match (read(new_parent, new_name), read(parent, name)) {
+            (Some(old), Some(new)) => {
+                imageguard_policy::holds::borg_config_rewrite(class, &old, &new)
+            }
+            _ => class,
+        }
     }
 
-    /// The process behind `req`, when it may finish what it creates (a sync tool while they
-    /// are allowed; nothing is looked up otherwise, so creating costs others nothing).
-    fn finisher(&self, req: &Request) -> Option<crate::fresh::ProcessKey> {
-        if !self.shared.gate.may_finish_its_own(req.pid()) {
+    /// The process behind `req`, when what it creates in `parent` is remembered as its own:
+    /// anything a sync tool creates while sync tools are allowed, and by anyone, what it
+    /// creates where key material lives (a repository's root, restic's `keys/`: a temporary
+    /// file there becomes key material by a rename). Nothing is looked up otherwise, so
+    /// creating costs others nothing.
+    fn creator_to_note(
+        &self,
+        req: &Request,
+        parent: &Arc<Inode>,
+    ) -> Option<crate::fresh::ProcessKey> {
+        let key_material = self.zone_of(parent).holds_key_material();
+        if !key_material && !self.shared.gate.may_finish_its_own(req.pid()) {
             return None;
         }
         self.shared.gate.process(req.pid())
     }
 
-    /// Remember that the caller of `req` created `name` in `parent`.
+    /// Remember that the caller of `req` created `name` in `parent` (when it matters).
     fn note_created(&self, req: &Request, parent: &Arc<Inode>, name: &OsStr) {
-        let Some(creator) = self.finisher(req) else {
-            return;
-        };
         let Ok(c) = cname(name) else { return };
-        if let Ok(st) = self
+        let Ok(st) = self
             .fd(parent)
             .and_then(|fd| sys::lstatat(fd.as_fd(), &c).map_err(err))
-        {
+        else {
+            return;
+        };
+        if let Some(creator) = self.creator_to_note(req, parent) {
             self.shared.fresh.note(st.st_ino, creator);
         }
     }
@@ -479,6 +533,8 @@ impl GuardFs {
         }
     }
 
+    /// Class of an inode for operations on its content or attributes: by the name it was
+    /// reached through, or as a hard link of a backup.
     fn classify_content(&self, inode: &Arc<Inode>) -> Class {
         if inode.nodeid == ROOT_ID {
             // The volume root is itself a repository or a destination, or ordinary.
@@ -760,13 +816,21 @@ impl GuardFs {
         })?;
         let dst = sys::lstatat(self.fd(newparent)?.as_fd(), &c_new).ok();
         let mut dst_is_dir = false;
+        // Key material replaced by a copy that keeps the key: the old one is retired.
+        let mut retires_key = false;
         match &dst {
             Some(d) => {
                 dst_is_dir = d.st_mode & libc::S_IFMT == libc::S_IFDIR;
                 let dst_class = if dst_is_dir {
                     self.classify_dir_for_move(newparent, newname)
                 } else {
-                    self.classify_name(newparent, newname, d)
+                    let class =
+                        self.for_caller(req, self.classify_name(newparent, newname, d), d.st_ino);
+                    let was_key = matches!(class, Class::Backup(BackupReason::KeyMaterial(_)));
+                    let class = self.borg_config_rewrite(class, parent, &c_old, newparent, &c_new);
+                    retires_key =
+                        was_key && !matches!(class, Class::Backup(BackupReason::KeyMaterial(_)));
+                    class
                 };
                 let op = if exchange {
                     Operation::Exchange
@@ -796,6 +860,13 @@ impl GuardFs {
         if let (Some(d), false) = (&dst, exchange) {
             if d.st_nlink <= 1 || dst_is_dir {
                 self.shared.fresh.forget(d.st_ino);
+            } else if retires_key {
+                // Still reachable by another name (borg's `config.old`, which borg erases
+                // next): the process that retired it may erase it; it holds no key the new
+                // one does not.
+                if let Some(creator) = self.shared.gate.process(req.pid()) {
+                    self.shared.fresh.note(d.st_ino, creator);
+                }
             }
         }
         if let Some(moved) = self.store.get(self.store.nodeid_of(src.st_ino)) {
@@ -811,6 +882,14 @@ impl GuardFs {
         if src_is_dir || dst_is_dir || Rules::is_repo_marker(name) || Rules::is_repo_marker(newname)
         {
             self.bump_layout();
+        }
+        // A file renamed onto a free name where key material lives is key material this
+        // process added (borg's first `config`, before the folder even looked like a
+        // repository): its own to rewrite in this run, as if it had created it there.
+        if dst.is_none() && !src_is_dir && self.zone_of(newparent).holds_key_material() {
+            if let Some(creator) = self.shared.gate.process(req.pid()) {
+                self.shared.fresh.note(src.st_ino, creator);
+            }
         }
         Ok(())
     }
@@ -1157,7 +1236,7 @@ impl Filesystem for GuardFs {
                         return Err(e);
                     }
                     self.note_backup_created(&p, name, EntryKind::File);
-                    if let Some(creator) = self.finisher(req) {
+                    if let Some(creator) = self.creator_to_note(req, &p) {
                         if let Ok(st) = sys::fstat_fd(fd.as_fd()) {
                             self.shared.fresh.note(st.st_ino, creator);
                         }

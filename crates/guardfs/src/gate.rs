@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use imageguard_policy::holds::Circumstances;
 use imageguard_policy::sync_tools::rules::{self, Act, Place, Rule, Ruling};
 use imageguard_policy::sync_tools::servers::file_server;
 use imageguard_policy::sync_tools::situation::{self, Folders};
@@ -95,6 +97,9 @@ pub struct Gate {
     places: Option<Arc<dyn SyncPlaces>>,
     /// This volume is reached over the network (a network file system mounted here).
     network: bool,
+    /// Until when (CLOCK_BOOTTIME seconds) a maintenance window for key material is open;
+    /// 0 when closed.
+    key_window_until: AtomicU64,
     pub counters: GateCounters,
 }
 
@@ -110,6 +115,7 @@ impl Gate {
             volume,
             places: None,
             network: false,
+            key_window_until: AtomicU64::new(0),
             counters: GateCounters::default(),
         }
     }
@@ -187,6 +193,23 @@ impl Gate {
         self.callers.resolve(pid).is_certified()
     }
 
+    /// Open a maintenance window for key material on this volume for `length` (or close it
+    /// with zero): certified programs may then remove and rewrite repository keys.
+    pub fn set_key_window(&self, length: Duration) {
+        let until = if length.is_zero() {
+            0
+        } else {
+            boottime().saturating_add(length).as_secs().max(1)
+        };
+        self.key_window_until.store(until, Ordering::Relaxed);
+    }
+
+    /// How long the maintenance window for key material stays open, if it is open.
+    pub fn key_window_left(&self) -> Option<Duration> {
+        let until = Duration::from_secs(self.key_window_until.load(Ordering::Relaxed));
+        until.checked_sub(boottime()).filter(|d| !d.is_zero())
+    }
+
     /// Ok when `op` on an entry of class `class` by `pid` may proceed; otherwise logs event 320
     /// (naming the file by `path()`) and returns the errno to fail the request with.
     pub fn check(
@@ -200,13 +223,17 @@ impl Gate {
             return Ok(());
         }
         let caller = self.callers.resolve(pid);
-        match decide(&caller, op, class) {
+        let now = Circumstances {
+            key_window_open: self.key_window_left().is_some(),
+        };
+        match decide(&caller, op, class, &now) {
             Verdict::Allow => {
                 self.counters
                     .allowed_certified
                     .fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
+            Verdict::Held(held) => self.refuse(&caller, op, class, path(), held.to_string()),
             Verdict::Deny => {
                 let path = path();
                 let mut why = match &caller.trust {
@@ -253,20 +280,38 @@ impl Gate {
                          that machine's request"
                     );
                 }
-                self.counters.denied.fetch_add(1, Ordering::Relaxed);
-                let reason = match class {
-                    Class::Backup(r) => r.to_string(),
-                    Class::Ordinary => String::new(),
-                };
-                let event = Event::new(EventKind::BlockedFileAccess)
-                    .with_process(caller.exe, caller.pid)
-                    .with_volume(self.volume.clone())
-                    .with_file(path)
-                    .with_operation(op)
-                    .with_detail(format!("{why}; {reason}"));
-                self.sink.emit(event);
-                Err(libc::EPERM)
+                self.refuse(&caller, op, class, path, why)
             }
         }
     }
+
+    /// Count and log (320) a refusal, and the errno to fail the request with.
+    fn refuse(
+        &self,
+        caller: &CallerFacts,
+        op: Operation,
+        class: &Class,
+        path: String,
+        why: String,
+    ) -> Result<(), i32> {
+        self.counters.denied.fetch_add(1, Ordering::Relaxed);
+        let reason = match class {
+            Class::Backup(r) => r.to_string(),
+            Class::Ordinary => String::new(),
+        };
+        let event = Event::new(EventKind::BlockedFileAccess)
+            .with_process(caller.exe.clone(), caller.pid)
+            .with_volume(self.volume.clone())
+            .with_file(path)
+            .with_operation(op)
+            .with_detail(format!("{why}; {reason}"));
+        self.sink.emit(event);
+        Err(libc::EPERM)
+    }
+}
+
+/// Time since boot, suspend included (CLOCK_BOOTTIME): setting the wall clock does not move it.
+fn boottime() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }

@@ -27,6 +27,11 @@ fn main() {
         Command::Protect { path } => protect::protect(p, path),
         Command::Unprotect { path } => protect::unprotect(p, path),
         Command::Eject { path } => protect::eject(p, path),
+        Command::Maintenance {
+            path,
+            minutes,
+            close,
+        } => protect::maintenance(p, path, if *close { 0 } else { *minutes }),
         Command::Off { restart_on_reboot } => protect::off(p, *restart_on_reboot),
         Command::On => protect::on(p),
         Command::Status { json } => status::status(p, *json),

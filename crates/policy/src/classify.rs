@@ -69,6 +69,17 @@ impl Zone {
     pub fn is_backup_structure(&self) -> bool {
         self.destination || self.repo.is_some()
     }
+
+    /// Whether key material can live in this folder (a repository's root, restic's `keys/`):
+    /// what is created here may become key material by a rename (borg and restic write a
+    /// temporary file and rename it into place).
+    pub fn holds_key_material(&self) -> bool {
+        match &self.repo {
+            Some((_, path)) if path.is_empty() => true,
+            Some((RepoKind::Restic, path)) => path.first().is_some_and(|t| t.as_ref() == b"keys"),
+            _ => false,
+        }
+    }
 }
 
 /// Why an entry is a backup.
@@ -79,6 +90,9 @@ pub enum BackupReason {
     Pattern(String),
     /// Inside a repository of this kind.
     Repository(RepoKind),
+    /// What holds a repository's keys (restic's `config` and `keys/`, borg's `config`): only
+    /// ever added to, whatever its age (see [`crate::holds`]).
+    KeyMaterial(RepoKind),
     /// At or under a configured backup destination folder.
     Destination,
     /// Another name of the same inode is a backup (hard link).
@@ -92,6 +106,9 @@ impl std::fmt::Display for BackupReason {
         match self {
             BackupReason::Pattern(p) => write!(f, "name matches {p}"),
             BackupReason::Repository(k) => write!(f, "inside a {} repository", k.name()),
+            BackupReason::KeyMaterial(k) => {
+                write!(f, "what holds the keys of a {} repository", k.name())
+            }
             BackupReason::Destination => f.write_str("under a backup destination"),
             BackupReason::SameInodeAsBackup => f.write_str("hard link of a backup file"),
             BackupReason::ContainsBackups => f.write_str("directory containing backups"),
@@ -276,6 +293,9 @@ impl Rules {
             return self.classify_directory(parent, name);
         }
         if let Some((repo, path)) = &parent.repo {
+            if key_material(*repo, path, name.as_bytes()) {
+                return Class::Backup(BackupReason::KeyMaterial(*repo));
+            }
             if repo_protects(*repo, path, name.as_bytes()) {
                 return Class::Backup(BackupReason::Repository(*repo));
             }
@@ -303,6 +323,17 @@ impl Rules {
             return Class::Backup(BackupReason::Destination);
         }
         Class::Ordinary
+    }
+}
+
+/// The files that hold a repository's keys: restic's `config` (the repository id and chunker
+/// polynomial, which every key unlocks) and everything in `keys/`; borg's `config` (in repokey
+/// mode, the key itself).
+fn key_material(kind: RepoKind, dir: &[Box<[u8]>], name: &[u8]) -> bool {
+    match (kind, dir.first().map(|t| t.as_ref())) {
+        (_, None) => name == b"config",
+        (RepoKind::Restic, Some(top)) => top == b"keys",
+        (RepoKind::Borg, Some(_)) => false,
     }
 }
 
@@ -439,6 +470,46 @@ mod tests {
         assert_eq!(r.classify_directory(&root, os("locks")), Class::Ordinary);
         assert!(r.classify_directory(&root, os("data")).is_backup());
         assert!(r.classify_directory(&data, os("00")).is_backup());
+    }
+
+    #[test]
+    fn key_material_of_both_layouts() {
+        let r = Rules::with_defaults();
+        assert!(restic_root(&r).holds_key_material());
+        assert!(sub(&r, &restic_root(&r), "keys").holds_key_material());
+        assert!(!sub(&r, &restic_root(&r), "data").holds_key_material());
+        assert!(r.root_zone(Some(RepoKind::Borg)).holds_key_material());
+        assert!(!Zone::plain().holds_key_material());
+        let key = |k| Class::Backup(BackupReason::KeyMaterial(k));
+        let restic = restic_root(&r);
+        assert_eq!(
+            r.classify(&restic, os("config"), EntryKind::File),
+            key(RepoKind::Restic)
+        );
+        let keys = sub(&r, &restic, "keys");
+        assert_eq!(
+            r.classify(&keys, os("4f2a"), EntryKind::File),
+            key(RepoKind::Restic)
+        );
+        let index = sub(&r, &restic, "index");
+        assert_eq!(
+            r.classify(&index, os("config"), EntryKind::File),
+            Class::Backup(BackupReason::Repository(RepoKind::Restic))
+        );
+        let borg = r.root_zone(Some(RepoKind::Borg));
+        assert_eq!(
+            r.classify(&borg, os("config"), EntryKind::File),
+            key(RepoKind::Borg)
+        );
+        assert_eq!(
+            r.classify(&borg, os("hints.5"), EntryKind::File),
+            Class::Backup(BackupReason::Repository(RepoKind::Borg))
+        );
+        // Outside a repository, a file named config is nothing special.
+        assert_eq!(
+            r.classify(&Zone::plain(), os("config"), EntryKind::File),
+            Class::Ordinary
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use crate::caller::CallerFacts;
 use crate::classify::Class;
+use crate::holds::{hold, Circumstances, Held};
 use crate::operation::Operation;
 
 /// Outcome of [`decide`].
@@ -10,6 +11,8 @@ pub enum Verdict {
     Allow,
     /// Refuse with EPERM and log event 320.
     Deny,
+    /// A certified caller held back (EPERM and 320 too), and why.
+    Held(Held),
 }
 
 impl Verdict {
@@ -19,11 +22,15 @@ impl Verdict {
 }
 
 /// Decide one operation. Ordinary entries are open to everyone (the kernel's own permission
-/// checks still apply); backup entries may be modified only by certified callers.
-pub fn decide(caller: &CallerFacts, _op: Operation, target: &Class) -> Verdict {
+/// checks still apply); backup entries may be modified only by certified callers, and by them
+/// only as far as nothing holds the entry (see [`crate::holds`]).
+pub fn decide(caller: &CallerFacts, op: Operation, target: &Class, now: &Circumstances) -> Verdict {
     match target {
         Class::Ordinary => Verdict::Allow,
-        Class::Backup(_) if caller.is_certified() => Verdict::Allow,
+        Class::Backup(_) if caller.is_certified() => match hold(op, target, now) {
+            Some(h) => Verdict::Held(h),
+            None => Verdict::Allow,
+        },
         Class::Backup(_) => Verdict::Deny,
     }
 }
@@ -66,12 +73,12 @@ mod tests {
             let caller = CallerFacts::untrusted(42, "/usr/bin/bash", why.clone());
             for &op in ALL_OPS {
                 assert_eq!(
-                    decide(&caller, op, &backup),
+                    decide(&caller, op, &backup, &Circumstances::default()),
                     Verdict::Deny,
                     "{why:?} {op:?}"
                 );
                 assert_eq!(
-                    decide(&caller, op, &Class::Ordinary),
+                    decide(&caller, op, &Class::Ordinary, &Circumstances::default()),
                     Verdict::Allow,
                     "{why:?} {op:?}"
                 );
@@ -84,7 +91,7 @@ mod tests {
         let caller = CallerFacts::certified(1, "/usr/bin/restic", "/usr/bin/restic");
         let backup = Class::Backup(BackupReason::Destination);
         for &op in ALL_OPS {
-            assert!(decide(&caller, op, &backup).is_allowed());
+            assert!(decide(&caller, op, &backup, &Circumstances::default()).is_allowed());
         }
     }
 }

@@ -49,6 +49,19 @@ pub enum Command {
     /// unmounted (the volume is never writable in between). Plugged in again, a backup drive
     /// is protected again.
     Eject { path: PathBuf },
+    /// Open a short maintenance window for repository keys on a protected volume: certified
+    /// programs may then remove and rewrite key material (`restic key passwd`, `restic key
+    /// remove`, `borg key change-passphrase`), which is otherwise only ever added to.
+    Maintenance {
+        /// The protected volume (or a folder on it).
+        path: PathBuf,
+        /// How long it stays open (1 to 60 minutes).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=60))]
+        minutes: u32,
+        /// Close it now.
+        #[arg(long, conflicts_with = "minutes")]
+        close: bool,
+    },
     /// Show whether protection is on, the protected volumes and event counts.
     Status {
         #[arg(long)]

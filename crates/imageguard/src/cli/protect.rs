@@ -1,4 +1,4 @@
-//! `imageguard protect | unprotect | eject | off | on`.
+//! `imageguard protect | unprotect | eject | maintenance | off | on`.
 
 use std::path::Path;
 
@@ -33,6 +33,16 @@ pub fn eject(paths: &PathArgs, path: &Path) -> i32 {
         paths,
         Request::Eject {
             path: absolute(path),
+        },
+    )
+}
+
+pub fn maintenance(paths: &PathArgs, path: &Path, minutes: u32) -> i32 {
+    run_simple(
+        paths,
+        Request::Maintenance {
+            path: absolute(path),
+            minutes,
         },
     )
 }

@@ -82,6 +82,12 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
             "  denied / certified writes: {} / {}",
             v.denied, v.allowed_certified
         );
+        if let Some(m) = v.key_window_minutes_left {
+            println!(
+                "  repository keys: maintenance window open, {m} min left (certified programs may \
+                 remove and rewrite them)"
+            );
+        }
         if v.allowed_sync > 0 {
             println!(
                 "  sync tools' changes allowed by the rules: {}",

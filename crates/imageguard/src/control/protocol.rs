@@ -20,6 +20,12 @@ pub enum Request {
     Eject {
         path: PathBuf,
     },
+    /// Open (minutes > 0) or close (0) a maintenance window for key material on the protected
+    /// volume holding `path`.
+    Maintenance {
+        path: PathBuf,
+        minutes: u32,
+    },
     Certify {
         path: PathBuf,
         force: bool,

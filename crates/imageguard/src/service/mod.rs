@@ -391,6 +391,46 @@ impl Service {
         self.refresh_rules();
     }
 
+    /// Open (or, with 0 minutes, close) the maintenance window for key material on the
+    /// protected volume holding `path`; logged as the user's partial disabling (340) or
+    /// protection (330).
+    fn maintenance(&self, path: &Path, minutes: u32) -> Result<Response> {
+        let at = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let inner = self.inner.lock();
+        let (mp, v) = inner
+            .volumes
+            .iter()
+            .filter(|(mp, _)| at.starts_with(mp))
+            .max_by_key(|(mp, _)| mp.components().count())
+            .ok_or_else(|| anyhow::anyhow!("{} is not on a protected volume", path.display()))?;
+        let length = std::time::Duration::from_secs(u64::from(minutes.min(60)) * 60);
+        v.shared.gate.set_key_window(length);
+        let (kind, msg) = if minutes == 0 {
+            (
+                EventKind::UserProtectedVolume,
+                format!(
+                    "{}: maintenance window closed; repository keys are only added to",
+                    mp.display()
+                ),
+            )
+        } else {
+            (
+                EventKind::UserDisabledVolume,
+                format!(
+                    "{}: maintenance window open for {minutes} minutes: certified programs may \
+                     remove and rewrite repository keys until then",
+                    mp.display()
+                ),
+            )
+        };
+        self.emit(
+            Event::new(kind)
+                .with_volume(volume_ref(&v.info))
+                .with_detail(msg.clone()),
+        );
+        Ok(Response::ok(msg))
+    }
+
     /// Protect `path` now, for `origin`.
     fn protect_now(&self, path: &Path, origin: Origin) -> Result<String> {
         let _changing = self.changes.lock();
@@ -799,6 +839,7 @@ impl Service {
                 self.remember_drive(&volumes::canonical(&path)?);
                 Response::ok(msg)
             }
+            Request::Maintenance { path, minutes } => self.maintenance(&path, minutes)?,
             Request::Eject { path } => {
                 let _changing = self.changes.lock();
                 let mp = volumes::canonical(&path)?;

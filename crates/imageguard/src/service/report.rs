@@ -21,6 +21,9 @@ pub struct VolumeReport {
     pub files_protected: u64,
     pub denied: u64,
     pub allowed_certified: u64,
+    /// Minutes left in a maintenance window for key material, when one is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_window_minutes_left: Option<u64>,
     /// Operations of sync tools the sync rules allowed.
     #[serde(default)]
     pub allowed_sync: u64,

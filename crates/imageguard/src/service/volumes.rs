@@ -223,6 +223,11 @@ pub fn report(v: &ProtectedVolume) -> VolumeReport {
             .allowed_certified
             .load(Ordering::Relaxed),
         allowed_sync: v.shared.gate.counters.allowed_sync.load(Ordering::Relaxed),
+        key_window_minutes_left: v
+            .shared
+            .gate
+            .key_window_left()
+            .map(|d| d.as_secs().div_ceil(60)),
         passthrough: v.shared.passthrough.load(Ordering::Relaxed),
         guard_running: v.guard.is_running(),
         also_mounted_at: i.also_mounted_at.clone(),

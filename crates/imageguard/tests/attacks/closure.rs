@@ -414,7 +414,18 @@ pub fn attacks(cx: &mut Ctx) {
         hook.disarm();
     }
 
+    // The probe there is certified borg rewriting its repository's config, which holds the
+    // key: only inside a maintenance window (see the key-material rows).
+    let volume = s(&cx.sb.mnt);
+    assert_ok(
+        "maintenance window",
+        &cx.ig(&["maintenance", &volume, "--minutes", "30"]),
+    );
     python_hooks(cx, &dir, &hook);
+    assert_ok(
+        "maintenance window closed",
+        &cx.ig(&["maintenance", &volume, "--close"]),
+    );
     perl_script(cx, &dir);
 }
 

@@ -869,6 +869,27 @@ fn identities(cx: &mut Ctx) {
         &["succeeded"],
         o,
     );
+    // Key material is only added to, even by a certified program (issue 10).
+    let config = Ctx::s(&cx.restic_config);
+    let o = run(Command::new(&truncate).args(["-s0", &config]));
+    cx.record(
+        "certified truncate of restic's config (key material)",
+        &["EPERM"],
+        o,
+    );
+    let keys = Ctx::s(&cx.path("restic-repo/keys"));
+    let o = run(Command::new(&shell).args(["-c", &format!("rm {keys}/*")]));
+    cx.record("certified shell: rm restic's keys", &["EPERM"], o);
+    let borg_config = Ctx::s(&cx.path("borg-repo/config"));
+    let o = run(Command::new(&shell).args([
+        "-c",
+        &format!("echo x > {borg_config}.new && mv {borg_config}.new {borg_config}"),
+    ]));
+    cx.record(
+        "certified shell: a file renamed over borg's config",
+        &["EPERM"],
+        o,
+    );
     let mut victim = clean(Command::new(&shell).args(["-c", &format!("sleep 1.5; echo x >> {t}")]))
         .stderr(Stdio::piped())
         .spawn()

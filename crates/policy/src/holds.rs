@@ -1,0 +1,249 @@
+//! What holds a backup even against a certified program: the decision's second question, asked
+//! only once a caller is certified.
+//!
+//! - **Key material** (restic's `config` and `keys/`, borg's `config`): a certified program may
+//!   add to it (a new key) but not remove or rewrite it, whatever its age: `restic key passwd`
+//!   or `borg key change-passphrase` run by whoever can read the job's password would otherwise
+//!   lock the owner out of every backup at once. An admin opens a short maintenance window on a
+//!   volume for a real key change.
+//! - The retention lock (young backups, issue 10) comes here too.
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::{BackupReason, Class, RepoKind};
+use crate::operation::Operation;
+
+/// What the adapter knows about the entry, beyond its class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Circumstances {
+    /// A maintenance window for key material is open on this volume now.
+    pub key_window_open: bool,
+}
+
+/// Why a certified caller is held back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Held {
+    /// Key material of a repository: only added to.
+    KeyMaterial(RepoKind),
+}
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Held::KeyMaterial(k) => write!(
+                f,
+                "certified, but what holds the keys of a {} repository is only ever added to \
+                 (a key change needs a maintenance window: imageguard maintenance MOUNTPOINT)",
+                k.name()
+            ),
+        }
+    }
+}
+
+/// Whether `op` removes or rewrites what an entry holds (a new name, an attribute change or a
+/// hard link keeps it whole).
+fn destroys(op: Operation) -> bool {
+    use Operation as O;
+    match op {
+        O::Delete
+        | O::RemoveDirectory
+        | O::Rename
+        | O::Replace
+        | O::Exchange
+        | O::Truncate
+        | O::OpenWrite
+        | O::Write
+        | O::Fallocate
+        | O::CopyInto => true,
+        O::SetAttributes | O::SetXattr | O::RemoveXattr | O::HardLink | O::CreateDuplicate => false,
+    }
+}
+
+/// The class of key material for the process that created it through the guard in this run:
+/// part of its repository, not held (borg init writes its `config` and then rewrites it with
+/// the key; restic writes a key file and renames it into place). Nothing another process made
+/// is released this way.
+pub fn key_material_for_its_creator(class: Class, created_by_caller: bool) -> Class {
+    match class {
+        Class::Backup(BackupReason::KeyMaterial(k)) if created_by_caller => {
+            Class::Backup(BackupReason::Repository(k))
+        }
+        other => other,
+    }
+}
+
+/// The `id` and `key` a borg repository's `config` holds (its `[repository]` section, values
+/// with their continuation lines, whitespace removed); `None` for what is not such a file.
+/// In keyfile mode there is no `key` (empty here).
+pub fn borg_config_identity(text: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(text).ok()?;
+    let (mut in_repository, mut seen_section) = (false, false);
+    let (mut id, mut key) = (None::<String>, String::new());
+    let mut current: Option<&'static str> = None;
+    for line in text.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let (true, Some("key")) = (in_repository, current) {
+                key.extend(line.chars().filter(|c| !c.is_whitespace()));
+            }
+            continue;
+        }
+        current = None;
+        let line = line.trim();
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_repository = section.trim() == "repository";
+            seen_section |= in_repository;
+            continue;
+        }
+        if !in_repository {
+            continue;
+        }
+        if let Some((name, value)) = line.split_once('=') {
+            let value: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+            match name.trim().to_ascii_lowercase().as_str() {
+                "id" => id = Some(value),
+                "key" => {
+                    key = value;
+                    current = Some("key");
+                }
+                _ => {}
+            }
+        }
+    }
+    seen_section.then_some(())?;
+    Some((id?, key))
+}
+
+/// A rewrite of borg's `config` (`new` replacing `old`) that keeps its id and key: borg check
+/// records its progress there and `borg config` changes settings; that is part of the
+/// repository, not key material released. Anything else stays key material.
+pub fn borg_config_rewrite(class: Class, old: &[u8], new: &[u8]) -> Class {
+    match class {
+        Class::Backup(BackupReason::KeyMaterial(RepoKind::Borg))
+            if borg_config_identity(old).is_some()
+                && borg_config_identity(old) == borg_config_identity(new) =>
+        {
+            Class::Backup(BackupReason::Repository(RepoKind::Borg))
+        }
+        other => other,
+    }
+}
+
+/// Whether a certified caller's `op` on an entry of class `class` is held back.
+pub fn hold(op: Operation, class: &Class, now: &Circumstances) -> Option<Held> {
+    match class {
+        Class::Backup(BackupReason::KeyMaterial(k)) if destroys(op) && !now.key_window_open => {
+            Some(Held::KeyMaterial(*k))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPOKEY: &str = "[repository]\nversion = 1\nappend_only = 0\nid = 8c72bb\nkey = hqlhbG\n\t56S1J6\n\tjqL4t8\n\n";
+
+    #[test]
+    fn borg_config_rewrites_that_keep_the_key() {
+        assert_eq!(
+            borg_config_identity(REPOKEY.as_bytes()),
+            Some(("8c72bb".into(), "hqlhbG56S1J6jqL4t8".into()))
+        );
+        let keyfile = "[repository]\nversion = 1\nid = 8c72bb\n";
+        assert_eq!(
+            borg_config_identity(keyfile.as_bytes()),
+            Some(("8c72bb".into(), String::new()))
+        );
+        assert_eq!(borg_config_identity(b"not a config"), None);
+        assert_eq!(borg_config_identity(b"[repository]\nversion = 1\n"), None);
+
+        let key = Class::Backup(BackupReason::KeyMaterial(RepoKind::Borg));
+        let part = Class::Backup(BackupReason::Repository(RepoKind::Borg));
+        // borg check's progress, borg config's settings: the key is kept.
+        let settings = REPOKEY.replace(
+            "append_only = 0",
+            "append_only = 0\nlast_segment_checked = -1",
+        );
+        assert_eq!(
+            borg_config_rewrite(key.clone(), REPOKEY.as_bytes(), settings.as_bytes()),
+            part
+        );
+        // Rewrapped lines are the same key.
+        let rewrapped = REPOKEY.replace("hqlhbG\n\t56S1J6", "hqlhbG56S1J6");
+        assert_eq!(
+            borg_config_rewrite(key.clone(), REPOKEY.as_bytes(), rewrapped.as_bytes()),
+            part
+        );
+        // A new passphrase (another key), another id, the key removed, or junk: held.
+        for new in [
+            REPOKEY.replace("jqL4t8", "XXXXXX"),
+            REPOKEY.replace("8c72bb", "000000"),
+            REPOKEY.replace("key = hqlhbG\n\t56S1J6\n\tjqL4t8\n", ""),
+            String::new(),
+        ] {
+            assert_eq!(
+                borg_config_rewrite(key.clone(), REPOKEY.as_bytes(), new.as_bytes()),
+                key,
+                "{new:?}"
+            );
+        }
+        // Only borg's key material is looked into.
+        let restic = Class::Backup(BackupReason::KeyMaterial(RepoKind::Restic));
+        assert_eq!(
+            borg_config_rewrite(restic.clone(), REPOKEY.as_bytes(), REPOKEY.as_bytes()),
+            restic
+        );
+    }
+
+    #[test]
+    fn key_material_its_caller_created_is_not_held_against_it() {
+        let key = Class::Backup(BackupReason::KeyMaterial(RepoKind::Borg));
+        let mine = key_material_for_its_creator(key.clone(), true);
+        assert_eq!(
+            mine,
+            Class::Backup(BackupReason::Repository(RepoKind::Borg))
+        );
+        assert_eq!(
+            hold(Operation::Replace, &mine, &Circumstances::default()),
+            None
+        );
+        let theirs = key_material_for_its_creator(key.clone(), false);
+        assert!(hold(Operation::Replace, &theirs, &Circumstances::default()).is_some());
+        let pack = Class::Backup(BackupReason::Pattern("*.img".into()));
+        assert_eq!(key_material_for_its_creator(pack.clone(), true), pack);
+    }
+
+    #[test]
+    fn key_material_is_only_added_to_outside_a_window() {
+        let key = Class::Backup(BackupReason::KeyMaterial(RepoKind::Restic));
+        let pack = Class::Backup(BackupReason::Repository(RepoKind::Restic));
+        let closed = Circumstances::default();
+        let open = Circumstances {
+            key_window_open: true,
+        };
+        // (operation, held with the window closed)
+        let table = [
+            (Operation::Delete, true),
+            (Operation::Rename, true),
+            (Operation::Replace, true),
+            (Operation::Exchange, true),
+            (Operation::Truncate, true),
+            (Operation::OpenWrite, true),
+            (Operation::Write, true),
+            (Operation::Fallocate, true),
+            (Operation::CopyInto, true),
+            (Operation::RemoveDirectory, true),
+            (Operation::SetAttributes, false),
+            (Operation::SetXattr, false),
+            (Operation::RemoveXattr, false),
+            (Operation::HardLink, false),
+            (Operation::CreateDuplicate, false),
+        ];
+        for (op, held) in table {
+            assert_eq!(hold(op, &key, &closed).is_some(), held, "{op:?}");
+            assert_eq!(hold(op, &key, &open), None, "{op:?} in a window");
+            assert_eq!(hold(op, &pack, &closed), None, "{op:?} on a pack");
+        }
+    }
+}
