@@ -168,9 +168,12 @@ fn timespec(t: Option<TimeOrNow>) -> libc::timespec {
 
 /// Whether opening with `flags` can modify the file.
 fn open_modifies(flags: i32) -> Option<Operation> {
+    let access = flags & libc::O_ACCMODE;
     if flags & libc::O_TRUNC != 0 {
         Some(Operation::Truncate)
-    } else if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_APPEND != 0 {
+    } else if access == libc::O_WRONLY && flags & libc::O_APPEND != 0 {
+        Some(Operation::OpenAppend)
+    } else if access != libc::O_RDONLY || flags & libc::O_APPEND != 0 {
         Some(Operation::OpenWrite)
     } else {
         None

@@ -225,6 +225,7 @@ impl Gate {
         let caller = self.callers.resolve(pid);
         let now = Circumstances {
             key_window_open: self.key_window_left().is_some(),
+            lock: None,
         };
         match decide(&caller, op, class, &now) {
             Verdict::Allow => {

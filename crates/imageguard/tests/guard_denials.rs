@@ -25,7 +25,7 @@ fn every_modification_of_a_backup_file_is_refused_and_logged() {
     let o = other.display().to_string();
     let cases: Vec<(&str, String, &str)> = vec![
         ("redirect", format!("echo x > {t}"), "truncate"),
-        ("append", format!("echo x >> {t}"), "open-write"),
+        ("append", format!("echo x >> {t}"), "open-append"),
         ("truncate", format!("truncate -s0 {t}"), "open-write"),
         ("rm", format!("rm -f {t}"), "delete"),
         ("mv", format!("mv {t} {t}.locked"), "rename"),

@@ -90,6 +90,9 @@ pub enum BackupReason {
     Pattern(String),
     /// Inside a repository of this kind.
     Repository(RepoKind),
+    /// A repository's bookkeeping its program rewrites every run (borg's `hints.N`, `index.N`,
+    /// `integrity.N`, `nonce`): a backup to everyone uncertified, not held by age.
+    Bookkeeping(RepoKind),
     /// What holds a repository's keys (restic's `config` and `keys/`, borg's `config`): only
     /// ever added to, whatever its age (see [`crate::holds`]).
     KeyMaterial(RepoKind),
@@ -106,6 +109,9 @@ impl std::fmt::Display for BackupReason {
         match self {
             BackupReason::Pattern(p) => write!(f, "name matches {p}"),
             BackupReason::Repository(k) => write!(f, "inside a {} repository", k.name()),
+            BackupReason::Bookkeeping(k) => {
+                write!(f, "bookkeeping of a {} repository", k.name())
+            }
             BackupReason::KeyMaterial(k) => {
                 write!(f, "what holds the keys of a {} repository", k.name())
             }
@@ -296,6 +302,9 @@ impl Rules {
             if key_material(*repo, path, name.as_bytes()) {
                 return Class::Backup(BackupReason::KeyMaterial(*repo));
             }
+            if bookkeeping(*repo, path, name.as_bytes()) {
+                return Class::Backup(BackupReason::Bookkeeping(*repo));
+            }
             if repo_protects(*repo, path, name.as_bytes()) {
                 return Class::Backup(BackupReason::Repository(*repo));
             }
@@ -335,6 +344,21 @@ fn key_material(kind: RepoKind, dir: &[Box<[u8]>], name: &[u8]) -> bool {
         (RepoKind::Restic, Some(top)) => top == b"keys",
         (RepoKind::Borg, Some(_)) => false,
     }
+}
+
+/// borg's bookkeeping in its repository's root: `hints.N`, `index.N`, `integrity.N` (written
+/// anew and the old ones deleted at every transaction) and `nonce`.
+fn bookkeeping(kind: RepoKind, dir: &[Box<[u8]>], name: &[u8]) -> bool {
+    let numbered = |prefix: &[u8]| {
+        name.strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit))
+    };
+    kind == RepoKind::Borg
+        && dir.is_empty()
+        && (name == b"nonce"
+            || numbered(b"hints.")
+            || numbered(b"index.")
+            || numbered(b"integrity."))
 }
 
 /// Files of a repository that are backups: everything except lock files, which readers of the
@@ -503,8 +527,22 @@ mod tests {
         );
         assert_eq!(
             r.classify(&borg, os("hints.5"), EntryKind::File),
-            Class::Backup(BackupReason::Repository(RepoKind::Borg))
+            Class::Backup(BackupReason::Bookkeeping(RepoKind::Borg))
         );
+        for f in ["index.12", "integrity.3", "nonce"] {
+            assert_eq!(
+                r.classify(&borg, os(f), EntryKind::File),
+                Class::Backup(BackupReason::Bookkeeping(RepoKind::Borg)),
+                "{f}"
+            );
+        }
+        for f in ["hints.", "index.x", "README"] {
+            assert_eq!(
+                r.classify(&borg, os(f), EntryKind::File),
+                Class::Backup(BackupReason::Repository(RepoKind::Borg)),
+                "{f}"
+            );
+        }
         // Outside a repository, a file named config is nothing special.
         assert_eq!(
             r.classify(&Zone::plain(), os("config"), EntryKind::File),

@@ -43,6 +43,7 @@ mod tests {
 
     const ALL_OPS: &[Operation] = &[
         Operation::OpenWrite,
+        Operation::OpenAppend,
         Operation::Truncate,
         Operation::SetAttributes,
         Operation::Delete,

@@ -6,7 +6,16 @@
 //!   or `borg key change-passphrase` run by whoever can read the job's password would otherwise
 //!   lock the owner out of every backup at once. An admin opens a short maintenance window on a
 //!   volume for a real key change.
-//! - The retention lock (young backups, issue 10) comes here too.
+//! - **The retention lock**: a backup younger than the lock on its volume or destination may
+//!   not be deleted, truncated, overwritten, renamed away or replaced by anyone, certified
+//!   programs included (a certified `restic forget --prune` run by ransomware with the job's
+//!   password). New files, appends (write-only, `O_APPEND`), hard links and attribute changes
+//!   stay allowed: restic and borg keep writing new packs and segments. A file's age is the
+//!   time the guard first saw it, on the service's own clock (never the file's times, never
+//!   the wall clock). A repository's bookkeeping that its program rewrites every run (borg's
+//!   `hints.N`, `index.N`, `integrity.N`, `nonce`) is not held by age.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +27,27 @@ use crate::operation::Operation;
 pub struct Circumstances {
     /// A maintenance window for key material is open on this volume now.
     pub key_window_open: bool,
+    /// The retention lock that applies to the entry, and its age, if a lock is set there.
+    pub lock: Option<LockedAge>,
+}
+
+/// A retention lock and the age of the entry it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockedAge {
+    pub lock_days: u32,
+    /// Since the guard first saw the entry, on the service's clock; `None` when not known
+    /// (then it counts as young).
+    pub age: Option<Duration>,
+}
+
+impl LockedAge {
+    /// Whether the entry is younger than the lock.
+    pub fn young(&self) -> bool {
+        match self.age {
+            Some(age) => age < Duration::from_secs(u64::from(self.lock_days) * 86_400),
+            None => self.lock_days > 0,
+        }
+    }
 }
 
 /// Why a certified caller is held back.
@@ -25,6 +55,11 @@ pub struct Circumstances {
 pub enum Held {
     /// Key material of a repository: only added to.
     KeyMaterial(RepoKind),
+    /// Younger than the retention lock: its age in whole days (or unknown), the lock's days.
+    Young {
+        age_days: Option<u64>,
+        lock_days: u32,
+    },
 }
 
 impl std::fmt::Display for Held {
@@ -35,6 +70,20 @@ impl std::fmt::Display for Held {
                 "certified, but what holds the keys of a {} repository is only ever added to \
                  (a key change needs a maintenance window: imageguard maintenance MOUNTPOINT)",
                 k.name()
+            ),
+            Held::Young {
+                age_days,
+                lock_days,
+            } => write!(
+                f,
+                "held by the {lock_days}-day retention lock: the file is {} old, and nobody, \
+                 certified programs included, may delete or change it before it is {lock_days} days old",
+                match age_days {
+                    Some(0) => "less than a day".to_string(),
+                    Some(1) => "1 day".to_string(),
+                    Some(d) => format!("{d} days"),
+                    None => "of unknown age (counted as new)".to_string(),
+                }
             ),
         }
     }
@@ -52,6 +101,7 @@ fn destroys(op: Operation) -> bool {
         | O::Exchange
         | O::Truncate
         | O::OpenWrite
+        | O::OpenAppend
         | O::Write
         | O::Fallocate
         | O::CopyInto => true,
@@ -130,12 +180,29 @@ pub fn borg_config_rewrite(class: Class, old: &[u8], new: &[u8]) -> Class {
 
 /// Whether a certified caller's `op` on an entry of class `class` is held back.
 pub fn hold(op: Operation, class: &Class, now: &Circumstances) -> Option<Held> {
-    match class {
-        Class::Backup(BackupReason::KeyMaterial(k)) if destroys(op) && !now.key_window_open => {
-            Some(Held::KeyMaterial(*k))
-        }
+    // Key material answers to the maintenance window alone, whatever its age.
+    if let Class::Backup(BackupReason::KeyMaterial(k)) = class {
+        return (destroys(op) && !now.key_window_open).then_some(Held::KeyMaterial(*k));
+    }
+    let Class::Backup(reason) = class else {
+        return None;
+    };
+    if matches!(reason, BackupReason::Bookkeeping(_)) {
+        return None;
+    }
+    match now.lock {
+        Some(locked) if locked.young() && ages_out(op) => Some(Held::Young {
+            age_days: locked.age.map(|a| a.as_secs() / 86_400),
+            lock_days: locked.lock_days,
+        }),
         _ => None,
     }
+}
+
+/// Whether `op` is one the retention lock refuses: what removes, rewrites or shrinks a file
+/// (an append only adds to it).
+fn ages_out(op: Operation) -> bool {
+    destroys(op) && op != Operation::OpenAppend && op != Operation::RemoveDirectory
 }
 
 #[cfg(test)]
@@ -215,12 +282,74 @@ mod tests {
     }
 
     #[test]
+    fn young_backups_are_held_old_ones_are_not() {
+        let image = Class::Backup(BackupReason::Pattern("*.mrimg".into()));
+        let hints = Class::Backup(BackupReason::Bookkeeping(RepoKind::Borg));
+        let at = |days: u64, lock: u32| Circumstances {
+            key_window_open: false,
+            lock: Some(LockedAge {
+                lock_days: lock,
+                age: Some(Duration::from_secs(days * 86_400)),
+            }),
+        };
+        // (operation, held when young)
+        let table = [
+            (Operation::Delete, true),
+            (Operation::Rename, true),
+            (Operation::Replace, true),
+            (Operation::Exchange, true),
+            (Operation::Truncate, true),
+            (Operation::OpenWrite, true),
+            (Operation::Write, true),
+            (Operation::Fallocate, true),
+            (Operation::CopyInto, true),
+            (Operation::OpenAppend, false),
+            (Operation::RemoveDirectory, false),
+            (Operation::SetAttributes, false),
+            (Operation::SetXattr, false),
+            (Operation::RemoveXattr, false),
+            (Operation::HardLink, false),
+            (Operation::CreateDuplicate, false),
+        ];
+        for (op, held) in table {
+            assert_eq!(
+                hold(op, &image, &at(13, 14)).is_some(),
+                held,
+                "{op:?} at 13 days"
+            );
+            assert_eq!(hold(op, &image, &at(14, 14)), None, "{op:?} at 14 days");
+            assert_eq!(hold(op, &image, &at(0, 0)), None, "{op:?} without a lock");
+            assert_eq!(hold(op, &hints, &at(0, 14)), None, "{op:?} on bookkeeping");
+        }
+        // Unknown age counts as young.
+        let unknown = Circumstances {
+            key_window_open: false,
+            lock: Some(LockedAge {
+                lock_days: 14,
+                age: None,
+            }),
+        };
+        assert!(hold(Operation::Delete, &image, &unknown).is_some());
+        assert_eq!(
+            hold(Operation::Delete, &image, &at(3, 14)).map(|h| h.to_string()),
+            Some("held by the 14-day retention lock: the file is 3 days old, and nobody, certified programs included, may delete or change it before it is 14 days old".into())
+        );
+        // Key material stays held whatever its age.
+        let key = Class::Backup(BackupReason::KeyMaterial(RepoKind::Restic));
+        assert!(matches!(
+            hold(Operation::Delete, &key, &at(400, 14)),
+            Some(Held::KeyMaterial(_))
+        ));
+    }
+
+    #[test]
     fn key_material_is_only_added_to_outside_a_window() {
         let key = Class::Backup(BackupReason::KeyMaterial(RepoKind::Restic));
         let pack = Class::Backup(BackupReason::Repository(RepoKind::Restic));
         let closed = Circumstances::default();
         let open = Circumstances {
             key_window_open: true,
+            lock: None,
         };
         // (operation, held with the window closed)
         let table = [

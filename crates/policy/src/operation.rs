@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Operation {
-    /// Open an existing file for writing (O_WRONLY, O_RDWR, O_APPEND).
+    /// Open an existing file for writing (O_WRONLY, O_RDWR, O_RDWR|O_APPEND).
     OpenWrite,
+    /// Open an existing file write-only for appending (O_WRONLY|O_APPEND): every write lands
+    /// at its end, and the descriptor cannot be mapped to write elsewhere.
+    OpenAppend,
     /// Open with O_TRUNC, or truncate by path or descriptor.
     Truncate,
     /// chmod, chown, utimes and other attribute changes.
@@ -44,6 +47,7 @@ impl Operation {
     pub fn verb(self) -> &'static str {
         match self {
             Operation::OpenWrite => "open for writing",
+            Operation::OpenAppend => "open for appending",
             Operation::Truncate => "truncate",
             Operation::SetAttributes => "change attributes of",
             Operation::Delete => "delete",
@@ -65,6 +69,7 @@ impl Operation {
     pub fn name(self) -> &'static str {
         match self {
             Operation::OpenWrite => "open-write",
+            Operation::OpenAppend => "open-append",
             Operation::Truncate => "truncate",
             Operation::SetAttributes => "set-attributes",
             Operation::Delete => "delete",

@@ -81,6 +81,7 @@ impl Act {
             O::HardLink => None,
             O::CreateDuplicate => Some(Act::Add),
             O::OpenWrite
+            | O::OpenAppend
             | O::Truncate
             | O::Write
             | O::Replace
