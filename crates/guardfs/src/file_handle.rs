@@ -74,6 +74,14 @@ impl FileHandle {
         Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
     }
 
+    /// The handle as bytes (its type, then the file system's bytes): a key that names one
+    /// inode generation.
+    pub fn key(&self) -> Vec<u8> {
+        let mut k = self.handle_type.to_le_bytes().to_vec();
+        k.extend_from_slice(&self.bytes);
+        k
+    }
+
     /// A 64-bit digest of the handle, used as the FUSE generation number of the inode (it
     /// changes when an inode number is reused for a new file).
     pub fn generation(&self) -> u64 {

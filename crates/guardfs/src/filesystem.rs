@@ -26,6 +26,7 @@ use imageguard_policy::{BackupReason, Class, EntryKind, Operation, Rules, Zone};
 use parking_lot::{Mutex, RwLock};
 
 use crate::credentials::ActAs;
+use crate::file_handle::FileHandle as KernelHandle;
 use crate::fresh::FreshEntries;
 use crate::gate::Gate;
 use crate::handles::{HandleTable, OpenDir, OpenFile};
@@ -642,6 +643,37 @@ impl GuardFs {
         self.shared.gate.check(req.pid(), op, class, path)
     }
 
+    /// [`GuardFs::check`] for an operation the retention lock may hold; `key()` gives the
+    /// entry's handle (asked for only when a lock applies).
+    fn check_aged(
+        &self,
+        req: &Request,
+        op: Operation,
+        class: &Class,
+        key: impl FnOnce() -> Option<Vec<u8>>,
+        path: impl FnOnce() -> String,
+    ) -> Res<()> {
+        self.shared.gate.check_aged(req.pid(), op, class, key, path)
+    }
+
+    /// The handle key of an inode (see [`KernelHandle::key`]).
+    fn key_of(&self, inode: &Arc<Inode>) -> Option<Vec<u8>> {
+        let fd = self.store.open(inode).ok()?;
+        KernelHandle::of(fd.as_fd()).ok().map(|h| h.key())
+    }
+
+    /// The handle key of `name` in `parent`.
+    fn key_at(&self, parent: &Arc<Inode>, name: &std::ffi::CStr) -> Option<Vec<u8>> {
+        let fd = sys::openat(
+            self.fd(parent).ok()?.as_fd(),
+            name,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+        )
+        .ok()?;
+        KernelHandle::of(fd.as_fd()).ok().map(|h| h.key())
+    }
+
     /// Open our own descriptor for an inode: read-write when possible, so that one passthrough
     /// backing can serve every later open of the inode (the kernel checks each caller's access
     /// mode on its own file).
@@ -744,7 +776,13 @@ impl GuardFs {
             Operation::SetAttributes
         };
         let class = self.classify_content_for(req, inode);
-        self.check(req, op, &class, || self.inode_path(inode))?;
+        self.check_aged(
+            req,
+            op,
+            &class,
+            || self.key_of(inode),
+            || self.inode_path(inode),
+        )?;
         if let Some(mode) = mode {
             if inode.kind != libc::S_IFLNK {
                 sys::fchmod_path(self.fd(inode)?.as_fd(), mode & 0o7777).map_err(err)?;
@@ -814,9 +852,13 @@ impl GuardFs {
         } else {
             Operation::Rename
         };
-        self.check(req, op, &src_class, || {
-            self.path_of(parent.nodeid, Some(name))
-        })?;
+        self.check_aged(
+            req,
+            op,
+            &src_class,
+            || self.key_at(parent, &c_old),
+            || self.path_of(parent.nodeid, Some(name)),
+        )?;
         let dst = sys::lstatat(self.fd(newparent)?.as_fd(), &c_new).ok();
         let mut dst_is_dir = false;
         // Key material replaced by a copy that keeps the key: the old one is retired.
@@ -840,9 +882,13 @@ impl GuardFs {
                 } else {
                     Operation::Replace
                 };
-                self.check(req, op, &dst_class, || {
-                    self.path_of(newparent.nodeid, Some(newname))
-                })?;
+                self.check_aged(
+                    req,
+                    op,
+                    &dst_class,
+                    || self.key_at(newparent, &c_new),
+                    || self.path_of(newparent.nodeid, Some(newname)),
+                )?;
             }
             None if !src_is_dir && !src_class.is_backup() => {
                 let dup = self.duplicate_class(req, newparent, newname);
@@ -1058,12 +1104,24 @@ impl Filesystem for GuardFs {
             let c = cname(name)?;
             let st = sys::lstatat(self.fd(&p)?.as_fd(), &c).map_err(err)?;
             let class = self.for_caller(req, self.classify_name(&p, name, &st), st.st_ino);
-            self.check(req, Operation::Delete, &class, || {
-                self.path_of(p.nodeid, Some(name))
-            })?;
+            let key = self
+                .shared
+                .gate
+                .retention()
+                .and_then(|_| self.key_at(&p, &c));
+            self.check_aged(
+                req,
+                Operation::Delete,
+                &class,
+                || key.clone(),
+                || self.path_of(p.nodeid, Some(name)),
+            )?;
             sys::unlinkat(self.fd(&p)?.as_fd(), &c, 0).map_err(err)?;
             if st.st_nlink <= 1 {
                 self.shared.fresh.forget(st.st_ino);
+                if let (Some(r), Some(k)) = (self.shared.gate.retention(), &key) {
+                    r.gone(k);
+                }
             }
             if class.is_backup() {
                 let _ = self.shared.backup_files.fetch_update(
@@ -1183,7 +1241,13 @@ impl Filesystem for GuardFs {
             let inode = self.inode(ino)?;
             if let Some(op) = open_modifies(flags.0) {
                 let class = self.classify_content_for(req, &inode);
-                self.check(req, op, &class, || self.inode_path(&inode))?;
+                self.check_aged(
+                    req,
+                    op,
+                    &class,
+                    || self.key_of(&inode),
+                    || self.inode_path(&inode),
+                )?;
             }
             let fd = self.open_backing_fd(&inode, flags.0)?;
             if open_modifies(flags.0).is_some() {
@@ -1239,6 +1303,11 @@ impl Filesystem for GuardFs {
                         return Err(e);
                     }
                     self.note_backup_created(&p, name, EntryKind::File);
+                    if let Some(r) = self.shared.gate.retention() {
+                        if let Ok(h) = KernelHandle::of(fd.as_fd()) {
+                            r.seen(&h.key());
+                        }
+                    }
                     if let Some(creator) = self.creator_to_note(req, &p) {
                         if let Ok(st) = sys::fstat_fd(fd.as_fd()) {
                             self.shared.fresh.note(st.st_ino, creator);
@@ -1253,7 +1322,13 @@ impl Filesystem for GuardFs {
                     let st = sys::lstatat(self.fd(&p)?.as_fd(), &c).map_err(err)?;
                     if let Some(op) = open_modifies(flags) {
                         let class = self.classify_name(&p, name, &st);
-                        self.check(req, op, &class, || self.path_of(p.nodeid, Some(name)))?;
+                        self.check_aged(
+                            req,
+                            op,
+                            &class,
+                            || self.key_at(&p, &c),
+                            || self.path_of(p.nodeid, Some(name)),
+                        )?;
                     }
                     let (inode, _) = self.lookup_inode(&p, name)?;
                     let r = self.open_backing_fd(&inode, flags);
@@ -1332,7 +1407,13 @@ impl Filesystem for GuardFs {
             let inode = self.inode(ino)?;
             let f = self.files.get(fh.0).ok_or(libc::EBADF)?;
             let class = self.classify_content_for(req, &inode);
-            self.check(req, Operation::Write, &class, || self.inode_path(&inode))?;
+            self.check_aged(
+                req,
+                Operation::Write,
+                &class,
+                || self.key_of(&inode),
+                || self.inode_path(&inode),
+            )?;
             sys::pwrite(f.fd.as_fd(), data, offset).map_err(err)
         })();
         match r {
@@ -1571,9 +1652,13 @@ impl Filesystem for GuardFs {
             let inode = self.inode(ino)?;
             let f = self.files.get(fh.0).ok_or(libc::EBADF)?;
             let class = self.classify_content_for(req, &inode);
-            self.check(req, Operation::Fallocate, &class, || {
-                self.inode_path(&inode)
-            })?;
+            self.check_aged(
+                req,
+                Operation::Fallocate,
+                &class,
+                || self.key_of(&inode),
+                || self.inode_path(&inode),
+            )?;
             sys::fallocate(f.fd.as_fd(), mode, offset, length).map_err(err)
         })();
         reply_empty(reply, r);
@@ -1615,7 +1700,13 @@ impl Filesystem for GuardFs {
             let fi = self.files.get(fh_in.0).ok_or(libc::EBADF)?;
             let fo = self.files.get(fh_out.0).ok_or(libc::EBADF)?;
             let class = self.classify_content_for(req, &out);
-            self.check(req, Operation::CopyInto, &class, || self.inode_path(&out))?;
+            self.check_aged(
+                req,
+                Operation::CopyInto,
+                &class,
+                || self.key_of(&out),
+                || self.inode_path(&out),
+            )?;
             sys::copy_file_range(fi.fd.as_fd(), offset_in, fo.fd.as_fd(), offset_out, len)
                 .map_err(err)
         })();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use imageguard_policy::holds::Circumstances;
+use imageguard_policy::holds::{Circumstances, LockedAge};
 use imageguard_policy::sync_tools::rules::{self, Act, Place, Rule, Ruling};
 use imageguard_policy::sync_tools::servers::file_server;
 use imageguard_policy::sync_tools::situation::{self, Folders};
@@ -80,6 +80,23 @@ impl Folders for CallerFolders<'_> {
     }
 }
 
+/// The retention lock's facts for one volume (implemented by the service over its clock and
+/// first-seen store).
+pub trait Retention: Send + Sync {
+    /// Whether any lock applies on this volume (nothing is looked up otherwise).
+    fn any_lock(&self) -> bool;
+    /// The lock, in days, on the entry at `path` (the longest of the volume's and its
+    /// destination folders'); 0 for none.
+    fn lock_days(&self, path: &Path) -> u32;
+    /// How long ago the file with handle `key` was first seen; `None` when never (it is
+    /// remembered as seen now).
+    fn age(&self, key: &[u8]) -> Option<Duration>;
+    /// A new file with handle `key` (its age starts now).
+    fn seen(&self, key: &[u8]);
+    /// The file with handle `key` is gone.
+    fn gone(&self, key: &[u8]);
+}
+
 /// Counters shown by `imageguard status`.
 #[derive(Debug, Default)]
 pub struct GateCounters {
@@ -100,6 +117,8 @@ pub struct Gate {
     /// Until when (CLOCK_BOOTTIME seconds) a maintenance window for key material is open;
     /// 0 when closed.
     key_window_until: AtomicU64,
+    /// The retention lock's facts, when the service offers them.
+    retention: Option<Arc<dyn Retention>>,
     pub counters: GateCounters,
 }
 
@@ -116,8 +135,20 @@ impl Gate {
             places: None,
             network: false,
             key_window_until: AtomicU64::new(0),
+            retention: None,
             counters: GateCounters::default(),
         }
+    }
+
+    /// Hold young backups by the retention lock, with `retention` for their ages.
+    pub fn with_retention(mut self, retention: Arc<dyn Retention>) -> Gate {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// The retention port, when any lock applies on this volume.
+    pub fn retention(&self) -> Option<&Arc<dyn Retention>> {
+        self.retention.as_ref().filter(|r| r.any_lock())
     }
 
     /// Judge sync tools by the sync rules, with `places` for their folders; `network` says
@@ -219,13 +250,46 @@ impl Gate {
         class: &Class,
         path: impl FnOnce() -> String,
     ) -> Result<(), i32> {
+        self.check_aged(pid, op, class, || None, path)
+    }
+
+    /// [`Gate::check`] for an operation the retention lock may hold: `key()` gives the file's
+    /// handle, asked for only when a lock applies and the caller is certified.
+    pub fn check_aged(
+        &self,
+        pid: u32,
+        op: Operation,
+        class: &Class,
+        key: impl FnOnce() -> Option<Vec<u8>>,
+        path: impl FnOnce() -> String,
+    ) -> Result<(), i32> {
         if !class.is_backup() {
             return Ok(());
         }
         let caller = self.callers.resolve(pid);
+        let mut path = Some(path);
+        let mut known_path: Option<String> = None;
+        let mut path_now = || -> String {
+            if let Some(p) = &known_path {
+                return p.clone();
+            }
+            let p = path.take().map(|f| f()).unwrap_or_default();
+            known_path = Some(p.clone());
+            p
+        };
+        let lock = match (caller.is_certified(), self.retention()) {
+            (true, Some(r)) => {
+                let days = r.lock_days(Path::new(&path_now()));
+                (days > 0).then(|| LockedAge {
+                    lock_days: days,
+                    age: key().and_then(|k| r.age(&k)),
+                })
+            }
+            _ => None,
+        };
         let now = Circumstances {
             key_window_open: self.key_window_left().is_some(),
-            lock: None,
+            lock,
         };
         match decide(&caller, op, class, &now) {
             Verdict::Allow => {
@@ -234,9 +298,9 @@ impl Gate {
                     .fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Verdict::Held(held) => self.refuse(&caller, op, class, path(), held.to_string()),
+            Verdict::Held(held) => self.refuse(&caller, op, class, path_now(), held.to_string()),
             Verdict::Deny => {
-                let path = path();
+                let path = path_now();
                 let mut why = match &caller.trust {
                     Ok(_) => String::new(),
                     Err(u) => u.to_string(),

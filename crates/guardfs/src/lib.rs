@@ -29,6 +29,6 @@ pub mod sys;
 pub mod walk;
 
 pub use filesystem::GuardShared;
-pub use gate::{CallerSource, EventSink, Gate, SyncPlaces};
+pub use gate::{CallerSource, EventSink, Gate, Retention, SyncPlaces};
 pub use mount::{mount_guard, GuardOptions, MountedGuard};
 pub use walk::{scan, ScanResult};

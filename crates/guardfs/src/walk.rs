@@ -37,6 +37,8 @@ pub struct Visit<'a> {
     pub zone: &'a Zone,
     pub name: &'a OsStr,
     pub stat: &'a sys::Stat,
+    /// The folder the entry is in.
+    pub dir: BorrowedFd<'a>,
 }
 
 /// Depth-first walk below `dir` (whose zone is `zone` and volume-relative path `rel`), calling
@@ -98,6 +100,7 @@ pub fn walk(
                     zone,
                     name: os,
                     stat: &st,
+                    dir: fd.as_fd(),
                 })?;
             }
         }
@@ -116,6 +119,16 @@ pub struct ScanResult {
 
 /// Scan a whole volume from its root.
 pub fn scan(rules: &Rules, root: BorrowedFd<'_>) -> ScanResult {
+    scan_with(rules, root, None)
+}
+
+/// [`scan`], handing `each_backup` (when given) the handle key of every backup file, to date
+/// them for the retention lock.
+pub fn scan_with(
+    rules: &Rules,
+    root: BorrowedFd<'_>,
+    mut each_backup: Option<&mut dyn FnMut(Vec<u8>)>,
+) -> ScanResult {
     let mut res = ScanResult::default();
     let zone = rules.root_zone(detect_repo(rules, root));
     let mut budget = WALK_LIMIT;
@@ -126,6 +139,15 @@ pub fn scan(rules: &Rules, root: BorrowedFd<'_>) -> ScanResult {
         {
             res.backup_files += 1;
             res.backup_bytes += v.stat.st_size as u64;
+            if let Some(each) = each_backup.as_mut() {
+                if let Some(key) = sys::cstr(v.name)
+                    .ok()
+                    .and_then(|c| sys::openat(v.dir, &c, libc::O_PATH | libc::O_NOFOLLOW, 0).ok())
+                    .and_then(|fd| crate::file_handle::FileHandle::of(fd.as_fd()).ok())
+                {
+                    each(key.key());
+                }
+            }
             if v.stat.st_nlink > 1 && v.stat.st_mode & libc::S_IFMT == libc::S_IFREG {
                 res.linked_backups.insert(v.stat.st_ino);
             }

@@ -53,6 +53,13 @@ stopped_timeout = 10
 # outside backup destinations; never over the network.
 allow = false
 
+[retention]
+# The retention lock: a backup file younger than this many days (since the guard first saw it,
+# on the service's own clock) may not be deleted, truncated, overwritten, renamed away or
+# replaced by anyone, certified programs included; new files and appends stay allowed. By
+# protected volume or destination folder (the longest lock covering a file applies):
+# "/mnt/backup" = 14
+
 # Backup jobs of scripts and tools imageguard does not read itself, one table each:
 # [[definition]]
 # name = "nightly images"
@@ -79,6 +86,9 @@ pub struct Config {
     pub helpers: std::collections::BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub sync_tools: SyncToolsSection,
+    /// `[retention]`: days by protected volume or destination folder.
+    #[serde(default)]
+    pub retention: std::collections::BTreeMap<PathBuf, u32>,
 }
 
 /// `[sync_tools]`: the reference's "Allow RoboCopy to sync and move backup files on protected

@@ -82,6 +82,13 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
             "  denied / certified writes: {} / {}",
             v.denied, v.allowed_certified
         );
+        if v.lock_days > 0 {
+            println!(
+                "  retention lock:  {} days; {} files younger than that (nobody may delete or \
+                 change them, certified programs included)",
+                v.lock_days, v.locked_files
+            );
+        }
         if let Some(m) = v.key_window_minutes_left {
             println!(
                 "  repository keys: maintenance window open, {m} min left (certified programs may \

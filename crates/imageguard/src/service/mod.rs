@@ -9,6 +9,7 @@ pub mod adapters;
 pub mod auto_protect;
 pub mod destinations;
 pub mod report;
+pub mod retention;
 pub mod sentinel;
 pub mod sync_places;
 pub mod volumes;
@@ -74,6 +75,8 @@ pub struct Service {
     stopping: std::sync::atomic::AtomicBool,
     /// What the sync rules know of this machine's folders.
     sync_places: Arc<sync_places::ServicePlaces>,
+    /// The service's own clock (the retention locks' time).
+    clock: Arc<imageguard_retention::ServiceClock>,
 }
 
 fn now() -> i64 {
@@ -147,6 +150,21 @@ pub fn run(paths: PathArgs) -> Result<()> {
     }));
     let log = EventLog::start(&paths.events_db(), &paths.journal_socket)?;
     log.emit(Event::new(EventKind::ServiceStarted));
+    let clock_file = paths.state_dir.join("clock.json");
+    let clock = Arc::new(
+        imageguard_retention::ServiceClock::start(&clock_file)
+            .with_context(|| format!("starting the service's clock ({})", clock_file.display()))?,
+    );
+    imageguard_retention::clock::watch_wall_clock(|moved| {
+        eprintln!(
+            "imageguard: the system clock was set {} by {} s; the service's clock (retention \
+             locks) did not move",
+            if moved >= 0 { "forward" } else { "back" },
+            moved.unsigned_abs()
+        );
+        true
+    })
+    .context("watching the system clock")?;
     let mut state = ServiceState::load(&paths.service_state())?;
     let on = state.on_at_start(&boot_id());
     let service = Arc::new(Service {
@@ -157,6 +175,7 @@ pub fn run(paths: PathArgs) -> Result<()> {
         store,
         log,
         sync_places: Arc::new(sync_places::ServicePlaces::new(config.sync_tools.allow)),
+        clock,
         config,
         paths: paths.clone(),
         changes: Mutex::new(()),
@@ -225,20 +244,93 @@ const GUARD_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_mill
 fn watch_guards(service: Arc<Service>) -> Result<()> {
     std::thread::Builder::new()
         .name("guard watchdog".into())
-        .spawn(move || loop {
-            std::thread::sleep(GUARD_WATCH_INTERVAL);
-            service.release_absent_drives();
-            service.heal_stopped_guards();
-            service.detach_foreign_mounts();
-            // Volumes also go without a protect or unprotect (healed, pulled out, stopped):
-            // the sync rules must never count a device number that is no longer a guard.
-            service.refresh_sync_places(&service.inner.lock());
+        .spawn(move || {
+            let mut round = 0u64;
+            loop {
+                std::thread::sleep(GUARD_WATCH_INTERVAL);
+                service.release_absent_drives();
+                service.heal_stopped_guards();
+                service.detach_foreign_mounts();
+                // Volumes also go without a protect or unprotect (healed, pulled out, stopped):
+                // the sync rules must never count a device number that is no longer a guard.
+                service.refresh_sync_places(&service.inner.lock());
+                round += 1;
+                if round.is_multiple_of(RETENTION_SAVE_ROUNDS) {
+                    service.save_retention();
+                }
+            }
         })
         .context("starting the guard watchdog")?;
     Ok(())
 }
 
+/// Every this many watchdog rounds (10 s) the clock and the first-seen dates are saved.
+const RETENTION_SAVE_ROUNDS: u64 = 40;
+
 impl Service {
+    /// Save the service's clock and every volume's first-seen dates.
+    fn save_retention(&self) {
+        if let Err(e) = self.clock.save() {
+            eprintln!("imageguard: saving the service's clock: {e}");
+        }
+        let stores: Vec<_> = self
+            .inner
+            .lock()
+            .volumes
+            .values()
+            .filter_map(|v| v.retention.clone())
+            .collect();
+        for r in stores {
+            if let Err(e) = r.store.save() {
+                eprintln!("imageguard: saving first-seen dates: {e}");
+            }
+        }
+    }
+
+    /// The retention lock for a volume about to be protected, when the configuration sets one
+    /// on it.
+    fn retention_for(
+        &self,
+        info: &imageguard_volume::backing::VolumeInfo,
+    ) -> Option<Arc<retention::VolumeRetention>> {
+        let configured: Vec<(PathBuf, u32)> = self
+            .config
+            .retention
+            .iter()
+            .map(|(p, d)| (p.canonicalize().unwrap_or_else(|_| p.clone()), *d))
+            .collect();
+        let locks = retention::locks_on(&configured, &info.mount_point);
+        if locks.is_empty() {
+            return None;
+        }
+        let file = retention::store_file(
+            &self.paths.state_dir,
+            info.uuid.as_deref(),
+            &info.mount_point,
+        );
+        match imageguard_retention::AgeStore::open(&file) {
+            Ok(store) => Some(Arc::new(retention::VolumeRetention::new(
+                self.clock.clone(),
+                store,
+                locks,
+            ))),
+            Err(e) => {
+                // Without its dates every file counts as new: stricter, never weaker.
+                eprintln!(
+                    "imageguard: {}: {e}; every file counts as new",
+                    file.display()
+                );
+                let empty =
+                    imageguard_retention::AgeStore::open(&file.with_extension("fresh")).ok()?;
+                Some(Arc::new(retention::VolumeRetention::new(
+                    self.clock.clone(),
+                    empty,
+                    locks,
+                )))
+            }
+        }
+    }
+
     /// Give the sync rules the volumes and destinations of now.
     fn refresh_sync_places(&self, inner: &Inner) {
         let guards: Vec<(PathBuf, bool)> = inner
@@ -448,11 +540,16 @@ impl Service {
         let protected = volumes::protect(
             &mp,
             &self.config,
-            &|info| state.destinations_on(&info.mount_point, info.uuid.as_deref()),
             &self.keeper,
-            self.callers.clone(),
-            self.sink.clone(),
-            self.sync_places.clone(),
+            volumes::Ports {
+                callers: self.callers.clone(),
+                sink: self.sink.clone(),
+                sync_places: self.sync_places.clone(),
+                destinations_on: &|info| {
+                    state.destinations_on(&info.mount_point, info.uuid.as_deref())
+                },
+                retention_for: &|info| self.retention_for(info),
+            },
         );
         let mut inner = self.inner.lock();
         match protected {
@@ -513,6 +610,11 @@ impl Service {
     }
 
     fn unprotect_now(&self, mp: &Path, by_user: bool, inner: &mut Inner) -> Result<()> {
+        if let Some(r) = inner.volumes.get(mp).and_then(|v| v.retention.as_ref()) {
+            if let Err(e) = r.store.save() {
+                eprintln!("imageguard: saving first-seen dates: {e}");
+            }
+        }
         let refreshed = self.unprotect_volume(mp, by_user, inner);
         self.refresh_sync_places(inner);
         refreshed
@@ -655,6 +757,7 @@ impl Service {
             .store(true, std::sync::atomic::Ordering::SeqCst);
         // Waits for a protect in progress, so that the keeper is not dismantled under it.
         let _changing = self.changes.lock();
+        self.save_retention();
         let mut inner = self.inner.lock();
         let mps: Vec<PathBuf> = inner.volumes.keys().cloned().collect();
         for mp in mps {

@@ -21,6 +21,11 @@ pub struct VolumeReport {
     pub files_protected: u64,
     pub denied: u64,
     pub allowed_certified: u64,
+    /// The longest retention lock on it, in days (0: none), and how many files it holds now.
+    #[serde(default)]
+    pub lock_days: u32,
+    #[serde(default)]
+    pub locked_files: usize,
     /// Minutes left in a maintenance window for key material, when one is open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_window_minutes_left: Option<u64>,

@@ -8,11 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use imageguard_guardfs::walk::scan_with;
 use imageguard_guardfs::{
     mount_guard, scan, CallerSource, EventSink, Gate, GuardOptions, GuardShared, MountedGuard,
     SyncPlaces,
 };
 use imageguard_policy::VolumeRef;
+
+use super::retention::VolumeRetention;
 use imageguard_volume::backing::{self, VolumeInfo};
 use imageguard_volume::keeper::Keeper;
 use imageguard_volume::presence::Presence;
@@ -38,6 +41,8 @@ pub struct ProtectedVolume {
     pub presence: Option<Presence>,
     /// The saved definitions' backup destinations on it that its rules hold.
     pub destinations: Vec<PathBuf>,
+    /// The retention lock on it, when the configuration sets one.
+    pub retention: Option<Arc<VolumeRetention>>,
 }
 
 pub fn volume_ref(info: &VolumeInfo) -> VolumeRef {
@@ -57,29 +62,52 @@ pub fn path_ref(path: &Path) -> VolumeRef {
     }
 }
 
+/// What a new guard is wired to: the service's adapters, and what the service knows of the
+/// volume once it is identified.
+pub struct Ports<'a> {
+    pub callers: Arc<dyn CallerSource>,
+    pub sink: Arc<dyn EventSink>,
+    pub sync_places: Arc<dyn SyncPlaces>,
+    /// The saved definitions' backup destinations on it.
+    pub destinations_on: &'a dyn Fn(&VolumeInfo) -> Vec<PathBuf>,
+    /// Its retention lock, when one is set.
+    pub retention_for: &'a dyn Fn(&VolumeInfo) -> Option<Arc<VolumeRetention>>,
+}
+
 /// Protect `path`: the error carries an errno-like code for event 510.
 pub fn protect(
     path: &Path,
     config: &Config,
-    destinations_on: &dyn Fn(&VolumeInfo) -> Vec<PathBuf>,
     keeper: &Keeper,
-    callers: Arc<dyn CallerSource>,
-    sink: Arc<dyn EventSink>,
-    sync_places: Arc<dyn SyncPlaces>,
+    ports: Ports<'_>,
 ) -> Result<ProtectedVolume, (anyhow::Error, i32)> {
     let prepared = backing::prepare(path, keeper).map_err(|e: VolumeError| {
         let code = e.code();
         (anyhow::Error::new(e), code)
     })?;
     let mut b = prepared.backing;
-    let destinations = destinations_on(&b.info);
+    let destinations = (ports.destinations_on)(&b.info);
     let rules = config
         .rules_for(&b.info.mount_point, &destinations)
         .map_err(|e| (e, libc::EINVAL))?;
-    let found = scan(&rules, b.root.as_fd());
-    let gate = Arc::new(
-        Gate::new(callers, sink, volume_ref(&b.info)).with_sync_places(sync_places, b.info.network),
-    );
+    let retention = (ports.retention_for)(&b.info);
+    // Under a lock, every backup file found is dated (now, unless seen before).
+    let found = match &retention {
+        Some(r) => {
+            let found = scan_with(&rules, b.root.as_fd(), Some(&mut |key| r.found(&key)));
+            if let Err(e) = r.store.save() {
+                log::warn!("saving first-seen dates: {e}");
+            }
+            found
+        }
+        None => scan(&rules, b.root.as_fd()),
+    };
+    let mut gate = Gate::new(ports.callers, ports.sink, volume_ref(&b.info))
+        .with_sync_places(ports.sync_places, b.info.network);
+    if let Some(r) = &retention {
+        gate = gate.with_retention(r.clone());
+    }
+    let gate = Arc::new(gate);
     let shared = Arc::new(GuardShared::new(gate, rules));
     shared
         .backup_files
@@ -129,6 +157,7 @@ pub fn protect(
         .flatten();
     Ok(ProtectedVolume {
         destinations,
+        retention,
         presence,
         info: b.info,
         id: b.id,
@@ -223,6 +252,8 @@ pub fn report(v: &ProtectedVolume) -> VolumeReport {
             .allowed_certified
             .load(Ordering::Relaxed),
         allowed_sync: v.shared.gate.counters.allowed_sync.load(Ordering::Relaxed),
+        lock_days: v.retention.as_ref().map_or(0, |r| r.longest()),
+        locked_files: v.retention.as_ref().map_or(0, |r| r.held_now()),
         key_window_minutes_left: v
             .shared
             .gate
