@@ -847,8 +847,18 @@ impl GuardFs {
         } else {
             self.for_caller(req, self.classify_name(parent, name, &src), src.st_ino)
         };
+        let dst = sys::lstatat(self.fd(newparent)?.as_fd(), &c_new).ok();
+        // A file given a free name in its own folder under which it is still a backup (a
+        // temporary file moved into place) is not renamed away.
+        let in_folder = !exchange
+            && !src_is_dir
+            && dst.is_none()
+            && parent.nodeid == newparent.nodeid
+            && self.classify_name(newparent, newname, &src).is_backup();
         let op = if exchange {
             Operation::Exchange
+        } else if in_folder {
+            Operation::RenameInFolder
         } else {
             Operation::Rename
         };
@@ -859,7 +869,6 @@ impl GuardFs {
             || self.key_at(parent, &c_old),
             || self.path_of(parent.nodeid, Some(name)),
         )?;
-        let dst = sys::lstatat(self.fd(newparent)?.as_fd(), &c_new).ok();
         let mut dst_is_dir = false;
         // Key material replaced by a copy that keeps the key: the old one is retired.
         let mut retires_key = false;

@@ -135,3 +135,51 @@ fn young_backups_are_held_even_against_certified_programs() {
         "{status}"
     );
 }
+
+/// restic under a 14-day lock: backups go on (new packs, temporary files moved into place);
+/// a certified `restic forget --keep-last 1 --prune` on fresh snapshots deletes nothing and the
+/// repository checks clean; 15 days on, the same command prunes and it still checks clean.
+#[test]
+fn restic_keeps_backing_up_and_prunes_only_what_the_lock_released() {
+    let mut sb = locked(14);
+    certify(&sb, Path::new("/usr/bin/restic"), false);
+    let repo = sb.mnt.join("restic-repo");
+    assert_ok("restic init", &restic(&sb, &repo, &["init"]));
+    for generation in 1..=2 {
+        let src = source_tree(&sb, generation);
+        assert_ok(
+            "restic backup under the lock",
+            &restic(&sb, &repo, &["backup", "--quiet", src.to_str().unwrap()]),
+        );
+    }
+    let snapshots = |sb: &Sandbox| {
+        let out = restic(sb, &repo, &["snapshots", "--json"]);
+        assert_ok("restic snapshots", &out);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(snapshots(&sb), 2);
+    let out = restic(&sb, &repo, &["forget", "--keep-last", "1", "--prune"]);
+    assert!(
+        !out.status.success(),
+        "forget --prune went through the lock"
+    );
+    assert_eq!(snapshots(&sb), 2, "a young snapshot was forgotten");
+    assert_ok("restic check", &restic(&sb, &repo, &["check"]));
+    assert!(events(&sb)
+        .iter()
+        .any(|e| e.id == 320 && e.message.contains("retention lock")));
+
+    pass_days(&mut sb, 15);
+    assert_ok(
+        "restic forget --prune after 15 days",
+        &restic(&sb, &repo, &["forget", "--keep-last", "1", "--prune"]),
+    );
+    assert_eq!(snapshots(&sb), 1);
+    assert_ok(
+        "restic check",
+        &restic(&sb, &repo, &["check", "--read-data"]),
+    );
+}

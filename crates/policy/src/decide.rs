@@ -49,6 +49,7 @@ mod tests {
         Operation::Delete,
         Operation::RemoveDirectory,
         Operation::Rename,
+        Operation::RenameInFolder,
         Operation::Replace,
         Operation::Exchange,
         Operation::HardLink,

@@ -97,6 +97,7 @@ fn destroys(op: Operation) -> bool {
         O::Delete
         | O::RemoveDirectory
         | O::Rename
+        | O::RenameInFolder
         | O::Replace
         | O::Exchange
         | O::Truncate
@@ -200,9 +201,14 @@ pub fn hold(op: Operation, class: &Class, now: &Circumstances) -> Option<Held> {
 }
 
 /// Whether `op` is one the retention lock refuses: what removes, rewrites or shrinks a file
-/// (an append only adds to it).
+/// (an append only adds to it; a temporary file moved into place under a backup name in its
+/// folder is not renamed away).
 fn ages_out(op: Operation) -> bool {
-    destroys(op) && op != Operation::OpenAppend && op != Operation::RemoveDirectory
+    destroys(op)
+        && !matches!(
+            op,
+            Operation::OpenAppend | Operation::RemoveDirectory | Operation::RenameInFolder
+        )
 }
 
 #[cfg(test)]
@@ -304,6 +310,7 @@ mod tests {
             (Operation::Fallocate, true),
             (Operation::CopyInto, true),
             (Operation::OpenAppend, false),
+            (Operation::RenameInFolder, false),
             (Operation::RemoveDirectory, false),
             (Operation::SetAttributes, false),
             (Operation::SetXattr, false),
@@ -355,6 +362,7 @@ mod tests {
         let table = [
             (Operation::Delete, true),
             (Operation::Rename, true),
+            (Operation::RenameInFolder, true),
             (Operation::Replace, true),
             (Operation::Exchange, true),
             (Operation::Truncate, true),

@@ -22,6 +22,9 @@ pub enum Operation {
     RemoveDirectory,
     /// rename with this entry as the source.
     Rename,
+    /// rename of this file to a free name in its own folder under which it is still a backup
+    /// (a temporary file moved into place).
+    RenameInFolder,
     /// rename of another entry onto this one, replacing it.
     Replace,
     /// renameat2(RENAME_EXCHANGE) involving this entry.
@@ -53,6 +56,7 @@ impl Operation {
             Operation::Delete => "delete",
             Operation::RemoveDirectory => "remove directory",
             Operation::Rename => "rename",
+            Operation::RenameInFolder => "rename in its folder",
             Operation::Replace => "replace",
             Operation::Exchange => "exchange",
             Operation::HardLink => "hard link",
@@ -75,6 +79,7 @@ impl Operation {
             Operation::Delete => "delete",
             Operation::RemoveDirectory => "remove-directory",
             Operation::Rename => "rename",
+            Operation::RenameInFolder => "rename-in-folder",
             Operation::Replace => "replace",
             Operation::Exchange => "exchange",
             Operation::HardLink => "hard-link",

@@ -76,8 +76,10 @@ impl Act {
         let shared = matches!(class, Class::Backup(BackupReason::SameInodeAsBackup));
         match op {
             O::Delete | O::RemoveDirectory | O::Exchange => Some(Act::Remove),
-            O::Rename if situation.in_target && !situation.in_source => Some(Act::Overwrite),
-            O::Rename => Some(Act::Remove),
+            O::Rename | O::RenameInFolder if situation.in_target && !situation.in_source => {
+                Some(Act::Overwrite)
+            }
+            O::Rename | O::RenameInFolder => Some(Act::Remove),
             O::HardLink => None,
             O::CreateDuplicate => Some(Act::Add),
             O::OpenWrite
