@@ -520,19 +520,23 @@ fn rsync_server_deletes_nothing_for_another_machine() {
     let shell = sb.path().join("here-shell");
     std::fs::write(&shell, "#!/bin/sh\nshift\nexec \"$@\"\n").unwrap();
     std::fs::set_permissions(&shell, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = run(
-        "rsync",
-        &[
-            "-a",
-            "--delete",
-            "--exclude",
-            "notes.txt",
-            "-e",
-            shell.to_str().unwrap(),
-            &d,
-            &format!("otherhost:{o}"),
-        ],
-    );
+    // A push of the destination with --delete through the remote shell `rsh` to `to`.
+    let push = |rsh: &str, to: String| {
+        run(
+            "rsync",
+            &[
+                "-a",
+                "--delete",
+                "--exclude",
+                "notes.txt",
+                "-e",
+                rsh,
+                &d,
+                &to,
+            ],
+        )
+    };
+    let out = push(shell.to_str().unwrap(), format!("otherhost:{o}"));
     assert!(!out.status.success(), "the served deletes must fail");
     assert!(offsite.join("old.mrimg").exists());
     assert!(
@@ -547,19 +551,7 @@ fn rsync_server_deletes_nothing_for_another_machine() {
 
     // The same push through the real sshd.
     let ssh = servers::Ssh::start(&sb.path().join("ssh"));
-    let out = run(
-        "rsync",
-        &[
-            "-a",
-            "--delete",
-            "--exclude",
-            "notes.txt",
-            "-e",
-            &ssh.ssh_command(),
-            &d,
-            &format!("root@127.0.0.1:{o}"),
-        ],
-    );
+    let out = push(&ssh.ssh_command(), format!("root@127.0.0.1:{o}"));
     assert!(
         !out.status.success(),
         "the deletes over ssh must fail: {}",
