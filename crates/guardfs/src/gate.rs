@@ -375,8 +375,8 @@ impl Gate {
     }
 }
 
-/// Time since boot, suspend included (CLOCK_BOOTTIME): setting the wall clock does not move it.
+/// Time since boot, suspend included: setting the wall clock does not move it (the service's
+/// clock's own reading, see `imageguard_retention::clock`).
 fn boottime() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    imageguard_retention::clock::real_boottime()
 }
