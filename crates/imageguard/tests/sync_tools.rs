@@ -47,7 +47,11 @@ fn slash(dir: &Path) -> String {
 fn overwrite_in_destination_is_refused(sb: &Sandbox, dest: &Path) {
     let newer = sb.path().join("newer");
     write(&newer.join("a.mrimg"), 9);
-    let out = run("rsync", &["-rt", "--inplace", &slash(&newer), &slash(dest)]);
+    // -I: always transfer (a same-sized file written in the same second would be skipped).
+    let out = run(
+        "rsync",
+        &["-rtI", "--inplace", &slash(&newer), &slash(dest)],
+    );
     assert!(
         !out.status.success(),
         "overwrite in a destination must fail"
@@ -245,7 +249,7 @@ fn rsync_under_the_sync_rules() {
     let newer = sb.path().join("newer");
 
     // The same overwrite in the offsite copy is allowed.
-    let out = run("rsync", &["-rt", &slash(&newer), &o]);
+    let out = run("rsync", &["-rtI", &slash(&newer), &o]);
     assert!(out.status.success(), "overwrite offsite: {}", stderr(&out));
     assert_eq!(
         std::fs::read(offsite.join("a.mrimg")).unwrap(),

@@ -130,7 +130,7 @@ pub fn attacks(cx: &mut Ctx) {
     let r = tool(
         "rsync",
         &[
-            "-t",
+            "-tI",
             "--inplace",
             &outside.join("a.mrimg").display().to_string(),
             &d,
@@ -143,7 +143,7 @@ pub fn attacks(cx: &mut Ctx) {
     );
     let r = tool(
         "rsync",
-        &["-rt", &outside.join("a.mrimg").display().to_string(), &d],
+        &["-rtI", &outside.join("a.mrimg").display().to_string(), &d],
     );
     cx.record(
         "rsync temp-file-then-rename over a backup in the destination",
