@@ -191,8 +191,8 @@ fn rsync_under_the_sync_rules() {
         offsite,
         plain,
     } = setup(true);
-    let d = format!("{}/", dest.display());
-    let o = format!("{}/", offsite.display());
+    let d = slash(&dest);
+    let o = slash(&offsite);
     let before = hashes(&dest);
 
     // Mirroring the backup destination to the offsite copy prunes old backup files there.
@@ -517,8 +517,8 @@ fn rsync_server_deletes_nothing_for_another_machine() {
     let Setup {
         sb, dest, offsite, ..
     } = setup(true);
-    let d = format!("{}/", dest.display());
-    let o = format!("{}/", offsite.display());
+    let d = slash(&dest);
+    let o = slash(&offsite);
 
     // The local rehearsal of sshd: `-e` runs the server side right here.
     let shell = sb.path().join("here-shell");

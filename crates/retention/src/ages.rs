@@ -65,6 +65,15 @@ impl AgeStore {
         })
     }
 
+    /// A store that knows no file yet (every file counts as new), saved to `file`: for when the
+    /// saved one cannot be read.
+    pub fn empty(file: &Path) -> AgeStore {
+        AgeStore {
+            file: file.to_path_buf(),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
     /// When the file with `handle` was first seen, if it was.
     pub fn first_seen(&self, handle: &[u8]) -> Option<u64> {
         self.inner.lock().first_seen.get(handle).copied()

@@ -320,8 +320,8 @@ impl Service {
                     "imageguard: {}: {e}; every file counts as new",
                     file.display()
                 );
-                let empty =
-                    imageguard_retention::AgeStore::open(&file.with_extension("fresh")).ok()?;
+                // Saved beside it: the unreadable file is kept for the admin to look at.
+                let empty = imageguard_retention::AgeStore::empty(&file.with_extension("new"));
                 Some(Arc::new(retention::VolumeRetention::new(
                     self.clock.clone(),
                     empty,
