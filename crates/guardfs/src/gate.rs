@@ -4,7 +4,7 @@
 //! [`SyncPlaces`] port gives about its folders.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +119,9 @@ pub struct Gate {
     key_window_until: AtomicU64,
     /// The retention lock's facts, when the service offers them.
     retention: Option<Arc<dyn Retention>>,
+    /// The admin turned protection off on this locked volume: only what holds a backup (the
+    /// retention lock, key material) still refuses, whoever asks.
+    protection_off: AtomicBool,
     pub counters: GateCounters,
 }
 
@@ -136,6 +139,7 @@ impl Gate {
             network: false,
             key_window_until: AtomicU64::new(0),
             retention: None,
+            protection_off: AtomicBool::new(false),
             counters: GateCounters::default(),
         }
     }
@@ -219,9 +223,22 @@ impl Gate {
         places.allowed() && self.callers.resolve(pid).sync.is_some()
     }
 
-    /// Whether the process behind `pid` is certified (for checks that only concern others).
+    /// Whether the process behind `pid` is treated as certified (for checks that only concern
+    /// others): it is, or protection is off on this volume, so that everyone is.
     pub fn is_certified(&self, pid: u32) -> bool {
-        self.callers.resolve(pid).is_certified()
+        self.is_off() || self.callers.resolve(pid).is_certified()
+    }
+
+    /// Turn protection off on this volume while its retention lock still holds young backups
+    /// (`imageguard off`, `unprotect`): everyone is then treated as certified, and only the
+    /// lock and key material refuse. `false` turns it back on.
+    pub fn set_off(&self, off: bool) {
+        self.protection_off.store(off, Ordering::SeqCst);
+    }
+
+    /// Whether protection is off here, the retention lock alone holding.
+    pub fn is_off(&self) -> bool {
+        self.protection_off.load(Ordering::SeqCst)
     }
 
     /// Open a maintenance window for key material on this volume for `length` (or close it
@@ -254,7 +271,8 @@ impl Gate {
     }
 
     /// [`Gate::check`] for an operation the retention lock may hold: `key()` gives the file's
-    /// handle, asked for only when a lock applies and the caller is certified.
+    /// handle, asked for only when a lock applies and the caller is certified (or protection
+    /// is off here).
     pub fn check_aged(
         &self,
         pid: u32,
@@ -277,7 +295,8 @@ impl Gate {
             known_path = Some(p.clone());
             p
         };
-        let lock = match (caller.is_certified(), self.retention()) {
+        let off = self.is_off();
+        let lock = match (caller.is_certified() || off, self.retention()) {
             (true, Some(r)) => {
                 let days = r.lock_days(Path::new(&path_now()));
                 (days > 0).then(|| LockedAge {
@@ -290,6 +309,7 @@ impl Gate {
         let now = Circumstances {
             key_window_open: self.key_window_left().is_some(),
             lock,
+            protection_off: off,
         };
         match decide(&caller, op, class, &now) {
             Verdict::Allow => {
@@ -298,7 +318,14 @@ impl Gate {
                     .fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Verdict::Held(held) => self.refuse(&caller, op, class, path_now(), held.to_string()),
+            Verdict::Held(held) => {
+                let why = if off {
+                    format!("protection is off on this volume, but {held}")
+                } else {
+                    held.to_string()
+                };
+                self.refuse(&caller, op, class, path_now(), why)
+            }
             Verdict::Deny => {
                 let path = path_now();
                 let mut why = match &caller.trust {

@@ -1,10 +1,12 @@
 //! The service's persistent state (`STATE_DIR/state.json`): whether protection is on, whether it
-//! comes back at the next boot, which volumes the user protected, and the backup drives seen
-//! (by file-system UUID, so that one mounted elsewhere later is still known).
+//! comes back at the next boot, which volumes the user protected, the backup drives seen
+//! (by file-system UUID, so that one mounted elsewhere later is still known), and the
+//! retention locks in force.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use imageguard_policy::lock_changes::LockRecord;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +28,14 @@ pub struct ServiceState {
     /// must not be a way to unprotect backups); forgotten when the user unprotects the volume.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backup_destinations: Vec<PathBuf>,
+    /// The retention locks in force: the configuration's, and those shortened or removed
+    /// that stay until their period has passed (see `imageguard_policy::lock_changes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retention_locks: Vec<LockRecord>,
+    /// Volumes the user unprotected while a retention lock held backups on them: their guard
+    /// stays, only the lock refusing, until no lock is in force on them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lock_held: Vec<PathBuf>,
 }
 
 /// A backup drive seen before.
@@ -44,6 +54,8 @@ impl Default for ServiceState {
             volumes: vec![],
             backup_drives: vec![],
             backup_destinations: vec![],
+            retention_locks: vec![],
+            lock_held: vec![],
         }
     }
 }
@@ -149,6 +161,12 @@ mod tests {
                 mount_point: "/media/usb".into(),
             }],
             backup_destinations: vec!["/media/usb/borg".into()],
+            retention_locks: vec![LockRecord {
+                folder: "/media/usb".into(),
+                days: 14,
+                until: Some(86_400),
+            }],
+            lock_held: vec!["/media/usb".into()],
         };
         s.save(&p).unwrap();
         assert_eq!(ServiceState::load(&p).unwrap(), s);

@@ -2,7 +2,8 @@
 //! not empty, delete or rename away a fresh backup, but may still write new ones and append;
 //! `status` shows the lock and what it holds; the service's clock moved 15 days (its saved
 //! state edited while it is stopped: the clock source's override) releases them; the files'
-//! own times never do.
+//! own times never do. `imageguard off`, `unprotect`, a service stop and a lock removed from
+//! the configuration release nothing before the lock's period has passed.
 
 mod common;
 
@@ -42,7 +43,7 @@ fn locked(days: u32) -> Sandbox {
 }
 
 /// Move the service's clock forward by `days` (stopped, its saved state edited, started).
-fn pass_days(sb: &mut Sandbox, days: u64) {
+fn advance_clock(sb: &mut Sandbox, days: u64) {
     sb.stop_service().unwrap();
     let f = sb.path().join("state/clock.json");
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
@@ -50,6 +51,11 @@ fn pass_days(sb: &mut Sandbox, days: u64) {
     v["elapsed_secs"] = (elapsed + days * 86_400).into();
     std::fs::write(&f, serde_json::to_vec(&v).unwrap()).unwrap();
     sb.start_service().unwrap();
+}
+
+/// [`advance_clock`], and the volume protected (again, if the lock did not keep it).
+fn pass_days(sb: &mut Sandbox, days: u64) {
+    advance_clock(sb, days);
     assert_ok(
         "protect again",
         &sb.imageguard(&["protect", &sb.mnt.to_string_lossy()])
@@ -182,4 +188,137 @@ fn restic_keeps_backing_up_and_prunes_only_what_the_lock_released() {
         "restic check",
         &restic(&sb, &repo, &["check", "--read-data"]),
     );
+}
+
+fn status_json(sb: &Sandbox) -> serde_json::Value {
+    let o = sb.imageguard(&["status", "--json"]).unwrap();
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)))
+}
+
+/// Whether the volume is guarded, only by its lock.
+fn lock_only(sb: &Sandbox) -> Option<bool> {
+    status_json(sb)["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["mount_point"] == sb.mnt.to_string_lossy().as_ref())
+        .map(|v| v["lock_only"].as_bool().unwrap())
+}
+
+#[test]
+fn off_unprotect_stop_and_a_removed_lock_release_nothing_young() {
+    let mut sb = locked(14);
+    let image = sb.mnt.join("images/old.mrimg");
+    let i = image.to_string_lossy().to_string();
+    let before = std::fs::read(&image).unwrap();
+    std::fs::write(sb.mnt.join("notes.txt"), "ordinary").unwrap();
+    let held_by_ransomware = |what: &str| {
+        assert_eperm(&format!("rm {what}"), &sh(&format!("rm -f '{i}'")));
+        assert_eperm(
+            &format!("truncate {what}"),
+            &sh(&format!("truncate -s 0 '{i}'")),
+        );
+        assert_eperm(
+            &format!("mv away {what}"),
+            &sh(&format!("mv '{i}' '{i}.x'")),
+        );
+        assert_eq!(std::fs::read(&image).unwrap(), before, "intact {what}");
+    };
+
+    // `imageguard off`: the guard stays, only the lock refusing.
+    let off = sb.imageguard(&["off"]).unwrap();
+    assert_ok("off", &off);
+    assert!(
+        String::from_utf8_lossy(&off.stdout).contains("retention lock is in force"),
+        "{}",
+        String::from_utf8_lossy(&off.stdout)
+    );
+    assert_eq!(lock_only(&sb), Some(true));
+    held_by_ransomware("after off");
+    assert!(events(&sb).iter().any(|e| e.id == 320
+        && e.message
+            .contains("protection is off on this volume, but held by the 14-day retention lock")));
+    // What the lock does not hold is open, as protection off means: ordinary files, new
+    // backups (which the lock then holds).
+    assert_ok(
+        "ordinary file",
+        &sh(&format!(
+            "echo more >> '{}'",
+            sb.mnt.join("notes.txt").display()
+        )),
+    );
+    let fresh = sb.mnt.join("images/made-while-off.mrimg");
+    assert_ok(
+        "a new backup while off",
+        &sh(&format!("echo new > '{}'", fresh.display())),
+    );
+    assert_eperm(
+        "rm of the backup made while off",
+        &sh(&format!("rm -f '{}'", fresh.display())),
+    );
+    let text = String::from_utf8_lossy(&sb.imageguard(&["status"]).unwrap().stdout).to_string();
+    assert!(
+        text.contains("protection off on 1 volume(s) where a retention lock"),
+        "{text}"
+    );
+    assert_ok("on", &sb.imageguard(&["on"]).unwrap());
+    assert_eq!(lock_only(&sb), Some(false));
+
+    // `unprotect`: the same.
+    let un = sb
+        .imageguard(&["unprotect", &sb.mnt.to_string_lossy()])
+        .unwrap();
+    assert_ok("unprotect", &un);
+    assert_eq!(lock_only(&sb), Some(true));
+    held_by_ransomware("after unprotect");
+
+    // A service stop does not give it back: closed (reads too) until it starts again.
+    sb.stop_service().unwrap();
+    assert!(
+        std::fs::read(&image).is_err(),
+        "a locked volume stays closed while the service is stopped"
+    );
+    let rm = sh(&format!("rm -f '{i}'"));
+    assert!(
+        !rm.status.success() && stderr(&rm).contains("not connected"),
+        "rm while stopped: {}",
+        stderr(&rm)
+    );
+    sb.start_service().unwrap();
+    assert_eq!(
+        lock_only(&sb),
+        Some(true),
+        "still held by the lock after a restart"
+    );
+    assert_eq!(std::fs::read(&image).unwrap(), before, "reads work again");
+    held_by_ransomware("after a restart");
+
+    // The lock removed from the configuration: in force for 14 more days.
+    let config = sb.path().join("imageguard.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let line = format!("\"{}\" = 14\n", sb.mnt.display());
+    assert!(text.contains(&line));
+    std::fs::write(&config, text.replacen(&line, "", 1)).unwrap();
+    advance_clock(&mut sb, 0);
+    let st = status_json(&sb);
+    let locks = st["retention_locks"].as_array().unwrap();
+    assert!(
+        locks.len() == 1 && locks[0]["days"] == 14 && locks[0]["until"].is_string(),
+        "{st}"
+    );
+    held_by_ransomware("with the lock removed from the configuration");
+    assert!(events(&sb).iter().any(|e| e.id == 340
+        && e.message
+            .contains("removed in the configuration: the 14 days stay in force until")));
+
+    // 13 days on: still held. 15: the lock has ended and the volume, unprotected, is given back.
+    advance_clock(&mut sb, 13);
+    held_by_ransomware("13 days after the lock was removed");
+    advance_clock(&mut sb, 2);
+    assert_eq!(lock_only(&sb), None, "given back");
+    assert!(status_json(&sb)["retention_locks"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_ok("rm once the lock has ended", &sh(&format!("rm -f '{i}'")));
 }

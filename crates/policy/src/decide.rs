@@ -23,14 +23,18 @@ impl Verdict {
 
 /// Decide one operation. Ordinary entries are open to everyone (the kernel's own permission
 /// checks still apply); backup entries may be modified only by certified callers, and by them
-/// only as far as nothing holds the entry (see [`crate::holds`]).
+/// only as far as nothing holds the entry (see [`crate::holds`]). Where the admin turned
+/// protection off on a locked volume, everyone is treated as certified: what holds a backup
+/// (the retention lock, key material) still refuses.
 pub fn decide(caller: &CallerFacts, op: Operation, target: &Class, now: &Circumstances) -> Verdict {
     match target {
         Class::Ordinary => Verdict::Allow,
-        Class::Backup(_) if caller.is_certified() => match hold(op, target, now) {
-            Some(h) => Verdict::Held(h),
-            None => Verdict::Allow,
-        },
+        Class::Backup(_) if caller.is_certified() || now.protection_off => {
+            match hold(op, target, now) {
+                Some(h) => Verdict::Held(h),
+                None => Verdict::Allow,
+            }
+        }
         Class::Backup(_) => Verdict::Deny,
     }
 }
@@ -86,6 +90,58 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn with_protection_off_on_a_locked_volume_only_holds_refuse() {
+        use crate::holds::LockedAge;
+        use crate::RepoKind;
+        use std::time::Duration;
+        let anyone = CallerFacts::untrusted(9, "/usr/bin/rm", Untrusted::NotCertified);
+        let image = Class::Backup(BackupReason::Pattern("*.mrimg".into()));
+        let key = Class::Backup(BackupReason::KeyMaterial(RepoKind::Restic));
+        let aged = |days: u64| Circumstances {
+            protection_off: true,
+            lock: Some(LockedAge {
+                lock_days: 14,
+                age: Some(Duration::from_secs(days * 86_400)),
+            }),
+            ..Circumstances::default()
+        };
+        for &op in ALL_OPS {
+            let young = decide(&anyone, op, &image, &aged(2));
+            let old = decide(&anyone, op, &image, &aged(20));
+            assert_eq!(old, Verdict::Allow, "{op:?} on an old backup");
+            let held = matches!(young, Verdict::Held(_));
+            assert_eq!(
+                held,
+                hold(op, &image, &aged(2)).is_some(),
+                "{op:?} on a young backup"
+            );
+            // Key material stays only added to, whatever its age.
+            assert_eq!(
+                decide(&anyone, op, &key, &aged(400)).is_allowed(),
+                hold(op, &key, &aged(400)).is_none(),
+                "{op:?} on key material"
+            );
+        }
+        assert!(matches!(
+            decide(&anyone, Operation::Delete, &image, &aged(2)),
+            Verdict::Held(_)
+        ));
+        assert!(matches!(
+            decide(&anyone, Operation::Delete, &key, &aged(400)),
+            Verdict::Held(_)
+        ));
+        // Protection on: the same caller is refused everything, old or young.
+        let on = Circumstances {
+            protection_off: false,
+            ..aged(20)
+        };
+        assert_eq!(
+            decide(&anyone, Operation::Delete, &image, &on),
+            Verdict::Deny
+        );
     }
 
     #[test]

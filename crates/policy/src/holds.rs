@@ -29,6 +29,10 @@ pub struct Circumstances {
     pub key_window_open: bool,
     /// The retention lock that applies to the entry, and its age, if a lock is set there.
     pub lock: Option<LockedAge>,
+    /// The admin turned protection off on this volume (`imageguard off` or `unprotect`) while
+    /// a retention lock covers it: every caller is then treated as a certified one, so only
+    /// what holds a backup (the lock, key material) still refuses.
+    pub protection_off: bool,
 }
 
 /// A retention lock and the age of the entry it covers.
@@ -67,8 +71,9 @@ impl std::fmt::Display for Held {
         match self {
             Held::KeyMaterial(k) => write!(
                 f,
-                "certified, but what holds the keys of a {} repository is only ever added to \
-                 (a key change needs a maintenance window: imageguard maintenance MOUNTPOINT)",
+                "what holds the keys of a {} repository is only ever added to, by certified \
+                 programs too (a key change needs a maintenance window: imageguard maintenance \
+                 MOUNTPOINT)",
                 k.name()
             ),
             Held::Young {
@@ -293,6 +298,7 @@ mod tests {
         let hints = Class::Backup(BackupReason::Bookkeeping(RepoKind::Borg));
         let at = |days: u64, lock: u32| Circumstances {
             key_window_open: false,
+            protection_off: false,
             lock: Some(LockedAge {
                 lock_days: lock,
                 age: Some(Duration::from_secs(days * 86_400)),
@@ -331,6 +337,7 @@ mod tests {
         // Unknown age counts as young.
         let unknown = Circumstances {
             key_window_open: false,
+            protection_off: false,
             lock: Some(LockedAge {
                 lock_days: 14,
                 age: None,
@@ -356,7 +363,7 @@ mod tests {
         let closed = Circumstances::default();
         let open = Circumstances {
             key_window_open: true,
-            lock: None,
+            ..Circumstances::default()
         };
         // (operation, held with the window closed)
         let table = [

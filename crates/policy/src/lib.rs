@@ -15,7 +15,9 @@
 //! - [`decide`]: allow or deny, and the event a denial logs.
 //! - [`definitions`]: is a folder a backup destination, or a source, of a saved definition?
 //! - [`helpers`]: which helper processes of a certified program count as certified.
-//! - [`holds`]: what holds a backup even against a certified program (key material).
+//! - [`holds`]: what holds a backup even against a certified program (key material, the
+//!   retention lock).
+//! - [`lock_changes`]: shortening or removing a retention lock waits for its period.
 //! - [`sync_tools`]: sync tools' command lines (rsync, rclone, robocopy) and the reference's
 //!   rules for them (move, purge/mirror, overwrite, network shares).
 //! - [`event`]: the event catalogue (IDs, severities, texts).
@@ -30,6 +32,7 @@ pub mod environment;
 pub mod event;
 pub mod helpers;
 pub mod holds;
+pub mod lock_changes;
 pub mod operation;
 pub mod sync_tools;
 

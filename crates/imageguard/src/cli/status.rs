@@ -59,6 +59,25 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
             }
         );
     }
+    for l in &report.retention_locks {
+        println!(
+            "retention lock: {} days on {}{}",
+            l.days,
+            l.folder.display(),
+            match &l.until {
+                Some(u) =>
+                    format!(" (shortened or removed in the configuration; in force until {u})"),
+                None => String::new(),
+            }
+        );
+    }
+    let lock_only = report.volumes.iter().filter(|v| v.lock_only).count();
+    if lock_only > 0 {
+        println!(
+            "protection off on {lock_only} volume(s) where a retention lock is in force: their \
+             guard stays and refuses changes to the files the lock holds"
+        );
+    }
     for w in &report.warnings {
         println!("warning: {w}");
     }

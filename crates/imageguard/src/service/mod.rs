@@ -187,15 +187,21 @@ pub fn run(paths: PathArgs) -> Result<()> {
         }),
         stopping: std::sync::atomic::AtomicBool::new(false),
     });
-    if on {
-        let table = imageguard_volume::MountTable::read().ok();
-        for v in &state.volumes {
-            service.protect_user_volume_at_start(v, table.as_ref());
-        }
-        service.protect_backup_drives(true);
-    } else {
+    service.carry_locks_over();
+    let mut state = service.inner.lock().state.clone();
+    let table = imageguard_volume::MountTable::read().ok();
+    if !on {
         eprintln!("imageguard: protection is off (turn it on with `imageguard on`)");
     }
+    for v in state.volumes.iter().chain(&state.lock_held) {
+        // With protection off (or the volume unprotected), only where a retention lock is in
+        // force, the lock alone holding; and what the keeper held from before, to give back.
+        if on && state.volumes.contains(v) || service.locked(v) || service.kept(v) {
+            service.protect_user_volume_at_start(v, table.as_ref());
+        }
+    }
+    service.protect_backup_drives(true);
+    service.release_unlocked();
     state = service.inner.lock().state.clone();
     state.save(&paths.service_state())?;
     server::serve(&paths.socket(), service.clone())?;
@@ -257,6 +263,7 @@ fn watch_guards(service: Arc<Service>) -> Result<()> {
                 round += 1;
                 if round.is_multiple_of(RETENTION_SAVE_ROUNDS) {
                     service.save_retention();
+                    service.expire_locks();
                 }
             }
         })
@@ -268,69 +275,6 @@ fn watch_guards(service: Arc<Service>) -> Result<()> {
 const RETENTION_SAVE_ROUNDS: u64 = 40;
 
 impl Service {
-    /// Save the service's clock and every volume's first-seen dates.
-    fn save_retention(&self) {
-        if let Err(e) = self.clock.save() {
-            eprintln!("imageguard: saving the service's clock: {e}");
-        }
-        let stores: Vec<_> = self
-            .inner
-            .lock()
-            .volumes
-            .values()
-            .filter_map(|v| v.retention.clone())
-            .collect();
-        for r in stores {
-            if let Err(e) = r.store.save() {
-                eprintln!("imageguard: saving first-seen dates: {e}");
-            }
-        }
-    }
-
-    /// The retention lock for a volume about to be protected, when the configuration sets one
-    /// on it.
-    fn retention_for(
-        &self,
-        info: &imageguard_volume::backing::VolumeInfo,
-    ) -> Option<Arc<retention::VolumeRetention>> {
-        let configured: Vec<(PathBuf, u32)> = self
-            .config
-            .retention
-            .iter()
-            .map(|(p, d)| (p.canonicalize().unwrap_or_else(|_| p.clone()), *d))
-            .collect();
-        let locks = retention::locks_on(&configured, &info.mount_point);
-        if locks.is_empty() {
-            return None;
-        }
-        let file = retention::store_file(
-            &self.paths.state_dir,
-            info.uuid.as_deref(),
-            &info.mount_point,
-        );
-        match imageguard_retention::AgeStore::open(&file) {
-            Ok(store) => Some(Arc::new(retention::VolumeRetention::new(
-                self.clock.clone(),
-                store,
-                locks,
-            ))),
-            Err(e) => {
-                // Without its dates every file counts as new: stricter, never weaker.
-                eprintln!(
-                    "imageguard: {}: {e}; every file counts as new",
-                    file.display()
-                );
-                // Saved beside it: the unreadable file is kept for the admin to look at.
-                let empty = imageguard_retention::AgeStore::empty(&file.with_extension("new"));
-                Some(Arc::new(retention::VolumeRetention::new(
-                    self.clock.clone(),
-                    empty,
-                    locks,
-                )))
-            }
-        }
-    }
-
     /// Give the sync rules the volumes and destinations of now.
     fn refresh_sync_places(&self, inner: &Inner) {
         let guards: Vec<(PathBuf, bool)> = inner
@@ -402,12 +346,12 @@ impl Service {
             eprintln!("imageguard: backup definitions: {p}");
         }
         self.remember_destinations(&report.destinations);
-        if !self.config.protection.auto_protect_backup_drives
-            || !self.inner.lock().state.protection_on
-        {
+        if !self.config.protection.auto_protect_backup_drives {
             self.refresh_rules();
             return;
         }
+        // With protection off, only drives a retention lock covers are guarded (by the lock).
+        let only_locked = !self.inner.lock().state.protection_on;
         let mut done = std::collections::BTreeSet::new();
         let known = self.inner.lock().state.backup_drives.clone();
         for d in &report.destinations {
@@ -446,6 +390,9 @@ impl Service {
                 continue;
             }
             let canonical = target.canonicalize().unwrap_or_else(|_| target.clone());
+            if only_locked && !self.locked(&canonical) && !self.kept(&canonical) {
+                continue;
+            }
             {
                 let inner = self.inner.lock();
                 if inner.volumes.contains_key(&canonical)
@@ -561,6 +508,11 @@ impl Service {
                         }
                         imageguard_volume::BackingMode::Hidden => why.clone(),
                     });
+                }
+                // Protection off (or this volume unprotected) while a lock is in force on
+                // it: the lock alone holds.
+                if !inner.state.protection_on || inner.state.lock_held.contains(&mp) {
+                    v.shared.gate.set_off(true);
                 }
                 let vref = volume_ref(&v.info);
                 if origin == Origin::User {
@@ -760,15 +712,38 @@ impl Service {
         self.save_retention();
         let mut inner = self.inner.lock();
         let mps: Vec<PathBuf> = inner.volumes.keys().cloned().collect();
+        let mut closed = vec![];
         for mp in mps {
+            // A locked volume is not given back: its guard dies with the service and leaves it
+            // closed (as a killed service does) until the service starts again.
+            if inner
+                .volumes
+                .get(&mp)
+                .and_then(|v| v.retention.as_ref())
+                .is_some_and(|r| r.longest() > 0)
+            {
+                closed.push(mp.display().to_string());
+                continue;
+            }
             if let Err(e) = self.unprotect_now(&mp, false, &mut inner) {
                 eprintln!("imageguard: {e:#}");
             }
         }
-        if let Err(e) = self.keeper.dismantle() {
-            log::warn!("keeper: {e}");
+        let stopped = Event::new(EventKind::ServiceStopped);
+        if closed.is_empty() {
+            if let Err(e) = self.keeper.dismantle() {
+                log::warn!("keeper: {e}");
+            }
+            self.emit(stopped);
+        } else {
+            let msg = format!(
+                "a retention lock is in force on {}: not given back; unreachable (reads too) \
+                 until the service starts again",
+                closed.join(", ")
+            );
+            eprintln!("imageguard: {msg}");
+            self.emit(stopped.with_detail(msg));
         }
-        self.emit(Event::new(EventKind::ServiceStopped));
         self.log.close();
     }
 
@@ -813,6 +788,17 @@ impl Service {
             warnings: imageguard_identity::tamper::memory_writes()
                 .warning()
                 .into_iter()
+                .collect(),
+            retention_locks: inner
+                .state
+                .retention_locks
+                .iter()
+                .filter(|r| r.until.is_none_or(|u| u > self.clock.now()))
+                .map(|r| report::LockReport {
+                    folder: r.folder.clone(),
+                    days: r.days,
+                    until: r.until.map(|u| self.wall_time_of(u)),
+                })
                 .collect(),
             event_counts: counts,
         }
@@ -936,6 +922,9 @@ impl Service {
                     anyhow::bail!("protection is off; turn it on with `imageguard on` first");
                 }
                 volumes::check_protectable(&path)?;
+                if let Some(msg) = self.protect_lock_held(&path)? {
+                    return Ok(Response::ok(msg));
+                }
                 let msg = self.protect_now(&path, Origin::User)?;
                 self.save_state(&self.inner.lock())?;
                 // A whole drive is remembered by UUID: found again wherever it is mounted.
@@ -990,6 +979,20 @@ impl Service {
                 let _changing = self.changes.lock();
                 let mut inner = self.inner.lock();
                 let mp = path.canonicalize().unwrap_or_else(|_| path.clone());
+                if inner.absent.contains_key(&mp) && self.lock_covers(&inner.state, &mp) {
+                    // Guarded by its lock alone when it comes back.
+                    inner.state.volumes.retain(|v| v != &mp);
+                    if !inner.state.lock_held.contains(&mp) {
+                        inner.state.lock_held.push(mp.clone());
+                    }
+                    inner.unprotected_by_user.insert(mp.clone());
+                    self.save_state(&inner)?;
+                    return Ok(Response::ok(format!(
+                        "{} is absent; a retention lock is in force on it, so when it comes back \
+                         it is guarded by the lock alone (protection off)",
+                        mp.display()
+                    )));
+                }
                 if inner.absent.remove(&mp).is_some() {
                     inner.state.volumes.retain(|v| v != &mp);
                     inner.state.backup_drives.retain(|k| k.mount_point != mp);
@@ -1001,6 +1004,22 @@ impl Service {
                     )));
                 }
                 let mp = volumes::canonical(&path)?;
+                if let Some((days, files)) =
+                    inner.volumes.get(&mp).and_then(|v| self.hold_by_lock(v))
+                {
+                    inner.state.volumes.retain(|v| v != &mp);
+                    if !inner.state.lock_held.contains(&mp) {
+                        inner.state.lock_held.push(mp.clone());
+                    }
+                    inner.unprotected_by_user.insert(mp.clone());
+                    self.save_state(&inner)?;
+                    return Ok(Response::ok(format!(
+                        "{}: protection is off, but a {days}-day retention lock is in force on it: \
+                         its guard stays and refuses changes to the {files} file(s) the lock \
+                         holds (and to repository keys) until they are old enough",
+                        mp.display()
+                    )));
+                }
                 self.unprotect_now(&mp, true, &mut inner)?;
                 inner
                     .state
@@ -1016,7 +1035,17 @@ impl Service {
                 let mut inner = self.inner.lock();
                 let mps: Vec<PathBuf> = inner.volumes.keys().cloned().collect();
                 let mut errors = vec![];
+                let mut held = vec![];
                 for mp in &mps {
+                    if let Some((days, files)) =
+                        inner.volumes.get(mp).and_then(|v| self.hold_by_lock(v))
+                    {
+                        held.push(format!(
+                            "{} ({days}-day lock, {files} file(s) held)",
+                            mp.display()
+                        ));
+                        continue;
+                    }
                     if let Err(e) = self.unprotect_now(mp, true, &mut inner) {
                         errors.push(format!("{e:#}"));
                     }
@@ -1027,7 +1056,7 @@ impl Service {
                 if !errors.is_empty() {
                     anyhow::bail!("{}", errors.join("; "));
                 }
-                Response::ok(format!(
+                let mut msg = format!(
                     "protection is off on {} volume(s){}",
                     mps.len(),
                     if restart_on_reboot {
@@ -1035,7 +1064,16 @@ impl Service {
                     } else {
                         " until `imageguard on`"
                     }
-                ))
+                );
+                if !held.is_empty() {
+                    msg.push_str(&format!(
+                        ". A retention lock is in force on {}: their guard stays and refuses \
+                         changes to the files it holds (and to repository keys) until they are \
+                         old enough",
+                        held.join(", ")
+                    ));
+                }
+                Response::ok(msg)
             }
             Request::On => {
                 let vols = {
@@ -1043,6 +1081,13 @@ impl Service {
                     inner.state.protection_on = true;
                     inner.state.off_until_boot = None;
                     self.save_state(&inner)?;
+                    // Guards the lock kept: whole again, but for the volumes the user
+                    // unprotected.
+                    for (mp, v) in &inner.volumes {
+                        if v.shared.gate.is_off() && !inner.state.lock_held.contains(mp) {
+                            v.shared.gate.set_off(false);
+                        }
+                    }
                     inner.state.volumes.clone()
                 };
                 let mut msgs = vec![];

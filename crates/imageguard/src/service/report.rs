@@ -26,6 +26,10 @@ pub struct VolumeReport {
     pub lock_days: u32,
     #[serde(default)]
     pub locked_files: usize,
+    /// Protection is off here (`imageguard off`, `unprotect`) but a retention lock is in
+    /// force: the guard stays, only the lock and key material refusing.
+    #[serde(default)]
+    pub lock_only: bool,
     /// Minutes left in a maintenance window for key material, when one is open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_window_minutes_left: Option<u64>,
@@ -78,8 +82,22 @@ pub struct StatusReport {
     /// What weakens the protection on this machine, in words, with what to do about it.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The retention locks in force.
+    #[serde(default)]
+    pub retention_locks: Vec<LockReport>,
     /// (event id, total occurrences).
     pub event_counts: Vec<(u32, u64)>,
+}
+
+/// A retention lock in force.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockReport {
+    pub folder: PathBuf,
+    pub days: u32,
+    /// For a lock shortened or removed in the configuration: until when it stays in force
+    /// (local time, as things stand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// A certified program and whether it is still certified now.

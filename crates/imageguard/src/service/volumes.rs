@@ -234,6 +234,14 @@ pub fn report(v: &ProtectedVolume) -> VolumeReport {
                 .unwrap_or_else(|| "their file system".into())
         ),
     };
+    let protection = if v.shared.gate.is_off() {
+        format!(
+            "OFF but for the retention lock: only the files it holds and repository keys are \
+             refused ({protection})"
+        )
+    } else {
+        protection
+    };
     VolumeReport {
         mount_point: i.mount_point.clone(),
         device: i.device.clone(),
@@ -252,6 +260,7 @@ pub fn report(v: &ProtectedVolume) -> VolumeReport {
             .allowed_certified
             .load(Ordering::Relaxed),
         allowed_sync: v.shared.gate.counters.allowed_sync.load(Ordering::Relaxed),
+        lock_only: v.shared.gate.is_off(),
         lock_days: v.retention.as_ref().map_or(0, |r| r.longest()),
         locked_files: v.retention.as_ref().map_or(0, |r| r.held_now()),
         key_window_minutes_left: v
