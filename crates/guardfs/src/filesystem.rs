@@ -438,16 +438,20 @@ impl GuardFs {
     /// twice), and a sync tool may finish what it created (see [`for_its_creator`]).
     fn for_caller(&self, req: &Request, class: Class, ino: u64) -> Class {
         match &class {
+            c if !c.is_backup() => class,
+            _ if !self.same_creator(req, ino) => class,
+            // A certified program on a locked volume finishes what it made in this run (its
+            // temporary files, the copy of borg's config a rewrite retired): none of it is a
+            // kept backup yet, so the lock does not hold it against its maker.
+            _ if self.shared.gate.retention().is_some()
+                && self.shared.gate.is_certified(req.pid()) =>
+            {
+                Class::Ordinary
+            }
             Class::Backup(BackupReason::KeyMaterial(_)) => {
-                let own = self.same_creator(req, ino);
-                key_material_for_its_creator(class, own)
+                key_material_for_its_creator(class, true)
             }
-            c if c.is_backup() => {
-                let own =
-                    self.same_creator(req, ino) && self.shared.gate.may_finish_its_own(req.pid());
-                for_its_creator(class, own)
-            }
-            _ => class,
+            _ => for_its_creator(class, self.shared.gate.may_finish_its_own(req.pid())),
         }
     }
 
@@ -490,18 +494,48 @@ impl GuardFs {
         }
     }
 
+    /// `class` of `name` in `parent` about to be deleted on a locked volume: a borg segment
+    /// written after the repository's last commit is its rollback's to delete (see
+    /// [`crate::borg_log`]); anything else keeps its class. Looked into only where a lock
+    /// applies.
+    fn uncommitted_segment(&self, class: Class, parent: &Arc<Inode>, name: &OsStr) -> Class {
+        use imageguard_policy::borg_log::segment_number;
+        use imageguard_policy::RepoKind;
+        if class != Class::Backup(BackupReason::Repository(RepoKind::Borg))
+            || self.shared.gate.retention().is_none()
+        {
+            return class;
+        }
+        let Some(number) = segment_number(name.as_bytes()) else {
+            return class;
+        };
+        let in_data = self.store.components(parent.nodeid).is_some_and(|c| {
+            c.len() >= 2
+                && c[c.len() - 2] == "data"
+                && segment_number(c[c.len() - 1].as_bytes()).is_some()
+        });
+        match self.fd(parent) {
+            Ok(fd) if in_data && crate::borg_log::is_uncommitted(fd.as_fd(), number) => {
+                Class::Backup(BackupReason::Uncommitted(RepoKind::Borg))
+            }
+            _ => class,
+        }
+    }
+
     /// The process behind `req`, when what it creates in `parent` is remembered as its own:
-    /// anything a sync tool creates while sync tools are allowed, and by anyone, what it
-    /// creates where key material lives (a repository's root, restic's `keys/`: a temporary
-    /// file there becomes key material by a rename). Nothing is looked up otherwise, so
-    /// creating costs others nothing.
+    /// anything a sync tool creates while sync tools are allowed, anything anyone creates on
+    /// a volume with a retention lock (its maker finishes it in the same run), and by anyone,
+    /// what it creates where key material lives (a repository's root, restic's `keys/`: a
+    /// temporary file there becomes key material by a rename). Nothing is looked up
+    /// otherwise, so creating costs others nothing.
     fn creator_to_note(
         &self,
         req: &Request,
         parent: &Arc<Inode>,
     ) -> Option<crate::fresh::ProcessKey> {
         let key_material = self.zone_of(parent).holds_key_material();
-        if !key_material && !self.shared.gate.may_finish_its_own(req.pid()) {
+        let locked = self.shared.gate.retention().is_some();
+        if !key_material && !locked && !self.shared.gate.may_finish_its_own(req.pid()) {
             return None;
         }
         self.shared.gate.process(req.pid())
@@ -1118,6 +1152,7 @@ impl Filesystem for GuardFs {
                 .gate
                 .retention()
                 .and_then(|_| self.key_at(&p, &c));
+            let class = self.uncommitted_segment(class, &p, name);
             self.check_aged(
                 req,
                 Operation::Delete,

@@ -14,9 +14,12 @@
 //! - [`walk`]: zone-aware tree walks (protect-time scan, "does this directory hold backups").
 //! - [`gate`]: the call into the pure policy and event reporting.
 //! - [`fresh`]: entries created in this session, and by whom.
+//! - [`borg_log`]: whether a borg segment holds committed data (the retention lock's rollback
+//!   rule).
 //! - [`filesystem`]: the `fuser::Filesystem` implementation.
 //! - [`mount`]: mounting and unmounting.
 
+pub mod borg_log;
 pub mod credentials;
 pub mod file_handle;
 pub mod filesystem;

@@ -19,7 +19,12 @@ fn certified_run(program: &Path, args: &[&str]) -> std::process::Output {
 
 /// The sandbox with a `days` lock on its volume, started and protecting it.
 fn locked(days: u32) -> Sandbox {
-    let mut sb = Sandbox::new(&exe(), 64).expect("sandbox");
+    locked_of(days, 64)
+}
+
+/// [`locked`] on a volume of `mib` MiB.
+fn locked_of(days: u32, mib: u64) -> Sandbox {
+    let mut sb = Sandbox::new(&exe(), mib).expect("sandbox");
     std::fs::create_dir_all(sb.mnt.join("images")).unwrap();
     write_pattern(&sb.mnt.join("images/old.mrimg"), 100_000, 1);
     let config = sb.path().join("imageguard.toml");
@@ -321,4 +326,203 @@ fn off_unprotect_stop_and_a_removed_lock_release_nothing_young() {
         .unwrap()
         .is_empty());
     assert_ok("rm once the lock has ended", &sh(&format!("rm -f '{i}'")));
+}
+
+/// Every segment file of a borg repository and its hash.
+fn segments(repo: &Path) -> std::collections::BTreeMap<std::path::PathBuf, String> {
+    hashes(&repo.join("data"))
+}
+
+/// borg under a 14-day lock, as ransomware holding the job's passphrase would run it
+/// (certified): `borg delete REPO` deletes nothing; `borg prune` only records its deletions in
+/// new segments, and the `borg compact` that would erase them is refused, every segment byte
+/// intact, so the pruned archives come back from a copy by borg's documented rollback. Backups
+/// go on; an interrupted run's uncommitted segment is rolled back by borg as usual; 15 days on,
+/// compact frees the space and `borg check --verify-data` passes.
+#[test]
+fn borg_keeps_backing_up_and_compacts_only_what_the_lock_released() {
+    // borg keeps a whole segment's worth (500 MB) free for compaction.
+    let mut sb = locked_of(14, 1024);
+    certify(&sb, Path::new("/usr/bin/borg"), false);
+    let repo = sb.mnt.join("borg-repo");
+    let r = repo.to_string_lossy().to_string();
+    let archives = |sb: &Sandbox| -> Vec<String> {
+        let out = borg(sb, &["list", "--short", &r]);
+        assert_ok("borg list", &out);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_ok("borg init", &borg(&sb, &["init", "-e", "none", &r]));
+    for g in 1..=3 {
+        let src = source_tree(&sb, g);
+        assert_ok(
+            "borg create under the lock",
+            &borg(
+                &sb,
+                &["create", &format!("{r}::a{g}"), src.to_str().unwrap()],
+            ),
+        );
+    }
+    let before = segments(&repo);
+    let last_before = before
+        .keys()
+        .filter_map(|p| p.file_name()?.to_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap();
+
+    // `borg delete REPO`: its first step (erase config) is refused; nothing is deleted.
+    let del = clean(Command::new("borg").args(["delete", &r]))
+        .env("BORG_BASE_DIR", sb.path().join("borg-home"))
+        .env("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes")
+        .env("BORG_DELETE_I_KNOW_WHAT_I_AM_DOING", "YES")
+        .output()
+        .unwrap();
+    assert!(!del.status.success(), "borg delete REPO went through");
+    assert_eq!(segments(&repo), before, "borg delete REPO changed segments");
+    assert_eq!(archives(&sb), ["a1", "a2", "a3"]);
+
+    // prune records its deletions; compact, which would erase them, is refused.
+    assert_ok(
+        "borg prune (it only records deletions)",
+        &borg(&sb, &["prune", "--keep-last", "1", &r]),
+    );
+    assert_eq!(archives(&sb), ["a3"]);
+    let compact = borg(&sb, &["compact", "--threshold", "0", &r]);
+    assert!(
+        !compact.status.success(),
+        "borg compact went through the lock"
+    );
+    assert!(
+        stderr(&compact).contains("Operation not permitted"),
+        "{}",
+        stderr(&compact)
+    );
+    let now = segments(&repo);
+    for (p, h) in &before {
+        assert_eq!(now.get(p), Some(h), "{} changed", p.display());
+    }
+    assert!(events(&sb).iter().any(|e| e.id == 320
+        && e.message.contains("held by the 14-day retention lock")
+        && e.file
+            .as_deref()
+            .is_some_and(|f| f.contains("borg-repo/data/"))));
+    assert_ok(
+        "borg check after the refused compact",
+        &borg(&sb, &["check", &r]),
+    );
+
+    // What prune took away comes back from a copy, by borg's rollback: the transactions after
+    // the last one before it removed, with the indexes.
+    let copy = sb.path().join("recovered");
+    assert_ok(
+        "copy the repository",
+        &sh(&format!("cp -a '{r}' '{}'", copy.display())),
+    );
+    for entry in walk(&copy) {
+        let name = entry.file_name().unwrap().to_string_lossy().to_string();
+        let later_segment = entry
+            .parent()
+            .and_then(|d| d.parent())
+            .is_some_and(|d| d.ends_with("data"))
+            && name.parse::<u64>().is_ok_and(|n| n > last_before);
+        let index = ["index.", "hints.", "integrity."]
+            .iter()
+            .any(|p| name.starts_with(p));
+        if later_segment || index {
+            std::fs::remove_file(&entry).unwrap();
+        }
+    }
+    let restored = clean(Command::new("borg").args(["list", "--short", copy.to_str().unwrap()]))
+        .env("BORG_BASE_DIR", sb.path().join("borg-home-recovery"))
+        .env("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes")
+        .env("BORG_RELOCATED_REPO_ACCESS_IS_OK", "yes")
+        .output()
+        .unwrap();
+    assert_ok("borg list of the rolled-back copy", &restored);
+    assert_eq!(
+        String::from_utf8_lossy(&restored.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        ["a1", "a2", "a3"],
+        "the pruned archives are back"
+    );
+
+    // Backups go on.
+    let src = source_tree(&sb, 4);
+    assert_ok(
+        "borg create after the refused compact",
+        &borg(&sb, &["create", &format!("{r}::a4"), src.to_str().unwrap()]),
+    );
+
+    // An interrupted run leaves a segment written after the last commit; borg's next run rolls
+    // it back (deletes it) as it always does, lock or not. A copy of a segment without a
+    // commit, placed after the last one, stands for it.
+    let segs = segments(&repo);
+    let numbered = |p: &Path| p.file_name()?.to_str()?.parse::<u64>().ok();
+    let last = segs.keys().filter_map(|p| numbered(p)).max().unwrap();
+    let dir = segs.keys().next().unwrap().parent().unwrap().to_path_buf();
+    let put_only = segs
+        .keys()
+        .find(|p| {
+            let b = std::fs::read(p).unwrap();
+            b.len() > 100 && !b.ends_with(&imageguard_policy::borg_log::commit_entry())
+        })
+        .expect("a segment without a commit");
+    let dangling = dir.join((last + 1).to_string());
+    let cp = sb.path().join("bin/cp");
+    std::fs::create_dir_all(cp.parent().unwrap()).unwrap();
+    std::fs::copy("/bin/cp", &cp).unwrap();
+    certify(&sb, &cp, true);
+    assert_ok(
+        "certified cp of an uncommitted segment",
+        &certified_run(
+            &cp,
+            &[put_only.to_str().unwrap(), dangling.to_str().unwrap()],
+        ),
+    );
+    let src = source_tree(&sb, 5);
+    assert_ok(
+        "borg create after an interrupted run",
+        &borg(&sb, &["create", &format!("{r}::a5"), src.to_str().unwrap()]),
+    );
+    assert_ne!(
+        std::fs::read(&dangling).ok(),
+        std::fs::read(put_only).ok(),
+        "the uncommitted segment was rolled back"
+    );
+    assert_ok("borg check", &borg(&sb, &["check", &r]));
+    assert_eq!(archives(&sb), ["a3", "a4", "a5"]);
+
+    // 15 days on: compact frees what prune marked.
+    pass_days(&mut sb, 15);
+    let segments_before = segments(&repo).len();
+    assert_ok(
+        "borg compact after 15 days",
+        &borg(&sb, &["compact", "--threshold", "0", &r]),
+    );
+    assert!(
+        segments(&repo).len() < segments_before,
+        "compact freed nothing"
+    );
+    assert_ok(
+        "borg check --verify-data",
+        &borg(&sb, &["check", "--verify-data", &r]),
+    );
+    assert_eq!(archives(&sb), ["a3", "a4", "a5"]);
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -96,6 +96,9 @@ pub enum BackupReason {
     /// What holds a repository's keys (restic's `config` and `keys/`, borg's `config`): only
     /// ever added to, whatever its age (see [`crate::holds`]).
     KeyMaterial(RepoKind),
+    /// A repository's write that was never committed (a borg segment after the last COMMIT,
+    /// see [`crate::borg_log`]): its program's rollback deletes it; not held by age.
+    Uncommitted(RepoKind),
     /// At or under a configured backup destination folder.
     Destination,
     /// Another name of the same inode is a backup (hard link).
@@ -114,6 +117,9 @@ impl std::fmt::Display for BackupReason {
             }
             BackupReason::KeyMaterial(k) => {
                 write!(f, "what holds the keys of a {} repository", k.name())
+            }
+            BackupReason::Uncommitted(k) => {
+                write!(f, "an uncommitted write of a {} repository", k.name())
             }
             BackupReason::Destination => f.write_str("under a backup destination"),
             BackupReason::SameInodeAsBackup => f.write_str("hard link of a backup file"),

@@ -2,7 +2,7 @@
 
 use crate::caller::CallerFacts;
 use crate::classify::Class;
-use crate::holds::{hold, Circumstances, Held};
+use crate::holds::{hold_for, Circumstances, Held};
 use crate::operation::Operation;
 
 /// Outcome of [`decide`].
@@ -30,7 +30,7 @@ pub fn decide(caller: &CallerFacts, op: Operation, target: &Class, now: &Circums
     match target {
         Class::Ordinary => Verdict::Allow,
         Class::Backup(_) if caller.is_certified() || now.protection_off => {
-            match hold(op, target, now) {
+            match hold_for(op, target, now, caller.is_certified()) {
                 Some(h) => Verdict::Held(h),
                 None => Verdict::Allow,
             }
@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn with_protection_off_on_a_locked_volume_only_holds_refuse() {
-        use crate::holds::LockedAge;
+        use crate::holds::{hold, LockedAge};
         use crate::RepoKind;
         use std::time::Duration;
         let anyone = CallerFacts::untrusted(9, "/usr/bin/rm", Untrusted::NotCertified);
@@ -115,7 +115,7 @@ mod tests {
             let held = matches!(young, Verdict::Held(_));
             assert_eq!(
                 held,
-                hold(op, &image, &aged(2)).is_some(),
+                hold(op, &image, &aged(2)).is_some() || op == Operation::OpenAppend,
                 "{op:?} on a young backup"
             );
             // Key material stays only added to, whatever its age.

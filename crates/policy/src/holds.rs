@@ -170,17 +170,50 @@ pub fn borg_config_identity(text: &[u8]) -> Option<(String, String)> {
 }
 
 /// A rewrite of borg's `config` (`new` replacing `old`) that keeps its id and key: borg check
-/// records its progress there and `borg config` changes settings; that is part of the
-/// repository, not key material released. Anything else stays key material.
+/// records its progress there and `borg config` changes settings; that is the repository's
+/// bookkeeping (not held by age either: borg check must run under a lock), not key material
+/// released. Anything else stays key material.
 pub fn borg_config_rewrite(class: Class, old: &[u8], new: &[u8]) -> Class {
     match class {
         Class::Backup(BackupReason::KeyMaterial(RepoKind::Borg))
             if borg_config_identity(old).is_some()
                 && borg_config_identity(old) == borg_config_identity(new) =>
         {
-            Class::Backup(BackupReason::Repository(RepoKind::Borg))
+            Class::Backup(BackupReason::Bookkeeping(RepoKind::Borg))
         }
         other => other,
+    }
+}
+
+/// Whether a caller's `op` on an entry of class `class` is held back: a certified caller's,
+/// or anyone's where protection is off but for the lock. An uncertified caller (protection
+/// off) may not even append to a young backup: an append is a change, and only backup
+/// programs write by appending (bytes appended after a restic pack's header make the pack
+/// unreadable to restic).
+pub fn hold_for(
+    op: Operation,
+    class: &Class,
+    now: &Circumstances,
+    certified: bool,
+) -> Option<Held> {
+    match hold(op, class, now) {
+        Some(h) => Some(h),
+        None if !certified && op == Operation::OpenAppend => match (class, now.lock) {
+            (Class::Backup(r), Some(locked))
+                if locked.young()
+                    && !matches!(
+                        r,
+                        BackupReason::Bookkeeping(_) | BackupReason::Uncommitted(_)
+                    ) =>
+            {
+                Some(Held::Young {
+                    age_days: locked.age.map(|a| a.as_secs() / 86_400),
+                    lock_days: locked.lock_days,
+                })
+            }
+            _ => None,
+        },
+        None => None,
     }
 }
 
@@ -193,7 +226,10 @@ pub fn hold(op: Operation, class: &Class, now: &Circumstances) -> Option<Held> {
     let Class::Backup(reason) = class else {
         return None;
     };
-    if matches!(reason, BackupReason::Bookkeeping(_)) {
+    if matches!(
+        reason,
+        BackupReason::Bookkeeping(_) | BackupReason::Uncommitted(_)
+    ) {
         return None;
     }
     match now.lock {
@@ -237,7 +273,7 @@ mod tests {
         assert_eq!(borg_config_identity(b"[repository]\nversion = 1\n"), None);
 
         let key = Class::Backup(BackupReason::KeyMaterial(RepoKind::Borg));
-        let part = Class::Backup(BackupReason::Repository(RepoKind::Borg));
+        let part = Class::Backup(BackupReason::Bookkeeping(RepoKind::Borg));
         // borg check's progress, borg config's settings: the key is kept.
         let settings = REPOKEY.replace(
             "append_only = 0",
@@ -334,6 +370,23 @@ mod tests {
             assert_eq!(hold(op, &image, &at(0, 0)), None, "{op:?} without a lock");
             assert_eq!(hold(op, &hints, &at(0, 14)), None, "{op:?} on bookkeeping");
         }
+        // A borg segment after the last commit: its rollback deletes it, whatever its age.
+        let uncommitted = Class::Backup(BackupReason::Uncommitted(RepoKind::Borg));
+        assert_eq!(hold(Operation::Delete, &uncommitted, &at(0, 14)), None);
+        // Appends: a certified program's new data; from anyone else (protection off), held.
+        assert_eq!(
+            hold_for(Operation::OpenAppend, &image, &at(2, 14), true),
+            None
+        );
+        assert!(hold_for(Operation::OpenAppend, &image, &at(2, 14), false).is_some());
+        assert_eq!(
+            hold_for(Operation::OpenAppend, &image, &at(20, 14), false),
+            None
+        );
+        assert_eq!(
+            hold_for(Operation::OpenAppend, &hints, &at(2, 14), false),
+            None
+        );
         // Unknown age counts as young.
         let unknown = Circumstances {
             key_window_open: false,

@@ -17,11 +17,13 @@
 //! - [`helpers`]: which helper processes of a certified program count as certified.
 //! - [`holds`]: what holds a backup even against a certified program (key material, the
 //!   retention lock).
+//! - [`borg_log`]: which of a borg repository's segments hold committed data.
 //! - [`lock_changes`]: shortening or removing a retention lock waits for its period.
 //! - [`sync_tools`]: sync tools' command lines (rsync, rclone, robocopy) and the reference's
 //!   rules for them (move, purge/mirror, overwrite, network shares).
 //! - [`event`]: the event catalogue (IDs, severities, texts).
 
+pub mod borg_log;
 pub mod caller;
 pub mod certification;
 pub mod classify;

@@ -97,9 +97,18 @@ pub fn hashes(root: &Path) -> BTreeMap<PathBuf, String> {
 /// All events, after making the service flush.
 pub fn events(sb: &Sandbox) -> Vec<StoredEvent> {
     let _ = sb.imageguard(&["status"]);
-    EventDb::open_read_only(&sb.path().join("state/events.db"))
-        .and_then(|db| db.query(&EventFilter::default()))
-        .unwrap_or_default()
+    // The service may hold the database's write lock at the moment it is read: read again.
+    let mut last = None;
+    for _ in 0..50 {
+        match EventDb::open_read_only(&sb.path().join("state/events.db"))
+            .and_then(|db| db.query(&EventFilter::default()))
+        {
+            Ok(events) => return events,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("reading the events: {last:?}");
 }
 
 /// A 320 event naming `file` and `operation` was logged.
