@@ -978,7 +978,13 @@ impl GuardFs {
         // A file renamed onto a free name where key material lives is key material this
         // process added (borg's first `config`, before the folder even looked like a
         // repository): its own to rewrite in this run, as if it had created it there.
-        if dst.is_none() && !src_is_dir && self.zone_of(newparent).holds_key_material() {
+        // On a locked volume, where everything created is noted, only what it made stays its
+        // own (a young file renamed there is not made its own by the rename).
+        if dst.is_none()
+            && !src_is_dir
+            && self.zone_of(newparent).holds_key_material()
+            && (self.shared.gate.retention().is_none() || self.same_creator(req, src.st_ino))
+        {
             if let Some(creator) = self.shared.gate.process(req.pid()) {
                 self.shared.fresh.note(src.st_ino, creator);
             }

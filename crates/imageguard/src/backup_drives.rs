@@ -34,6 +34,12 @@ pub struct DriveReport {
     pub empty: bool,
     /// Whether imageguard protects it now (unknown without the service).
     pub protected: Option<bool>,
+    /// The retention lock in force on it, in days, and how many files the lock holds now on
+    /// its volume (from the service; absent without it or without a lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_files: Option<usize>,
 }
 
 /// Everything `imageguard definitions` reports.
@@ -77,6 +83,8 @@ pub fn resolve(
                 present: false,
                 empty: false,
                 protected: None,
+                lock_days: None,
+                locked_files: None,
             };
             if let Some(folder) = &folder {
                 r.present = folder.is_dir();

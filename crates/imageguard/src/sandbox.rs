@@ -19,6 +19,8 @@ pub struct Sandbox {
     pub mnt: PathBuf,
     pub loop_device: Option<String>,
     service: Option<Child>,
+    /// The service's own pid when a wrapper started it (the wrapper's child).
+    wrapped_pid: Option<u32>,
 }
 
 fn run(cmd: &mut Command) -> Result<String> {
@@ -70,6 +72,7 @@ impl Sandbox {
             mnt,
             loop_device: None,
             service: None,
+            wrapped_pid: None,
         };
         run(Command::new("mkfs.ext4")
             .args(["-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0"])
@@ -119,11 +122,25 @@ impl Sandbox {
 
     /// Start `imageguard service` and wait until it answers.
     pub fn start_service(&mut self) -> Result<()> {
+        self.start_service_under(&[])
+    }
+
+    /// [`Sandbox::start_service`] with the service run by `wrapper` (a command and its
+    /// arguments, e.g. `unshare --time --fork ...`, which must pass SIGTERM on); empty for none.
+    pub fn start_service_under(&mut self, wrapper: &[&str]) -> Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.path().join("service.log"))?;
-        let child = Command::new(&self.exe)
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&self.exe);
+                c
+            }
+            None => Command::new(&self.exe),
+        };
+        let child = cmd
             .args(self.global_args())
             .arg("service")
             .stdin(Stdio::null())
@@ -144,6 +161,15 @@ impl Sandbox {
                 .map(|o| o.status.success())
                 .unwrap_or(false)
             {
+                // Under a wrapper, the service is its child: signals go to it directly.
+                self.wrapped_pid = match (wrapper.is_empty(), self.service.as_ref()) {
+                    (false, Some(c)) => {
+                        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", c.id()))
+                            .ok()
+                            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                    }
+                    _ => None,
+                };
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -155,7 +181,8 @@ impl Sandbox {
     }
 
     pub fn service_pid(&self) -> Option<u32> {
-        self.service.as_ref().map(|c| c.id())
+        self.wrapped_pid
+            .or_else(|| self.service.as_ref().map(|c| c.id()))
     }
 
     pub fn service_log(&self) -> String {
@@ -165,7 +192,8 @@ impl Sandbox {
     /// SIGTERM the service and wait for it (it gives the volumes back to the host).
     pub fn stop_service(&mut self) -> Result<()> {
         if let Some(mut c) = self.service.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let pid = self.wrapped_pid.take().unwrap_or(c.id());
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if c.try_wait()?.is_some() {
@@ -178,12 +206,23 @@ impl Sandbox {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+            // Under a wrapper the service itself may outlive it briefly: it removes its
+            // socket last.
+            while self.socket().exists() {
+                if Instant::now() > deadline {
+                    bail!("the service did not stop within 20 s");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         Ok(())
     }
 
     /// SIGKILL the service (no clean-up: its guards stay mounted and dead).
     pub fn kill_service(&mut self) {
+        if let Some(pid) = self.wrapped_pid.take() {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
         if let Some(mut c) = self.service.take() {
             let _ = c.kill();
             let _ = c.wait();

@@ -526,3 +526,42 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `imageguard definitions` shows the lock on each destination and how many files it holds.
+#[test]
+fn definitions_show_the_lock_and_what_it_holds() {
+    let mut sb = Sandbox::new(&exe(), 64).expect("sandbox");
+    let dest = sb.mnt.join("images");
+    std::fs::create_dir_all(&dest).unwrap();
+    write_pattern(&dest.join("a.mrimg"), 10_000, 1);
+    write_pattern(&dest.join("b.mrimg"), 10_000, 2);
+    let config = sb.path().join("imageguard.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[[definition]]\nname = \"nightly\"\nprogram = \"image-backup\"\ndestinations = [\"{}\"]\n",
+            text.replacen(
+                "[retention]\n",
+                &format!("[retention]\n\"{}\" = 14\n", dest.display()),
+                1
+            ),
+            dest.display()
+        ),
+    )
+    .unwrap();
+    sb.start_service().expect("service");
+    let out = sb.imageguard(&["definitions", "--json"]).unwrap();
+    assert_ok("definitions --json", &out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &v["destinations"][0];
+    assert_eq!(d["protected"], true, "{v}");
+    assert_eq!(d["lock_days"], 14, "{v}");
+    assert_eq!(d["locked_files"], 2, "{v}");
+    let text = sb.imageguard(&["definitions"]).unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("14 days (2 files held)"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+}

@@ -233,7 +233,7 @@ pub fn hold(op: Operation, class: &Class, now: &Circumstances) -> Option<Held> {
         return None;
     }
     match now.lock {
-        Some(locked) if locked.young() && ages_out(op) => Some(Held::Young {
+        Some(locked) if locked.young() && ages_out(op, reason) => Some(Held::Young {
             age_days: locked.age.map(|a| a.as_secs() / 86_400),
             lock_days: locked.lock_days,
         }),
@@ -241,15 +241,18 @@ pub fn hold(op: Operation, class: &Class, now: &Circumstances) -> Option<Held> {
     }
 }
 
-/// Whether `op` is one the retention lock refuses: what removes, rewrites or shrinks a file
-/// (an append only adds to it; a temporary file moved into place under a backup name in its
-/// folder is not renamed away).
-fn ages_out(op: Operation) -> bool {
-    destroys(op)
-        && !matches!(
-            op,
-            Operation::OpenAppend | Operation::RemoveDirectory | Operation::RenameInFolder
-        )
+/// Whether `op` on an entry held for `reason` is one the retention lock refuses: what
+/// removes, rewrites or shrinks a file (an append only adds to it). A file moved to another
+/// backup name in its own folder is not renamed away, except in a repository: restic and borg
+/// rename only what they made in the same run (not held anyway), while a young segment or
+/// pack renamed under a name its program does not read is as good as deleted (and would take
+/// a borg segment's commit out of the log, see [`crate::borg_log`]).
+fn ages_out(op: Operation, reason: &BackupReason) -> bool {
+    match op {
+        Operation::OpenAppend | Operation::RemoveDirectory => false,
+        Operation::RenameInFolder => matches!(reason, BackupReason::Repository(_)),
+        op => destroys(op),
+    }
 }
 
 #[cfg(test)]
@@ -370,6 +373,10 @@ mod tests {
             assert_eq!(hold(op, &image, &at(0, 0)), None, "{op:?} without a lock");
             assert_eq!(hold(op, &hints, &at(0, 14)), None, "{op:?} on bookkeeping");
         }
+        // In a repository, a rename in its folder is held too.
+        let segment = Class::Backup(BackupReason::Repository(RepoKind::Borg));
+        assert!(hold(Operation::RenameInFolder, &segment, &at(2, 14)).is_some());
+        assert_eq!(hold(Operation::RenameInFolder, &segment, &at(20, 14)), None);
         // A borg segment after the last commit: its rollback deletes it, whatever its age.
         let uncommitted = Class::Backup(BackupReason::Uncommitted(RepoKind::Borg));
         assert_eq!(hold(Operation::Delete, &uncommitted, &at(0, 14)), None);

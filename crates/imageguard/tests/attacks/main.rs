@@ -16,6 +16,7 @@ mod common;
 mod attacker;
 mod closure;
 mod helpers;
+mod retention;
 mod suite;
 mod sync_tools;
 

@@ -68,6 +68,7 @@ pub(crate) fn outcome_of_tool(o: &Output) -> Outcome {
         ("read-only file system", libc::EROFS),
         ("no such file or directory", libc::ENOENT),
         ("bad file descriptor", libc::EBADF),
+        ("transport endpoint is not connected", libc::ENOTCONN),
     ] {
         if lower.contains(text) {
             return Outcome::Errno(e);
@@ -139,7 +140,7 @@ impl Ctx {
     }
 
     /// One attacker child running `technique args...`.
-    fn attack(&self, args: &[&str]) -> Outcome {
+    pub(crate) fn attack(&self, args: &[&str]) -> Outcome {
         let o = Command::new(&self.me)
             .arg("--attack")
             .args(args)
@@ -148,7 +149,7 @@ impl Ctx {
         outcome_of_attacker(&o)
     }
 
-    fn shell(&self, script: &str) -> Outcome {
+    pub(crate) fn shell(&self, script: &str) -> Outcome {
         outcome_of_tool(&sh(script))
     }
 
@@ -327,7 +328,7 @@ impl Holder {
 }
 
 /// Copy `program` into the sandbox and certify the copy.
-fn certified_copy(sb: &Sandbox, program: &str, name: &str, force: bool) -> PathBuf {
+pub(crate) fn certified_copy(sb: &Sandbox, program: &str, name: &str, force: bool) -> PathBuf {
     let dst = sb.path().join("bin").join(name);
     std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
     std::fs::copy(program, &dst).unwrap();
@@ -346,6 +347,7 @@ pub fn run() -> usize {
     let mut sb = Sandbox::new(&exe(), 512).expect("sandbox");
     populate(&sb);
     crate::sync_tools::prepare(&sb);
+    crate::retention::prepare(&sb);
     let holder = Holder::start(&me, &sb.mnt.join("images"), "disk-2.mrimg");
     sb.start_service().expect("service");
     let out = sb
@@ -420,6 +422,7 @@ pub fn run() -> usize {
     crate::sync_tools::attacks(&mut cx);
     definitions(&mut cx);
     folders_and_storms(&mut cx);
+    crate::retention::attacks(&mut cx);
 
     print_table(&cx.rows);
     let mut failures = cx.rows.iter().filter(|r| !r.pass).count();
