@@ -210,6 +210,8 @@ mod tests {
             present,
             empty: false,
             protected: None,
+            lock_days: None,
+            locked_files: None,
         }
     }
 
