@@ -1,0 +1,147 @@
+//! `date -s` forward never unlocks anything (issue 10): the wall clock set 400 days ahead, a
+//! certified `rm` of a fresh backup under a 14-day lock is still refused, before and after a
+//! service restart, and the jump is logged.
+//!
+//! Setting the clock changes the whole machine's time, so this runs in a virtual machine:
+//! virtme-ng (`vng`, PyPI) boots Debian's kernel under QEMU (TCG: KVM guests hang on the CI
+//! hosts) with this machine's files visible, and runs this very test binary inside it with
+//! `IMAGEGUARD_IN_VM` set; the guest writes its verdict into a folder shared with the host.
+//! `.ci/run` installs what it needs (qemu-system-x86, linux-image-amd64, busybox-static,
+//! virtme-ng).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use imageguard::sandbox::Sandbox;
+
+const IN_VM: &str = "IMAGEGUARD_IN_VM";
+const VERDICT: &str = "verdict";
+
+#[test]
+fn wall_clock_set_forward_releases_nothing() {
+    match std::env::var_os(IN_VM) {
+        Some(shared) => in_the_vm(Path::new(&shared)),
+        None => on_the_host(),
+    }
+}
+
+/// The newest Debian kernel image in /boot.
+fn kernel() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/boot")
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.pop().expect(
+        "no kernel in /boot for the virtual machine (apt-get install linux-image-amd64)",
+    )
+}
+
+fn on_the_host() {
+    let shared = tempfile::Builder::new()
+        .prefix("imageguard-vm-")
+        .tempdir()
+        .unwrap();
+    let me = std::env::current_exe().unwrap();
+    let script = shared.path().join("run.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nmodprobe fuse; modprobe loop\n{IN_VM}='{0}' '{1}' --exact \
+             wall_clock_set_forward_releases_nothing --nocapture > '{0}/guest.log' 2>&1\n",
+            shared.path().display(),
+            me.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("vng")
+        .arg("--disable-kvm")
+        .arg("--run")
+        .arg(kernel())
+        .arg("--memory")
+        .arg("2G")
+        .arg(format!("--rwdir={}", shared.path().display()))
+        .arg("--exec")
+        .arg(&script)
+        .output()
+        .expect("vng (pip install virtme-ng; apt-get install qemu-system-x86 busybox-static)");
+    let log = std::fs::read_to_string(shared.path().join("guest.log")).unwrap_or_default();
+    let verdict = std::fs::read_to_string(shared.path().join(VERDICT)).unwrap_or_default();
+    assert_eq!(
+        verdict.trim(),
+        "released nothing",
+        "in the virtual machine:\n{log}\nvng: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{log}");
+}
+
+fn in_the_vm(shared: &Path) {
+    let mut sb = Sandbox::new(&exe(), 64).expect("sandbox");
+    std::fs::create_dir_all(sb.mnt.join("images")).unwrap();
+    let image = sb.mnt.join("images/fresh.mrimg");
+    write_pattern(&image, 100_000, 3);
+    let config = sb.path().join("imageguard.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen(
+            "[retention]\n",
+            &format!("[retention]\n\"{}\" = 14\n", sb.mnt.display()),
+            1,
+        ),
+    )
+    .unwrap();
+    sb.start_service().expect("service");
+    assert_ok(
+        "protect",
+        &sb.imageguard(&["protect", &sb.mnt.to_string_lossy()])
+            .unwrap(),
+    );
+    let rm = sb.path().join("bin/rm");
+    std::fs::create_dir_all(rm.parent().unwrap()).unwrap();
+    std::fs::copy("/bin/rm", &rm).unwrap();
+    certify(&sb, &rm, true);
+    let before = std::fs::read(&image).unwrap();
+    let i = image.to_string_lossy().to_string();
+    let certified_rm = || output_fresh(clean(Command::new(&rm).args(["-f", &i])));
+    assert_eperm("certified rm before the jump", &certified_rm());
+
+    // The wall clock 400 days ahead.
+    let ahead = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 400 * 86_400;
+    assert_ok("date -s", &sh(&format!("date -s @{ahead}")));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eperm("certified rm after date -s +400 days", &certified_rm());
+    assert!(
+        sb.service_log().contains("the system clock was set forward"),
+        "the jump was not logged: {}",
+        sb.service_log()
+    );
+    let status = String::from_utf8_lossy(&sb.imageguard(&["status"]).unwrap().stdout).to_string();
+    assert!(
+        status.contains("retention lock:  14 days; 1 files younger than that"),
+        "{status}"
+    );
+    // A restart reads the clock again: the wall clock still counts for nothing.
+    sb.stop_service().unwrap();
+    sb.start_service().unwrap();
+    assert_eperm("certified rm after a restart", &certified_rm());
+    assert_eq!(std::fs::read(&image).unwrap(), before, "every byte intact");
+    std::fs::write(shared.join(VERDICT), "released nothing").unwrap();
+}
