@@ -20,7 +20,7 @@ use common::ig;
 
 const FILES: usize = 2_000;
 const FILE_BYTES: usize = 32 * 1024;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 
 /// Fill (or change) the source tree: `generation` changes every file's bytes, so that every
 /// backup writes new packs.
