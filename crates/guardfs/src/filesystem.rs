@@ -883,12 +883,19 @@ impl GuardFs {
         };
         let dst = sys::lstatat(self.fd(newparent)?.as_fd(), &c_new).ok();
         // A file given a free name in its own folder under which it is still a backup (a
-        // temporary file moved into place) is not renamed away.
+        // temporary file moved into place), or a folder given a free name in its own folder
+        // (rsnapshot's rotation, daily.0 to daily.1), is not renamed away; but a folder that is
+        // or holds a retention lock's folder is (the lock is by path).
         let in_folder = !exchange
-            && !src_is_dir
             && dst.is_none()
             && parent.nodeid == newparent.nodeid
-            && self.classify_name(newparent, newname, &src).is_backup();
+            && if src_is_dir {
+                !self.shared.gate.retention().is_some_and(|r| {
+                    r.lock_folder_within(Path::new(&self.path_of(parent.nodeid, Some(name))))
+                })
+            } else {
+                self.classify_name(newparent, newname, &src).is_backup()
+            };
         let op = if exchange {
             Operation::Exchange
         } else if in_folder {

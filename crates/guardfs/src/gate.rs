@@ -88,6 +88,9 @@ pub trait Retention: Send + Sync {
     /// The lock, in days, on the entry at `path` (the longest of the volume's and its
     /// destination folders'); 0 for none.
     fn lock_days(&self, path: &Path) -> u32;
+    /// Whether a lock's folder is `dir` or lies below it (renaming `dir` would move the lock
+    /// off what it covers, the lock being by path).
+    fn lock_folder_within(&self, dir: &Path) -> bool;
     /// How long ago the file with handle `key` was first seen; `None` when never (it is
     /// remembered as seen now).
     fn age(&self, key: &[u8]) -> Option<Duration>;
@@ -188,7 +191,8 @@ impl Gate {
         let folders = CallerFolders {
             places,
             pid,
-            rename_on: (op == Operation::Rename).then_some(self.network),
+            rename_on: matches!(op, Operation::Rename | Operation::RenameInFolder)
+                .then_some(self.network),
         };
         let at = match situation::situation(&folders, sync.dialect, cmd, path, self.network) {
             Ok(at) => at,

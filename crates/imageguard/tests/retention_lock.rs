@@ -565,3 +565,67 @@ fn definitions_show_the_lock_and_what_it_holds() {
         String::from_utf8_lossy(&text.stdout)
     );
 }
+
+/// Folders under a lock: a young snapshot folder renamed within its own folder (rsnapshot's
+/// rotation, daily.0 to daily.1) keeps its lock and goes through; moved elsewhere, or when it is
+/// a lock's own folder, it is held (the lock is by path).
+#[test]
+fn snapshot_folders_rotate_in_place_but_do_not_leave_their_lock() {
+    let mut sb = Sandbox::new(&exe(), 64).expect("sandbox");
+    let root = sb.mnt.join("snapshots");
+    for d in ["daily.0", "keep/inner"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    write_pattern(&root.join("daily.0/disk.mrimg"), 10_000, 1);
+    write_pattern(&root.join("keep/inner/disk.mrimg"), 10_000, 2);
+    std::fs::create_dir_all(sb.mnt.join("elsewhere")).unwrap();
+    let config = sb.path().join("imageguard.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen(
+            "[retention]\n",
+            &format!(
+                "[retention]\n\"{}\" = 14\n\"{}\" = 30\n",
+                sb.mnt.display(),
+                root.join("keep/inner").display()
+            ),
+            1,
+        ),
+    )
+    .unwrap();
+    sb.start_service().expect("service");
+    assert_ok(
+        "protect",
+        &sb.imageguard(&["protect", &sb.mnt.to_string_lossy()])
+            .unwrap(),
+    );
+    let mv = sb.path().join("bin/mv");
+    std::fs::create_dir_all(mv.parent().unwrap()).unwrap();
+    std::fs::copy("/bin/mv", &mv).unwrap();
+    certify(&sb, &mv, true);
+    let p = |r: &str| root.join(r).to_string_lossy().to_string();
+    assert_ok(
+        "certified mv daily.0 daily.1 (rotation in place)",
+        &certified_run(&mv, &[&p("daily.0"), &p("daily.1")]),
+    );
+    assert!(root.join("daily.1/disk.mrimg").exists());
+    assert_eperm(
+        "certified mv of a young snapshot folder to another folder",
+        &certified_run(
+            &mv,
+            &[
+                &p("daily.1"),
+                &sb.mnt.join("elsewhere/daily.1").to_string_lossy(),
+            ],
+        ),
+    );
+    assert_eperm(
+        "certified mv of a folder holding a longer lock's folder, in place",
+        &certified_run(&mv, &[&p("keep"), &p("kept")]),
+    );
+    assert_eperm(
+        "certified mv of a longer lock's own folder, in place",
+        &certified_run(&mv, &[&p("keep/inner"), &p("keep/outer")]),
+    );
+}

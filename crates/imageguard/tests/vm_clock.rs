@@ -42,9 +42,9 @@ fn kernel() -> PathBuf {
         })
         .unwrap_or_default();
     found.sort();
-    found.pop().expect(
-        "no kernel in /boot for the virtual machine (apt-get install linux-image-amd64)",
-    )
+    found
+        .pop()
+        .expect("no kernel in /boot for the virtual machine (apt-get install linux-image-amd64)")
 }
 
 fn on_the_host() {
@@ -129,7 +129,8 @@ fn in_the_vm(shared: &Path) {
     std::thread::sleep(Duration::from_secs(1));
     assert_eperm("certified rm after date -s +400 days", &certified_rm());
     assert!(
-        sb.service_log().contains("the system clock was set forward"),
+        sb.service_log()
+            .contains("the system clock was set forward"),
         "the jump was not logged: {}",
         sb.service_log()
     );

@@ -113,6 +113,13 @@ impl Retention for VolumeRetention {
             .unwrap_or(0)
     }
 
+    fn lock_folder_within(&self, dir: &Path) -> bool {
+        self.locks
+            .read()
+            .iter()
+            .any(|(folder, _)| folder.starts_with(dir))
+    }
+
     fn age(&self, key: &[u8]) -> Option<Duration> {
         let now = self.clock.now();
         match self.store.first_seen(key) {

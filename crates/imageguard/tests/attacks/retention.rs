@@ -109,6 +109,13 @@ pub fn attacks(cx: &mut Ctx) {
         o,
     );
 
+    let o = run(&mv, &[&s(&dir), &format!("{}.moved", dir.display())]);
+    cx.record(
+        "lock: certified mv of the lock's own folder, in place (the lock is by path)",
+        &["EPERM"],
+        o,
+    );
+
     // A young borg repository: its segments, the log's commits.
     let repo = dir.join("borg");
     let r = s(&repo);
