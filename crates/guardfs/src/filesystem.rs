@@ -890,8 +890,9 @@ impl GuardFs {
             && dst.is_none()
             && parent.nodeid == newparent.nodeid
             && if src_is_dir {
-                !self.shared.gate.retention().is_some_and(|r| {
-                    r.lock_folder_within(Path::new(&self.path_of(parent.nodeid, Some(name))))
+                // Only a lock tells the two apart for a folder.
+                self.shared.gate.retention().is_some_and(|r| {
+                    !r.lock_folder_within(Path::new(&self.path_of(parent.nodeid, Some(name))))
                 })
             } else {
                 self.classify_name(newparent, newname, &src).is_backup()

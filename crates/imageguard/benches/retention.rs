@@ -70,17 +70,9 @@ fn main() {
     let native = Sandbox::new_in(&base, &exe, 1024).expect("native volume");
     let mut guarded = Sandbox::new_in(&base, &exe, 1024).expect("guarded volume");
     let mut locked = Sandbox::new_in(&base, &exe, 1024).expect("locked volume");
-    let config = locked.path().join("imageguard.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replacen(
-            "[retention]\n",
-            &format!("[retention]\n\"{}\" = 14\n", locked.mnt.display()),
-            1,
-        ),
-    )
-    .unwrap();
+    locked
+        .add_retention_lock(&locked.mnt, 14)
+        .expect("the lock");
     for sb in [&mut guarded, &mut locked] {
         sb.start_service().expect("service");
         ig(sb, &["protect", &sb.mnt.to_string_lossy()]);

@@ -69,17 +69,10 @@ fn main() {
         std::fs::create_dir_all(d).unwrap();
         std::fs::write(d.join("keep.mrimg"), b"the destination's backup").unwrap();
     }
-    let config = guarded.path().join("imageguard.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "{}\n[[definition]]\nname = \"bench\"\nprogram = \"bench\"\ndestinations = [\"{}\"]\n",
-            text.replace("allow = false", "allow = true"),
-            dests[1].display()
-        ),
-    )
-    .unwrap();
+    guarded
+        .edit_config(|t| t.replace("allow = false", "allow = true"))
+        .unwrap();
+    guarded.add_definition("bench", &dests[1]).unwrap();
     guarded.start_service().expect("service");
     ig(&guarded, &["protect", &guarded.mnt.to_string_lossy()]);
     ig(

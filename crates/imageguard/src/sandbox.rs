@@ -110,6 +110,44 @@ impl Sandbox {
         ]
     }
 
+    /// The sandbox's configuration file.
+    pub fn config_file(&self) -> PathBuf {
+        self.path().join("imageguard.toml")
+    }
+
+    /// Rewrite the configuration file with `edit` (read at service start).
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) -> Result<()> {
+        let text = std::fs::read_to_string(self.config_file())?;
+        std::fs::write(self.config_file(), edit(text))?;
+        Ok(())
+    }
+
+    /// The configuration line of a retention lock of `days` on `folder`, under `[retention]`.
+    pub fn retention_line(folder: &Path, days: u32) -> String {
+        format!("\"{}\" = {days}\n", folder.display())
+    }
+
+    /// Add a retention lock of `days` on `folder` to the configuration.
+    pub fn add_retention_lock(&self, folder: &Path, days: u32) -> Result<()> {
+        let text = std::fs::read_to_string(self.config_file())?;
+        if !text.contains("[retention]\n") {
+            bail!("the sandbox's configuration has no [retention] table");
+        }
+        let line = format!("[retention]\n{}", Self::retention_line(folder, days));
+        std::fs::write(self.config_file(), text.replacen("[retention]\n", &line, 1))?;
+        Ok(())
+    }
+
+    /// Add an own `[[definition]]` named `name` backing up to `destination`.
+    pub fn add_definition(&self, name: &str, destination: &Path) -> Result<()> {
+        self.edit_config(|text| {
+            format!(
+                "{text}\n[[definition]]\nname = \"{name}\"\nprogram = \"image-backup\"\ndestinations = [\"{}\"]\n",
+                destination.display()
+            )
+        })
+    }
+
     /// Run an imageguard command against this sandbox.
     pub fn imageguard(&self, args: &[&str]) -> Result<Output> {
         Command::new(&self.exe)

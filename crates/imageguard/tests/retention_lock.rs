@@ -27,17 +27,7 @@ fn locked_of(days: u32, mib: u64) -> Sandbox {
     let mut sb = Sandbox::new(&exe(), mib).expect("sandbox");
     std::fs::create_dir_all(sb.mnt.join("images")).unwrap();
     write_pattern(&sb.mnt.join("images/old.mrimg"), 100_000, 1);
-    let config = sb.path().join("imageguard.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replacen(
-            "[retention]\n",
-            &format!("[retention]\n\"{}\" = {days}\n", sb.mnt.display()),
-            1,
-        ),
-    )
-    .unwrap();
+    sb.add_retention_lock(&sb.mnt, days).unwrap();
     sb.start_service().expect("service");
     assert_ok(
         "protect",
@@ -535,21 +525,8 @@ fn definitions_show_the_lock_and_what_it_holds() {
     std::fs::create_dir_all(&dest).unwrap();
     write_pattern(&dest.join("a.mrimg"), 10_000, 1);
     write_pattern(&dest.join("b.mrimg"), 10_000, 2);
-    let config = sb.path().join("imageguard.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "{}\n[[definition]]\nname = \"nightly\"\nprogram = \"image-backup\"\ndestinations = [\"{}\"]\n",
-            text.replacen(
-                "[retention]\n",
-                &format!("[retention]\n\"{}\" = 14\n", dest.display()),
-                1
-            ),
-            dest.display()
-        ),
-    )
-    .unwrap();
+    sb.add_retention_lock(&dest, 14).unwrap();
+    sb.add_definition("nightly", &dest).unwrap();
     sb.start_service().expect("service");
     let out = sb.imageguard(&["definitions", "--json"]).unwrap();
     assert_ok("definitions --json", &out);
@@ -579,21 +556,8 @@ fn snapshot_folders_rotate_in_place_but_do_not_leave_their_lock() {
     write_pattern(&root.join("daily.0/disk.mrimg"), 10_000, 1);
     write_pattern(&root.join("keep/inner/disk.mrimg"), 10_000, 2);
     std::fs::create_dir_all(sb.mnt.join("elsewhere")).unwrap();
-    let config = sb.path().join("imageguard.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replacen(
-            "[retention]\n",
-            &format!(
-                "[retention]\n\"{}\" = 14\n\"{}\" = 30\n",
-                sb.mnt.display(),
-                root.join("keep/inner").display()
-            ),
-            1,
-        ),
-    )
-    .unwrap();
+    sb.add_retention_lock(&sb.mnt, 14).unwrap();
+    sb.add_retention_lock(&root.join("keep/inner"), 30).unwrap();
     sb.start_service().expect("service");
     assert_ok(
         "protect",

@@ -93,17 +93,7 @@ fn in_the_vm(shared: &Path) {
     std::fs::create_dir_all(sb.mnt.join("images")).unwrap();
     let image = sb.mnt.join("images/fresh.mrimg");
     write_pattern(&image, 100_000, 3);
-    let config = sb.path().join("imageguard.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replacen(
-            "[retention]\n",
-            &format!("[retention]\n\"{}\" = 14\n", sb.mnt.display()),
-            1,
-        ),
-    )
-    .unwrap();
+    sb.add_retention_lock(&sb.mnt, 14).unwrap();
     sb.start_service().expect("service");
     assert_ok(
         "protect",

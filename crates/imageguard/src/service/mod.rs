@@ -57,6 +57,18 @@ struct Inner {
     absent: BTreeMap<PathBuf, absent::AbsentDrive>,
 }
 
+impl Inner {
+    /// The user unprotected `mp` while a retention lock is in force on it: no longer the
+    /// user's protected volume, but guarded by the lock alone until none is in force on it.
+    fn unprotected_under_lock(&mut self, mp: &Path) {
+        self.state.volumes.retain(|v| v != mp);
+        if !self.state.lock_held.iter().any(|v| v == mp) {
+            self.state.lock_held.push(mp.to_path_buf());
+        }
+        self.unprotected_by_user.insert(mp.to_path_buf());
+    }
+}
+
 pub struct Service {
     paths: PathArgs,
     config: Config,
@@ -981,11 +993,7 @@ impl Service {
                 let mp = path.canonicalize().unwrap_or_else(|_| path.clone());
                 if inner.absent.contains_key(&mp) && self.lock_covers(&inner.state, &mp) {
                     // Guarded by its lock alone when it comes back.
-                    inner.state.volumes.retain(|v| v != &mp);
-                    if !inner.state.lock_held.contains(&mp) {
-                        inner.state.lock_held.push(mp.clone());
-                    }
-                    inner.unprotected_by_user.insert(mp.clone());
+                    inner.unprotected_under_lock(&mp);
                     self.save_state(&inner)?;
                     return Ok(Response::ok(format!(
                         "{} is absent; a retention lock is in force on it, so when it comes back \
@@ -1007,11 +1015,7 @@ impl Service {
                 if let Some((days, files)) =
                     inner.volumes.get(&mp).and_then(|v| self.hold_by_lock(v))
                 {
-                    inner.state.volumes.retain(|v| v != &mp);
-                    if !inner.state.lock_held.contains(&mp) {
-                        inner.state.lock_held.push(mp.clone());
-                    }
-                    inner.unprotected_by_user.insert(mp.clone());
+                    inner.unprotected_under_lock(&mp);
                     self.save_state(&inner)?;
                     return Ok(Response::ok(format!(
                         "{}: protection is off, but a {days}-day retention lock is in force on it: \

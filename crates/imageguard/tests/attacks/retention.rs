@@ -23,16 +23,7 @@ pub fn prepare(sb: &Sandbox) {
     for (i, f) in IMAGES.iter().enumerate() {
         write_pattern(&dir.join(f), 30_000, 40 + i as u8);
     }
-    let config = sb.path().join("imageguard.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replacen("[retention]\n", &lock_line(sb), 1)).unwrap();
-}
-
-fn lock_line(sb: &Sandbox) -> String {
-    format!(
-        "[retention]\n\"{}\" = {DAYS}\n",
-        sb.mnt.join("locked").display()
-    )
+    sb.add_retention_lock(&dir, DAYS).unwrap();
 }
 
 fn run(program: &Path, args: &[&str]) -> Outcome {
@@ -219,13 +210,8 @@ pub fn attacks(cx: &mut Ctx) {
     cx.record("lock: service stopped (SIGTERM), then rm", &["ENOTCONN"], o);
 
     // The configuration: the lock removed and the service restarted.
-    let config = cx.sb.path().join("imageguard.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replacen(&lock_line(&cx.sb), "[retention]\n", 1),
-    )
-    .unwrap();
+    let line = Sandbox::retention_line(&dir, DAYS);
+    cx.sb.edit_config(|t| t.replacen(&line, "", 1)).unwrap();
     restart(cx, &[]);
     let o = run(&rm, &["-f", &i0]);
     cx.record(
@@ -233,7 +219,7 @@ pub fn attacks(cx: &mut Ctx) {
         &["EPERM"],
         o,
     );
-    std::fs::write(&config, text).unwrap();
+    cx.sb.add_retention_lock(&dir, DAYS).unwrap();
 
     // The clock: a service restarted in a time namespace whose boot clock is 30 days ahead.
     restart(

@@ -23,17 +23,9 @@ pub fn prepare(sb: &Sandbox) {
     for (i, f) in FILES.iter().enumerate() {
         write_pattern(&dest.join(f), 40_000, 20 + i as u8);
     }
-    let config = sb.path().join("imageguard.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "{}\n[[definition]]\nname = \"sync attacks\"\nprogram = \"image-backup\"\ndestinations = [\"{}\"]\n",
-            text.replace("allow = false", "allow = true"),
-            dest.display()
-        ),
-    )
-    .unwrap();
+    sb.edit_config(|t| t.replace("allow = false", "allow = true"))
+        .unwrap();
+    sb.add_definition("sync attacks", &dest).unwrap();
 }
 
 fn tool(program: &str, args: &[&str]) -> Outcome {
