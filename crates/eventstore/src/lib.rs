@@ -4,10 +4,12 @@
 //!   (bounded), never dropped.
 //! - [`sqlite`]: the store, one SQLite database in WAL mode under the state directory.
 //! - [`journal`]: the systemd journal's native protocol, when its socket exists.
+//! - [`spool`]: every event on disk before `emit` returns, replayed at the next start.
 //! - [`writer`]: the background thread that flushes coalesced events to both in batches.
 
 pub mod coalesce;
 pub mod journal;
+pub mod spool;
 pub mod sqlite;
 pub mod writer;
 

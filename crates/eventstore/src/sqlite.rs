@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_id ON events(event_id, seq);
 CREATE INDEX IF NOT EXISTS events_by_time ON events(first_ns);
+CREATE TABLE IF NOT EXISTS spool (
+    id  INTEGER PRIMARY KEY CHECK (id = 0),
+    seq INTEGER NOT NULL
+);
 ";
 
 /// One stored event row.
@@ -127,8 +131,35 @@ impl EventDb {
 
     /// Insert a batch in one transaction.
     pub fn insert(&mut self, batch: &[(Event, Occurrences)]) -> Result<(), StoreError> {
+        self.insert_spooled(batch, None)
+    }
+
+    /// The last spool file whose events are stored (see [`crate::spool`]); 0 for none.
+    pub fn spooled(&self) -> u64 {
+        self.conn
+            .query_row("SELECT seq FROM spool WHERE id = 0", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|s| s as u64)
+            .unwrap_or(0)
+    }
+
+    /// Insert a batch in one transaction, recording that spool file `spool` is stored with it.
+    pub fn insert_spooled(
+        &mut self,
+        batch: &[(Event, Occurrences)],
+        spool: Option<u64>,
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(wrap(&path))?;
+        if let Some(seq) = spool {
+            tx.execute(
+                "INSERT INTO spool (id, seq) VALUES (0, ?1)
+                 ON CONFLICT(id) DO UPDATE SET seq = max(seq, excluded.seq)",
+                params![seq as i64],
+            )
+            .map_err(wrap(&path))?;
+        }
         {
             let mut stmt = tx
                 .prepare_cached(
