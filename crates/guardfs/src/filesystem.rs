@@ -20,7 +20,7 @@ use fuser::{
     ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use imageguard_policy::classify::for_its_creator;
+use imageguard_policy::classify::{for_its_creator, is_verification_file};
 use imageguard_policy::holds::key_material_for_its_creator;
 use imageguard_policy::{BackupReason, Class, EntryKind, Operation, Rules, Zone};
 use parking_lot::{Mutex, RwLock};
@@ -651,6 +651,21 @@ impl GuardFs {
         Class::Ordinary
     }
 
+    /// Before creating `name` in `parent` (a file, folder, link, or a rename onto a free
+    /// name): the verification file at the volume's root is certified programs' alone; anyone
+    /// else is refused and logged as 310.
+    fn check_create(&self, req: &Request, parent: &Arc<Inode>, name: &OsStr) -> Res<()> {
+        if !is_verification_file(&self.zone_of(parent), name) {
+            return Ok(());
+        }
+        self.check(
+            req,
+            Operation::CreateVerification,
+            &Class::Backup(BackupReason::Verification),
+            || self.path_of(parent.nodeid, Some(name)),
+        )
+    }
+
     fn path_of(&self, parent: u64, name: Option<&OsStr>) -> String {
         let mut p = self.mount_point.clone();
         match self.store.components(parent) {
@@ -941,6 +956,9 @@ impl GuardFs {
                     || self.path_of(newparent.nodeid, Some(newname)),
                 )?;
             }
+            None if is_verification_file(&self.zone_of(newparent), newname) => {
+                self.check_create(req, newparent, newname)?;
+            }
             None if !src_is_dir && !src_class.is_backup() => {
                 let dup = self.duplicate_class(req, newparent, newname);
                 self.check(req, Operation::CreateDuplicate, &dup, || {
@@ -1109,6 +1127,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let p = self.inode(parent)?;
             let c = cname(name)?;
+            self.check_create(req, &p, name)?;
             if mode & libc::S_IFMT == libc::S_IFREG {
                 let dup = self.duplicate_class(req, &p, name);
                 self.check(req, Operation::CreateDuplicate, &dup, || {
@@ -1141,6 +1160,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let p = self.inode(parent)?;
             let c = cname(name)?;
+            self.check_create(req, &p, name)?;
             {
                 let _as = ActAs::caller(req.uid(), req.gid());
                 sys::mkdirat(self.fd(&p)?.as_fd(), &c, mode).map_err(err)?;
@@ -1227,6 +1247,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let p = self.inode(parent)?;
             let c = cname(link_name)?;
+            self.check_create(req, &p, link_name)?;
             let t = cname(target.as_os_str())?;
             {
                 let _as = ActAs::caller(req.uid(), req.gid());
@@ -1270,6 +1291,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let inode = self.inode(ino)?;
             let np = self.inode(newparent)?;
+            self.check_create(req, &np, newname)?;
             let class = self.classify_content_for(req, &inode);
             self.check(req, Operation::HardLink, &class, || self.inode_path(&inode))?;
             let rules = self.shared.rules();
@@ -1342,6 +1364,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let p = self.inode(parent)?;
             let c = cname(name)?;
+            self.check_create(req, &p, name)?;
             let created = {
                 let _as = ActAs::caller(req.uid(), req.gid());
                 sys::openat(

@@ -13,7 +13,8 @@ use imageguard_policy::sync_tools::rules::{self, Act, Place, Rule, Ruling};
 use imageguard_policy::sync_tools::servers::file_server;
 use imageguard_policy::sync_tools::situation::{self, Folders};
 use imageguard_policy::{
-    decide, CallerFacts, Class, Event, EventKind, Operation, SyncCaller, Verdict, VolumeRef,
+    decide, BackupReason, CallerFacts, Class, Event, EventKind, Operation, SyncCaller, Verdict,
+    VolumeRef,
 };
 
 /// Identifies the process behind a request (implemented over `/proc` by imageguard-identity).
@@ -227,6 +228,12 @@ impl Gate {
         places.allowed() && self.callers.resolve(pid).sync.is_some()
     }
 
+    /// Whether the thread `pid` belongs to this very process (the service, whose guard this is).
+    fn is_service(&self, pid: u32) -> bool {
+        self.process(pid)
+            .is_some_and(|p| p.tgid == std::process::id())
+    }
+
     /// Whether the process behind `pid` is treated as certified (for checks that only concern
     /// others): it is, or protection is off on this volume, so that everyone is.
     pub fn is_certified(&self, pid: u32) -> bool {
@@ -286,6 +293,11 @@ impl Gate {
         path: impl FnOnce() -> String,
     ) -> Result<(), i32> {
         if !class.is_backup() {
+            return Ok(());
+        }
+        // The service's own verification file (`imageguard verify`), written by the service
+        // through this guard.
+        if *class == Class::Backup(BackupReason::Verification) && self.is_service(pid) {
             return Ok(());
         }
         let caller = self.callers.resolve(pid);
@@ -395,7 +407,12 @@ impl Gate {
             Class::Backup(r) => r.to_string(),
             Class::Ordinary => String::new(),
         };
-        let event = Event::new(EventKind::BlockedFileAccess)
+        let kind = if op == Operation::CreateVerification {
+            EventKind::BlockVerificationFileAccess
+        } else {
+            EventKind::BlockedFileAccess
+        };
+        let event = Event::new(kind)
             .with_process(caller.exe.clone(), caller.pid)
             .with_volume(self.volume.clone())
             .with_file(path)

@@ -1,7 +1,7 @@
 //! The `imageguard` command.
 
 use clap::Parser;
-use imageguard::cli::{self, certify, demo, events, exit, protect, status, Cli, Command};
+use imageguard::cli::{self, certify, demo, events, exit, protect, status, verify, Cli, Command};
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("IMAGEGUARD_LOG", "warn"))
@@ -35,6 +35,8 @@ fn main() {
         Command::Off { restart_on_reboot } => protect::off(p, *restart_on_reboot),
         Command::On => protect::on(p),
         Command::Status { json } => status::status(p, *json),
+        Command::Verify { mount_points, json } => verify::verify(p, mount_points, *json),
+        Command::Probe { op, file } => verify::probe_child(op, file),
         Command::Certify {
             path,
             force,

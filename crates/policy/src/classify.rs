@@ -55,6 +55,16 @@ pub struct Zone {
     /// Inside a repository: its kind, and this directory's path relative to the repository root
     /// (empty for the root itself).
     pub repo: Option<(RepoKind, Vec<Box<[u8]>>)>,
+    /// The protected volume's (or folder's) root, where the verification file lives.
+    pub volume_root: bool,
+}
+
+/// The name of imageguard's verification file, at the root of every protected volume.
+pub const VERIFICATION_FILE: &str = ".imageguard-verify";
+
+/// Whether `name` in a folder of zone `parent` is the verification file.
+pub fn is_verification_file(parent: &Zone, name: &OsStr) -> bool {
+    parent.volume_root && name.as_bytes() == VERIFICATION_FILE.as_bytes()
 }
 
 impl Zone {
@@ -96,6 +106,10 @@ pub enum BackupReason {
     /// What holds a repository's keys (restic's `config` and `keys/`, borg's `config`): only
     /// ever added to, whatever its age (see [`crate::holds`]).
     KeyMaterial(RepoKind),
+    /// imageguard's verification file at a protected volume's root (`imageguard verify`): only a
+    /// certified program may create it (others are refused and logged as 310), and once there
+    /// it is a backup to everyone else.
+    Verification,
     /// A repository's write that was never committed (a borg segment after the last COMMIT,
     /// see [`crate::borg_log`]): its program's rollback deletes it; not held by age.
     Uncommitted(RepoKind),
@@ -118,6 +132,7 @@ impl std::fmt::Display for BackupReason {
             BackupReason::KeyMaterial(k) => {
                 write!(f, "what holds the keys of a {} repository", k.name())
             }
+            BackupReason::Verification => f.write_str("imageguard's verification file"),
             BackupReason::Uncommitted(k) => {
                 write!(f, "an uncommitted write of a {} repository", k.name())
             }
@@ -288,7 +303,11 @@ impl Rules {
             (None, Some(kind)) => Some((kind, Vec::new())),
             (None, None) => None,
         };
-        Zone { destination, repo }
+        Zone {
+            destination,
+            repo,
+            volume_root: false,
+        }
     }
 
     /// Zone of the volume root itself.
@@ -296,11 +315,15 @@ impl Rules {
         Zone {
             destination: self.is_destination_path(&[]),
             repo: repo_here.map(|k| (k, Vec::new())),
+            volume_root: true,
         }
     }
 
     /// Classify a non-directory entry `name` whose parent directory has zone `parent`.
     pub fn classify(&self, parent: &Zone, name: &OsStr, kind: EntryKind) -> Class {
+        if is_verification_file(parent, name) {
+            return Class::Backup(BackupReason::Verification);
+        }
         if kind == EntryKind::Directory {
             return self.classify_directory(parent, name);
         }
@@ -329,6 +352,9 @@ impl Rules {
     /// Classify directory `name` in a parent of zone `parent` by structure alone (a directory that
     /// merely *contains* backups is found by the adapter's walk, see [`BackupReason::ContainsBackups`]).
     pub fn classify_directory(&self, parent: &Zone, name: &OsStr) -> Class {
+        if is_verification_file(parent, name) {
+            return Class::Backup(BackupReason::Verification);
+        }
         if let Some((repo, path)) = &parent.repo {
             if repo_protects_dir(*repo, path, name.as_bytes()) {
                 return Class::Backup(BackupReason::Repository(*repo));
@@ -423,6 +449,30 @@ mod tests {
 
     fn sub(rules: &Rules, parent: &Zone, name: &str) -> Zone {
         rules.child_zone(parent, os(name), &[name.as_bytes()], None)
+    }
+
+    #[test]
+    fn the_verification_file_is_at_the_volume_root_only() {
+        let r = Rules::with_defaults();
+        let root = r.root_zone(None);
+        let verification = Class::Backup(BackupReason::Verification);
+        assert_eq!(
+            r.classify(&root, os(VERIFICATION_FILE), EntryKind::File),
+            verification
+        );
+        assert_eq!(
+            r.classify_directory(&root, os(VERIFICATION_FILE)),
+            verification
+        );
+        let below = sub(&r, &root, "images");
+        assert_eq!(
+            r.classify(&below, os(VERIFICATION_FILE), EntryKind::File),
+            Class::Ordinary
+        );
+        assert_eq!(
+            r.classify(&root, os(".imageguard-verify2"), EntryKind::File),
+            Class::Ordinary
+        );
     }
 
     #[test]

@@ -63,6 +63,7 @@ mod tests {
         Operation::CopyInto,
         Operation::Write,
         Operation::CreateDuplicate,
+        Operation::CreateVerification,
     ];
 
     #[test]
@@ -142,6 +143,28 @@ mod tests {
             decide(&anyone, Operation::Delete, &image, &on),
             Verdict::Deny
         );
+    }
+
+    #[test]
+    fn only_certified_programs_create_the_verification_file() {
+        let v = Class::Backup(BackupReason::Verification);
+        let op = Operation::CreateVerification;
+        let anyone = CallerFacts::untrusted(9, "/usr/bin/touch", Untrusted::NotCertified);
+        let certified = CallerFacts::certified(1, "/usr/bin/restic", "/usr/bin/restic");
+        assert_eq!(
+            decide(&anyone, op, &v, &Circumstances::default()),
+            Verdict::Deny
+        );
+        assert_eq!(
+            decide(&certified, op, &v, &Circumstances::default()),
+            Verdict::Allow
+        );
+        // Protection off: nothing verifies (the verification fails, as it should).
+        let off = Circumstances {
+            protection_off: true,
+            ..Circumstances::default()
+        };
+        assert_eq!(decide(&anyone, op, &v, &off), Verdict::Allow);
     }
 
     #[test]

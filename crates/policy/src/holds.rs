@@ -111,7 +111,12 @@ fn destroys(op: Operation) -> bool {
         | O::Write
         | O::Fallocate
         | O::CopyInto => true,
-        O::SetAttributes | O::SetXattr | O::RemoveXattr | O::HardLink | O::CreateDuplicate => false,
+        O::SetAttributes
+        | O::SetXattr
+        | O::RemoveXattr
+        | O::HardLink
+        | O::CreateDuplicate
+        | O::CreateVerification => false,
     }
 }
 
@@ -228,7 +233,7 @@ pub fn hold(op: Operation, class: &Class, now: &Circumstances) -> Option<Held> {
     };
     if matches!(
         reason,
-        BackupReason::Bookkeeping(_) | BackupReason::Uncommitted(_)
+        BackupReason::Bookkeeping(_) | BackupReason::Uncommitted(_) | BackupReason::Verification
     ) {
         return None;
     }
@@ -362,6 +367,7 @@ mod tests {
             (Operation::RemoveXattr, false),
             (Operation::HardLink, false),
             (Operation::CreateDuplicate, false),
+            (Operation::CreateVerification, false),
         ];
         for (op, held) in table {
             assert_eq!(
@@ -443,6 +449,7 @@ mod tests {
             (Operation::RemoveXattr, false),
             (Operation::HardLink, false),
             (Operation::CreateDuplicate, false),
+            (Operation::CreateVerification, false),
         ];
         for (op, held) in table {
             assert_eq!(hold(op, &key, &closed).is_some(), held, "{op:?}");

@@ -43,6 +43,8 @@ pub enum Operation {
     Write,
     /// Creating a new file named like a backup next to existing backups.
     CreateDuplicate,
+    /// Creating the verification file (see [`crate::classify::VERIFICATION_FILE`]).
+    CreateVerification,
 }
 
 impl Operation {
@@ -66,6 +68,7 @@ impl Operation {
             Operation::CopyInto => "copy into",
             Operation::Write => "write",
             Operation::CreateDuplicate => "create a duplicate backup",
+            Operation::CreateVerification => "create the verification file",
         }
     }
 
@@ -89,6 +92,7 @@ impl Operation {
             Operation::CopyInto => "copy-into",
             Operation::Write => "write",
             Operation::CreateDuplicate => "create-duplicate",
+            Operation::CreateVerification => "create-verification",
         }
     }
 }

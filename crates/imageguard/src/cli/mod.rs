@@ -8,6 +8,7 @@ pub mod helpers;
 pub mod learn;
 pub mod protect;
 pub mod status;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -62,6 +63,18 @@ pub enum Command {
         #[arg(long, conflicts_with = "minutes")]
         close: bool,
     },
+    /// Prove that each protected volume (or those named) is guarded right now, as this
+    /// process sees it: an uncertified child is refused creating, overwriting and deleting the
+    /// verification file, the service writes and removes its own. Exit 1 on any FAIL: run it
+    /// from a backup job before the job.
+    Verify {
+        mount_points: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What `verify` runs as its uncertified child.
+    #[command(hide = true)]
+    Probe { op: String, file: PathBuf },
     /// Show whether protection is on, the protected volumes and event counts.
     Status {
         #[arg(long)]

@@ -63,11 +63,29 @@ pub enum Request {
         path: PathBuf,
     },
     Certified,
+    /// `imageguard verify`: the service's own part of the check on the protected volume at
+    /// `mount_point` (see `service::verify`).
+    VerifyFile {
+        mount_point: PathBuf,
+        step: VerifyStep,
+    },
     /// Turn protection off; with `restart_on_reboot` it comes back at the next boot.
     Off {
         restart_on_reboot: bool,
     },
     On,
+}
+
+/// The service's steps of `imageguard verify`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifyStep {
+    /// Write the verification file through the guard; the answer's message is its content.
+    Write,
+    /// Remove it again.
+    Remove,
+    /// Is the 310 for the verifying child `pid` recorded? (500 logged when it is not.)
+    Recorded { pid: u32 },
 }
 
 impl Request {

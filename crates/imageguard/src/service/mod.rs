@@ -12,6 +12,7 @@ pub mod report;
 pub mod retention;
 pub mod sentinel;
 pub mod sync_places;
+mod verify;
 pub mod volumes;
 
 use std::collections::BTreeMap;
@@ -944,6 +945,7 @@ impl Service {
                 Response::ok(msg)
             }
             Request::Maintenance { path, minutes } => self.maintenance(&path, minutes)?,
+            Request::VerifyFile { mount_point, step } => self.verify_file(&mount_point, step)?,
             Request::Eject { path } => {
                 let _changing = self.changes.lock();
                 let mp = volumes::canonical(&path)?;

@@ -944,6 +944,20 @@ fn identities(cx: &mut Ctx) {
 /// Through what automatic protection trusts: a definition file edited to have the service guard
 /// the system itself (a denial of service) or a network share. Nothing is protected for it.
 fn definitions(cx: &mut Ctx) {
+    // The verification file (`imageguard verify`) is certified programs' and the service's.
+    let verification = cx.path(imageguard_policy::classify::VERIFICATION_FILE);
+    let o = cx.attack(&["open-creat-trunc", &Ctx::s(&verification)]);
+    cx.record("create the verification file (310)", &["EPERM"], o);
+    let o = cx.shell(&format!(
+        "ln -s /etc/passwd '{0}' || mv '{1}' '{0}'",
+        verification.display(),
+        cx.ordinary.display()
+    ));
+    cx.record(
+        "the verification file as a symlink, or renamed into place",
+        &["EPERM"],
+        o,
+    );
     let etc = cx.sb.path().join("etc/borgmatic.d");
     std::fs::create_dir_all(&etc).unwrap();
     let volumes = |cx: &Ctx| -> usize {

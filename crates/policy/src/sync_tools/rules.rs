@@ -82,6 +82,7 @@ impl Act {
             O::Rename | O::RenameInFolder => Some(Act::Remove),
             O::HardLink => None,
             O::CreateDuplicate => Some(Act::Add),
+            O::CreateVerification => None,
             O::OpenWrite
             | O::OpenAppend
             | O::Truncate
