@@ -285,6 +285,27 @@ impl EventDb {
             .map_err(wrap(&self.path))?;
         rows.collect::<Result<_, _>>().map_err(wrap(&self.path))
     }
+
+    /// Refused operations (event 320) by operation and volume mount point, with their counts.
+    pub fn denials(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT COALESCE(operation, ''), COALESCE(mount_point, ''), SUM(count) FROM events
+                 WHERE event_id = 320 GROUP BY 1, 2 ORDER BY 1, 2",
+            )
+            .map_err(wrap(&self.path))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .map_err(wrap(&self.path))?;
+        rows.collect::<Result<_, _>>().map_err(wrap(&self.path))
+    }
 }
 
 /// Name of an event id for listings, or the number when unknown.

@@ -108,6 +108,8 @@ pub struct GateCounters {
     pub allowed_certified: AtomicU64,
     /// Operations of sync tools the sync rules allowed.
     pub allowed_sync: AtomicU64,
+    /// How long decisions on backup entries take.
+    pub latency: crate::latency::Latency,
 }
 
 pub struct Gate {
@@ -295,6 +297,21 @@ impl Gate {
         if !class.is_backup() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
+        let verdict = self.decide_backup(pid, op, class, key, path);
+        self.counters.latency.record(started.elapsed());
+        verdict
+    }
+
+    /// [`Gate::check_aged`] on a backup entry.
+    fn decide_backup(
+        &self,
+        pid: u32,
+        op: Operation,
+        class: &Class,
+        key: impl FnOnce() -> Option<Vec<u8>>,
+        path: impl FnOnce() -> String,
+    ) -> Result<(), i32> {
         // The service's own verification file (`imageguard verify`), written by the service
         // through this guard.
         if *class == Class::Backup(BackupReason::Verification) && self.is_service(pid) {

@@ -13,6 +13,7 @@
 //! - [`credentials`]: creating files as the caller.
 //! - [`walk`]: zone-aware tree walks (protect-time scan, "does this directory hold backups").
 //! - [`gate`]: the call into the pure policy and event reporting.
+//! - [`latency`]: how long the gate's decisions take (exported as metrics).
 //! - [`fresh`]: entries created in this session, and by whom.
 //! - [`borg_log`]: whether a borg segment holds committed data (the retention lock's rollback
 //!   rule).
@@ -27,6 +28,7 @@ pub mod fresh;
 pub mod gate;
 pub mod handles;
 pub mod inode_store;
+pub mod latency;
 pub mod mount;
 pub mod sys;
 pub mod walk;

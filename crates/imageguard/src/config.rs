@@ -53,6 +53,12 @@ stopped_timeout = 10
 # outside backup destinations; never over the network.
 allow = false
 
+[metrics]
+# Serve the metrics (Prometheus' text format, as `imageguard metrics` prints them) at
+# "127.0.0.1:PORT" (loopback only: they name protected folders) or "unix:/run/imageguard/metrics.sock".
+# Empty: not served.
+listen = ""
+
 [retention]
 # The retention lock: a backup file younger than this many days (since the guard first saw it,
 # on the service's own clock) may not be deleted, truncated, overwritten, renamed away or
@@ -86,9 +92,20 @@ pub struct Config {
     pub helpers: std::collections::BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub sync_tools: SyncToolsSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
     /// `[retention]`: days by protected volume or destination folder.
     #[serde(default)]
     pub retention: std::collections::BTreeMap<PathBuf, u32>,
+}
+
+/// `[metrics]`: where the metrics are served.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `127.0.0.1:PORT`, `[::1]:PORT` or `unix:PATH`; empty for none.
+    #[serde(default)]
+    pub listen: String,
 }
 
 /// `[sync_tools]`: the reference's "Allow RoboCopy to sync and move backup files on protected

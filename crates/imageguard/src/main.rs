@@ -1,7 +1,9 @@
 //! The `imageguard` command.
 
 use clap::Parser;
-use imageguard::cli::{self, certify, demo, events, exit, protect, status, verify, Cli, Command};
+use imageguard::cli::{
+    self, certify, demo, events, exit, metrics, protect, status, verify, Cli, Command,
+};
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().filter_or("IMAGEGUARD_LOG", "warn"))
@@ -37,6 +39,7 @@ fn main() {
         Command::Status { json } => status::status(p, *json),
         Command::Verify { mount_points, json } => verify::verify(p, mount_points, *json),
         Command::Probe { op, file } => verify::probe_child(op, file),
+        Command::Metrics => metrics::metrics(p),
         Command::Certify {
             path,
             force,

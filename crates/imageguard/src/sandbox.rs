@@ -230,7 +230,8 @@ impl Sandbox {
     /// SIGTERM the service and wait for it (it gives the volumes back to the host).
     pub fn stop_service(&mut self) -> Result<()> {
         if let Some(mut c) = self.service.take() {
-            let pid = self.wrapped_pid.take().unwrap_or(c.id());
+            let wrapped = self.wrapped_pid.take();
+            let pid = wrapped.unwrap_or(c.id());
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
@@ -246,7 +247,7 @@ impl Sandbox {
             }
             // Under a wrapper the service itself may outlive it briefly: it removes its
             // socket last.
-            while self.socket().exists() {
+            while wrapped.is_some() && self.socket().exists() {
                 if Instant::now() > deadline {
                     bail!("the service did not stop within 20 s");
                 }

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod events;
 pub mod helpers;
 pub mod learn;
+pub mod metrics;
 pub mod protect;
 pub mod status;
 pub mod verify;
@@ -72,6 +73,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The service's metrics in Prometheus' text format (denials by operation and volume,
+    /// events by id, protected volumes, the guard's decision latency).
+    Metrics,
     /// What `verify` runs as its uncertified child.
     #[command(hide = true)]
     Probe { op: String, file: PathBuf },

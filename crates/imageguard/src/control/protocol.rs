@@ -63,6 +63,8 @@ pub enum Request {
         path: PathBuf,
     },
     Certified,
+    /// Metrics in Prometheus' text format.
+    Metrics,
     /// `imageguard verify`: the service's own part of the check on the protected volume at
     /// `mount_point` (see `service::verify`).
     VerifyFile {
@@ -91,7 +93,10 @@ pub enum VerifyStep {
 impl Request {
     /// Requests that change something: root only.
     pub fn mutates(&self) -> bool {
-        !matches!(self, Request::Status | Request::Certified)
+        !matches!(
+            self,
+            Request::Status | Request::Certified | Request::Metrics
+        )
     }
 }
 
@@ -105,6 +110,9 @@ pub enum Response {
     Status(Box<StatusReport>),
     Certified {
         programs: Vec<CertifiedProgram>,
+    },
+    Metrics {
+        text: String,
     },
     Error {
         message: String,

@@ -8,6 +8,7 @@ pub mod absent;
 pub mod adapters;
 pub mod auto_protect;
 pub mod destinations;
+pub mod metrics;
 pub mod report;
 pub mod retention;
 pub mod sentinel;
@@ -218,6 +219,9 @@ pub fn run(paths: PathArgs) -> Result<()> {
     state = service.inner.lock().state.clone();
     state.save(&paths.service_state())?;
     server::serve(&paths.socket(), service.clone())?;
+    if !service.config.metrics.listen.is_empty() {
+        metrics::serve(service.clone(), &service.config.metrics.listen)?;
+    }
     watch_guards(service.clone())?;
     auto_protect::follow(service.clone())?;
     let timeout = service.config.guard.stopped_timeout;
@@ -946,6 +950,9 @@ impl Service {
             }
             Request::Maintenance { path, minutes } => self.maintenance(&path, minutes)?,
             Request::VerifyFile { mount_point, step } => self.verify_file(&mount_point, step)?,
+            Request::Metrics => Response::Metrics {
+                text: self.metrics(),
+            },
             Request::Eject { path } => {
                 let _changing = self.changes.lock();
                 let mp = volumes::canonical(&path)?;
