@@ -74,6 +74,37 @@ listen = ""
 # sources = ["/srv"]
 "#;
 
+/// `FILE:LINE: [table] key: what was wrong`, from a TOML or schema error.
+fn describe_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return format!("{}: {message}", path.display());
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text[line_start..line_end].trim();
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|t| format!("{t} "))
+        .unwrap_or_default();
+    let key = match line.split_once('=') {
+        Some((k, _)) if !line.starts_with('[') => format!("{}: ", k.trim()),
+        _ if line.starts_with('[') => format!("{line}: "),
+        _ => String::new(),
+    };
+    let table = if line.starts_with('[') {
+        String::new()
+    } else {
+        table
+    };
+    format!("{}:{line_no}: {table}{key}{message}", path.display())
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -220,15 +251,20 @@ impl Config {
 
     pub fn load(path: &Path) -> Result<Config> {
         match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let c: Config = toml::from_str(&text)
-                    .with_context(|| format!("{}: invalid configuration", path.display()))?;
-                c.rules_for(Path::new("/"), &[])?;
-                Ok(c)
-            }
+            Ok(text) => Config::from_text(&text, path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
+    }
+
+    /// The configuration in `text` (the file at `path`); an invalid one is one clear error:
+    /// file, line, table and key, and what was expected there.
+    pub fn from_text(text: &str, path: &Path) -> Result<Config> {
+        let c: Config =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!(describe_error(path, text, &e)))?;
+        c.rules_for(Path::new("/"), &[])
+            .with_context(|| format!("{}: [protection] patterns", path.display()))?;
+        Ok(c)
     }
 
     /// Classification rules for the volume mounted at `mount_point`: the destinations inside it,
@@ -251,6 +287,40 @@ impl Config {
             self.protection.restic_repositories,
             self.protection.borg_repositories,
         )?)
+    }
+}
+
+#[cfg(test)]
+mod config_errors {
+    use super::*;
+
+    #[test]
+    fn an_invalid_configuration_is_one_line_naming_file_line_key_and_expectation() {
+        let p = Path::new("/etc/imageguard/imageguard.toml");
+        let bad_type = DEFAULT_TOML.replace("allow = false", "allow = \"sometimes\"");
+        let e = format!("{:#}", Config::from_text(&bad_type, p).unwrap_err());
+        let line = bad_type
+            .lines()
+            .position(|l| l.starts_with("allow ="))
+            .unwrap()
+            + 1;
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            e.starts_with(&format!(
+                "/etc/imageguard/imageguard.toml:{line}: [sync_tools] allow: "
+            )),
+            "{e}"
+        );
+        assert!(e.contains("expected a boolean"), "{e}");
+        let unknown = DEFAULT_TOML.replace("threads = 0", "threads = 0\nthreadz = 2");
+        let e = format!("{:#}", Config::from_text(&unknown, p).unwrap_err());
+        assert!(
+            e.contains("[guard] threadz: unknown field `threadz`"),
+            "{e}"
+        );
+        let syntax = "[guard\nthreads = 1\n";
+        let e = format!("{:#}", Config::from_text(syntax, p).unwrap_err());
+        assert!(e.starts_with("/etc/imageguard/imageguard.toml:1:"), "{e}");
     }
 }
 

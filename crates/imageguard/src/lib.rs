@@ -8,5 +8,6 @@ pub mod control;
 pub mod paths;
 pub mod sandbox;
 pub mod service;
+pub mod settings;
 pub mod state;
 pub mod timefmt;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use imageguard::cli::{
-    self, certify, demo, events, exit, metrics, protect, status, verify, Cli, Command,
+    self, certify, demo, events, exit, metrics, protect, settings, status, verify, Cli, Command,
 };
 
 fn main() {
@@ -40,6 +40,9 @@ fn main() {
         Command::Verify { mount_points, json } => verify::verify(p, mount_points, *json),
         Command::Probe { op, file } => verify::probe_child(op, file),
         Command::Metrics => metrics::metrics(p),
+        Command::Settings { key, value, json } => {
+            settings::settings(p, key.as_deref(), value.as_deref(), *json)
+        }
         Command::Certify {
             path,
             force,

@@ -8,6 +8,7 @@ pub mod helpers;
 pub mod learn;
 pub mod metrics;
 pub mod protect;
+pub mod settings;
 pub mod status;
 pub mod verify;
 
@@ -70,6 +71,14 @@ pub enum Command {
     /// from a backup job before the job.
     Verify {
         mount_points: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the settings, one of them (KEY), or set one (KEY VALUE): written to the
+    /// configuration file with its comments kept, applied at once where the service can.
+    Settings {
+        key: Option<String>,
+        value: Option<String>,
         #[arg(long)]
         json: bool,
     },

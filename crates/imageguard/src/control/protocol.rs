@@ -65,6 +65,12 @@ pub enum Request {
     Certified,
     /// Metrics in Prometheus' text format.
     Metrics,
+    /// Set one of the settings (`imageguard settings KEY VALUE`): written to the configuration
+    /// file, applied at once where the service can.
+    SetSetting {
+        key: String,
+        value: String,
+    },
     /// `imageguard verify`: the service's own part of the check on the protected volume at
     /// `mount_point` (see `service::verify`).
     VerifyFile {

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod report;
 pub mod retention;
 pub mod sentinel;
+mod settings;
 pub mod sync_places;
 mod verify;
 pub mod volumes;
@@ -87,6 +88,9 @@ pub struct Service {
     changes: Mutex<()>,
     /// Set when the service starts giving its volumes back: nothing is protected after that.
     stopping: std::sync::atomic::AtomicBool,
+    /// The setting "automatically protect local backup drives", as it is now (`settings`
+    /// changes it live).
+    auto_protect: std::sync::atomic::AtomicBool,
     /// What the sync rules know of this machine's folders.
     sync_places: Arc<sync_places::ServicePlaces>,
     /// The service's own clock (the retention locks' time).
@@ -181,6 +185,7 @@ pub fn run(paths: PathArgs) -> Result<()> {
     .context("watching the system clock")?;
     let mut state = ServiceState::load(&paths.service_state())?;
     let on = state.on_at_start(&boot_id());
+    let auto_protect_at_start = config.protection.auto_protect_backup_drives;
     let service = Arc::new(Service {
         keeper: Keeper::new(&paths.runtime_dir),
         callers: Arc::new(ProcCallers(resolver.clone())),
@@ -200,6 +205,7 @@ pub fn run(paths: PathArgs) -> Result<()> {
             absent: BTreeMap::new(),
         }),
         stopping: std::sync::atomic::AtomicBool::new(false),
+        auto_protect: std::sync::atomic::AtomicBool::new(auto_protect_at_start),
     });
     service.carry_locks_over();
     let mut state = service.inner.lock().state.clone();
@@ -363,7 +369,7 @@ impl Service {
             eprintln!("imageguard: backup definitions: {p}");
         }
         self.remember_destinations(&report.destinations);
-        if !self.config.protection.auto_protect_backup_drives {
+        if !self.auto_protect.load(std::sync::atomic::Ordering::Relaxed) {
             self.refresh_rules();
             return;
         }
@@ -796,7 +802,10 @@ impl Service {
                 .iter()
                 .filter(|e| e.sync_tool.is_some())
                 .count(),
-            sync_tools_allowed: self.config.sync_tools.allow,
+            sync_tools_allowed: imageguard_guardfs::SyncPlaces::allowed(self.sync_places.as_ref()),
+            auto_protect_backup_drives: self
+                .auto_protect
+                .load(std::sync::atomic::Ordering::Relaxed),
             certified_broken: self
                 .certified_programs()
                 .iter()
@@ -950,6 +959,7 @@ impl Service {
             }
             Request::Maintenance { path, minutes } => self.maintenance(&path, minutes)?,
             Request::VerifyFile { mount_point, step } => self.verify_file(&mount_point, step)?,
+            Request::SetSetting { key, value } => self.set_setting(&key, &value)?,
             Request::Metrics => Response::Metrics {
                 text: self.metrics(),
             },

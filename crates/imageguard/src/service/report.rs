@@ -76,6 +76,9 @@ pub struct StatusReport {
     pub sync_tools: usize,
     #[serde(default)]
     pub sync_tools_allowed: bool,
+    /// The setting "automatically protect local backup drives", as the service runs it.
+    #[serde(default)]
+    pub auto_protect_backup_drives: bool,
     /// Certified programs whose closure changed since certification (no longer certified).
     #[serde(default)]
     pub certified_broken: usize,
