@@ -1,6 +1,7 @@
 //! imageguard: the service, the control socket and the command line around the policy core and
 //! the guard filesystem. `main.rs` only parses arguments and dispatches to [`cli`].
 
+pub mod admin_lock;
 pub mod backup_drives;
 pub mod cli;
 pub mod config;

@@ -23,6 +23,10 @@ pub struct PathArgs {
     /// Control socket [default: RUNTIME_DIR/control.sock].
     #[arg(long, global = true, env = "IMAGEGUARD_SOCKET")]
     pub socket: Option<PathBuf>,
+    /// A file holding the admin lock's passphrase (for commands that need it, when the lock is
+    /// set); without it, the passphrase is asked on the terminal.
+    #[arg(long, global = true, env = "IMAGEGUARD_PASSPHRASE_FILE")]
+    pub passphrase_file: Option<PathBuf>,
     /// systemd journal socket (events are also sent there when it exists).
     #[arg(long, global = true, env = "IMAGEGUARD_JOURNAL_SOCKET", default_value = imageguard_eventstore::journal::DEFAULT_SOCKET)]
     pub journal_socket: PathBuf,

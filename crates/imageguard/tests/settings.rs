@@ -20,7 +20,9 @@ fn settings_are_written_with_comments_and_applied_live() {
     sb.start_service().expect("service");
     assert_eq!(status(&sb)["sync_tools_allowed"], false);
 
-    let out = sb.imageguard(&["settings", "sync_tools.allow", "on"]).unwrap();
+    let out = sb
+        .imageguard(&["settings", "sync_tools.allow", "on"])
+        .unwrap();
     assert_ok("settings sync_tools.allow on", &out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("sync_tools.allow = true (applied)"));
     assert_eq!(status(&sb)["sync_tools_allowed"], true, "applied live");
@@ -43,10 +45,18 @@ fn settings_are_written_with_comments_and_applied_live() {
 
     // A bad value: refused, nothing written.
     let before = std::fs::read_to_string(sb.config_file()).unwrap();
-    let out = sb.imageguard(&["settings", "guard.passthrough", "maybe"]).unwrap();
+    let out = sb
+        .imageguard(&["settings", "guard.passthrough", "maybe"])
+        .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("expected true or false"), "{}", stderr(&out));
-    let out = sb.imageguard(&["settings", "protection.patterns", "["]).unwrap();
+    assert!(
+        stderr(&out).contains("expected true or false"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sb
+        .imageguard(&["settings", "protection.patterns", "["])
+        .unwrap();
     assert!(!out.status.success());
     assert_eq!(std::fs::read_to_string(sb.config_file()).unwrap(), before);
 
@@ -76,7 +86,11 @@ fn an_invalid_configuration_is_one_clear_error_and_the_service_refuses_it() {
         .position(|l| l.starts_with("stopped_timeout"))
         .unwrap()
         + 1;
-    let err = format!("{:#}", sb.start_service().expect_err("started on a bad configuration"));
+    let err = format!(
+        "{:#}",
+        sb.start_service()
+            .expect_err("started on a bad configuration")
+    );
     let expected = format!(
         "{}:{line}: [guard] stopped_timeout: invalid type: string \"ten\", expected",
         sb.config_file().display()

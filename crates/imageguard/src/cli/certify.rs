@@ -194,7 +194,7 @@ fn certify_program(paths: &PathArgs, args: &CertifyArgs<'_>, helper_of: Option<&
                     force: args.force,
                     homes: homes.clone(),
                 };
-                match request(&paths.socket(), &req) {
+                match crate::control::client::request_admin(paths, req) {
                     Ok(Response::Ok { message, .. }) => {
                         eprintln!("imageguard: {message}");
                         Ok(())
@@ -234,6 +234,7 @@ fn certify_program(paths: &PathArgs, args: &CertifyArgs<'_>, helper_of: Option<&
     }
     let store = CertifiedStore::new(paths.certified_list());
     let r = (|| -> anyhow::Result<String> {
+        let lock = crate::admin_lock::offline(&paths.state_dir, paths.passphrase_file.as_deref())?;
         let c = certify_path(&path, &options, now())?;
         for w in &c.warnings {
             eprintln!("imageguard: {w}");
@@ -245,6 +246,9 @@ fn certify_program(paths: &PathArgs, args: &CertifyArgs<'_>, helper_of: Option<&
         let msg = format!("{recorded}; the service is not running, it applies at its next start");
         std::fs::create_dir_all(&paths.state_dir)?;
         store.save(&list)?;
+        if let Some(l) = lock {
+            l.seal(&paths.certified_list())?;
+        }
         Ok(msg)
     })();
     match r {
@@ -263,12 +267,16 @@ pub fn uncertify(paths: &PathArgs, path: &Path) -> i32 {
     }
     let store = CertifiedStore::new(paths.certified_list());
     let r = (|| -> anyhow::Result<String> {
+        let lock = crate::admin_lock::offline(&paths.state_dir, paths.passphrase_file.as_deref())?;
         let mut list = store.load()?;
         let key = path.canonicalize().unwrap_or(path.clone());
         let e = list
             .remove(&key.to_string_lossy())
             .ok_or_else(|| anyhow::anyhow!("{} is not certified", path.display()))?;
         store.save(&list)?;
+        if let Some(l) = lock {
+            l.seal(&paths.certified_list())?;
+        }
         Ok(format!("uncertified {}", e.path))
     })();
     match r {

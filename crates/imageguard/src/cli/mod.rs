@@ -6,6 +6,7 @@ pub mod demo;
 pub mod events;
 pub mod helpers;
 pub mod learn;
+pub mod lock;
 pub mod metrics;
 pub mod protect;
 pub mod settings;
@@ -81,6 +82,13 @@ pub enum Command {
         value: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// The admin lock: a passphrase that off, unprotect, eject, maintenance, certify,
+    /// uncertify and settings changes need, and a seal on the configuration, the certified
+    /// list and the state (a file changed by hand is refused at the next start).
+    Lock {
+        #[command(subcommand)]
+        command: lock::LockCommand,
     },
     /// The service's metrics in Prometheus' text format (denials by operation and volume,
     /// events by id, protected volumes, the guard's decision latency).
@@ -195,12 +203,12 @@ pub enum Command {
     },
 }
 
-use crate::control::client::{request, ClientError};
+use crate::control::client::ClientError;
 use crate::control::protocol::{Request, Response};
 
 /// Send a request and turn the answer into output and an exit code.
 pub fn run_simple(paths: &PathArgs, req: Request) -> i32 {
-    match request(&paths.socket(), &req) {
+    match crate::control::client::request_admin(paths, req) {
         Ok(Response::Ok { message, warnings }) => {
             for w in warnings {
                 eprintln!("imageguard: {w}");

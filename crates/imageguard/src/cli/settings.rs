@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{client_error, exit, fail};
 use crate::config::{Config, DEFAULT_TOML};
-use crate::control::client::{request, ClientError};
+use crate::control::client::ClientError;
 use crate::control::protocol::{Request, Response};
 use crate::paths::PathArgs;
 use crate::settings::{self, SETTINGS};
@@ -68,7 +68,7 @@ pub fn settings(paths: &PathArgs, key: Option<&str>, value: Option<&str>, json: 
                 key: k.to_string(),
                 value: v.to_string(),
             };
-            match request(&paths.socket(), &req) {
+            match crate::control::client::request_admin(paths, req) {
                 Ok(Response::Ok { message, .. }) => {
                     println!("{message}");
                     exit::OK
@@ -85,6 +85,7 @@ pub fn settings(paths: &PathArgs, key: Option<&str>, value: Option<&str>, json: 
 /// Without a service: edit the configuration file itself.
 fn edit_file(paths: &PathArgs, key: &str, raw: &str) -> i32 {
     let r = (|| -> anyhow::Result<String> {
+        let lock = crate::admin_lock::offline(&paths.state_dir, paths.passphrase_file.as_deref())?;
         let s = settings::find(key)?;
         let text = match std::fs::read_to_string(&paths.config) {
             Ok(t) => t,
@@ -93,6 +94,9 @@ fn edit_file(paths: &PathArgs, key: &str, raw: &str) -> i32 {
         };
         let new = settings::set(&text, s, raw)?;
         settings::write(&paths.config, &new)?;
+        if let Some(l) = lock {
+            l.seal(&paths.config)?;
+        }
         let c = Config::from_text(&new, &paths.config)?;
         Ok(format!(
             "{key} = {} (the service is not running: read at its start)",

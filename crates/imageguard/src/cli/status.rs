@@ -59,6 +59,9 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
             }
         );
     }
+    if report.admin_lock {
+        println!("admin lock: set (off, unprotect, certify, settings changes need its passphrase)");
+    }
     for l in &report.retention_locks {
         println!(
             "retention lock: {} days on {}{}",

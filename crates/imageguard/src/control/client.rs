@@ -18,6 +18,37 @@ pub enum ClientError {
     Other(#[from] anyhow::Error),
 }
 
+/// Send `req`, with the admin lock's passphrase where it needs one: from `--passphrase-file`
+/// (or `IMAGEGUARD_PASSPHRASE_FILE`) when given, else asked on the terminal when the service
+/// says the lock is set.
+pub fn request_admin(
+    paths: &crate::paths::PathArgs,
+    req: Request,
+) -> Result<Response, ClientError> {
+    let authorized = |passphrase: String, req: Request| Request::Authorized {
+        passphrase,
+        request: Box::new(req),
+    };
+    if let Some(f) = &paths.passphrase_file {
+        let p = std::fs::read_to_string(f)
+            .with_context(|| format!("reading the passphrase from {}", f.display()))?;
+        let p = p.trim_end_matches(['\n', '\r']).to_string();
+        return request(&paths.socket(), &authorized(p, req));
+    }
+    let answer = request(&paths.socket(), &req)?;
+    match &answer {
+        Response::Error { message, .. }
+            if message.contains(crate::admin_lock::NEEDS_PASSPHRASE)
+                && std::io::IsTerminal::is_terminal(&std::io::stdin()) =>
+        {
+            let p = rpassword::prompt_password("imageguard admin passphrase: ")
+                .context("reading the passphrase")?;
+            request(&paths.socket(), &authorized(p, req))
+        }
+        _ => Ok(answer),
+    }
+}
+
 pub fn request(socket: &Path, req: &Request) -> Result<Response, ClientError> {
     let mut s = UnixStream::connect(socket)
         .map_err(|_| ClientError::NotRunning(socket.display().to_string()))?;

@@ -65,6 +65,17 @@ pub enum Request {
     Certified,
     /// Metrics in Prometheus' text format.
     Metrics,
+    /// `request`, with the admin lock's passphrase.
+    Authorized {
+        passphrase: String,
+        request: Box<Request>,
+    },
+    /// Set the admin lock (a new passphrase); with a lock set already, authorized by it.
+    LockSet {
+        passphrase: String,
+    },
+    /// Remove the admin lock (authorized by it).
+    LockClear,
     /// Set one of the settings (`imageguard settings KEY VALUE`): written to the configuration
     /// file, applied at once where the service can.
     SetSetting {
@@ -97,6 +108,47 @@ pub enum VerifyStep {
 }
 
 impl Request {
+    /// Requests that can weaken protection: they need the admin lock's passphrase when one is
+    /// set.
+    pub fn needs_admin(&self) -> bool {
+        matches!(
+            self,
+            Request::Off { .. }
+                | Request::Unprotect { .. }
+                | Request::Eject { .. }
+                | Request::Maintenance { .. }
+                | Request::Certify { .. }
+                | Request::Learn { .. }
+                | Request::Uncertify { .. }
+                | Request::SetSetting { .. }
+                | Request::LockSet { .. }
+                | Request::LockClear
+        )
+    }
+
+    /// What the request is, for the log (never its passphrase).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::Protect { .. } => "protect",
+            Request::Unprotect { .. } => "unprotect",
+            Request::Eject { .. } => "eject",
+            Request::Maintenance { .. } => "maintenance",
+            Request::Certify { .. } => "certify",
+            Request::Learn { .. } => "certify --learn",
+            Request::Uncertify { .. } => "uncertify",
+            Request::Certified => "certified",
+            Request::Metrics => "metrics",
+            Request::Authorized { .. } => "authorized",
+            Request::LockSet { .. } => "lock set",
+            Request::LockClear => "lock clear",
+            Request::VerifyFile { .. } => "verify",
+            Request::SetSetting { .. } => "settings",
+            Request::Off { .. } => "off",
+            Request::On => "on",
+        }
+    }
+
     /// Requests that change something: root only.
     pub fn mutates(&self) -> bool {
         !matches!(

@@ -6,6 +6,7 @@
 
 pub mod absent;
 pub mod adapters;
+mod admin;
 pub mod auto_protect;
 pub mod destinations;
 pub mod metrics;
@@ -91,6 +92,8 @@ pub struct Service {
     /// The setting "automatically protect local backup drives", as it is now (`settings`
     /// changes it live).
     auto_protect: std::sync::atomic::AtomicBool,
+    /// The admin lock, when one is set.
+    admin_lock: Mutex<Option<crate::admin_lock::AdminLock>>,
     /// What the sync rules know of this machine's folders.
     sync_places: Arc<sync_places::ServicePlaces>,
     /// The service's own clock (the retention locks' time).
@@ -155,6 +158,18 @@ pub fn run(paths: PathArgs) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&paths.state_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("securing {}", paths.state_dir.display()))?;
+    // With the admin lock set, files changed by hand are refused before anything reads them.
+    let admin_lock = crate::admin_lock::AdminLock::load(&paths.state_dir)?;
+    let refused_files = admin_lock.as_ref().map_or_else(Vec::new, |l| {
+        admin::check_sealed_files(
+            l,
+            &[
+                paths.config.clone(),
+                paths.certified_list(),
+                paths.service_state(),
+            ],
+        )
+    });
     let config = Config::load(&paths.config)?;
     let store = CertifiedStore::new(paths.certified_list());
     let list = store.load()?;
@@ -168,6 +183,9 @@ pub fn run(paths: PathArgs) -> Result<()> {
     }));
     let log = EventLog::start(&paths.events_db(), &paths.journal_socket)?;
     log.emit(Event::new(EventKind::ServiceStarted));
+    for e in refused_files {
+        log.emit(e);
+    }
     let clock_file = paths.state_dir.join("clock.json");
     let clock = Arc::new(
         imageguard_retention::ServiceClock::start(&clock_file)
@@ -206,6 +224,7 @@ pub fn run(paths: PathArgs) -> Result<()> {
         }),
         stopping: std::sync::atomic::AtomicBool::new(false),
         auto_protect: std::sync::atomic::AtomicBool::new(auto_protect_at_start),
+        admin_lock: Mutex::new(admin_lock),
     });
     service.carry_locks_over();
     let mut state = service.inner.lock().state.clone();
@@ -224,6 +243,7 @@ pub fn run(paths: PathArgs) -> Result<()> {
     service.release_unlocked();
     state = service.inner.lock().state.clone();
     state.save(&paths.service_state())?;
+    service.seal(&paths.service_state());
     server::serve(&paths.socket(), service.clone())?;
     if !service.config.metrics.listen.is_empty() {
         metrics::serve(service.clone(), &service.config.metrics.listen)?;
@@ -724,7 +744,9 @@ impl Service {
     }
 
     fn save_state(&self, inner: &Inner) -> Result<()> {
-        inner.state.save(&self.paths.service_state())
+        inner.state.save(&self.paths.service_state())?;
+        self.seal(&self.paths.service_state());
+        Ok(())
     }
 
     fn shutdown(&self) {
@@ -803,6 +825,7 @@ impl Service {
                 .filter(|e| e.sync_tool.is_some())
                 .count(),
             sync_tools_allowed: imageguard_guardfs::SyncPlaces::allowed(self.sync_places.as_ref()),
+            admin_lock: self.admin_lock.lock().is_some(),
             auto_protect_backup_drives: self
                 .auto_protect
                 .load(std::sync::atomic::Ordering::Relaxed),
@@ -866,6 +889,7 @@ impl Service {
             return Ok(Response::ok(msg));
         }
         self.store.save(&list)?;
+        self.seal(&self.paths.certified_list());
         self.resolver.set_list(list, Some(&renewed));
         Ok(Response::Ok {
             message: msg,
@@ -881,6 +905,7 @@ impl Service {
             .or_else(|| list.remove(&path.to_string_lossy()))
             .ok_or_else(|| anyhow::anyhow!("{} is not certified", path.display()))?;
         self.store.save(&list)?;
+        self.seal(&self.paths.certified_list());
         self.resolver.set_list(list, None);
         Ok(Response::ok(format!("uncertified {}", removed.path)))
     }
@@ -960,6 +985,10 @@ impl Service {
             Request::Maintenance { path, minutes } => self.maintenance(&path, minutes)?,
             Request::VerifyFile { mount_point, step } => self.verify_file(&mount_point, step)?,
             Request::SetSetting { key, value } => self.set_setting(&key, &value)?,
+            Request::LockSet { passphrase } => self.lock_set(&passphrase)?,
+            Request::LockClear => self.lock_clear()?,
+            // Unwrapped by `admit`; one nested in another is refused.
+            Request::Authorized { .. } => anyhow::bail!("a nested authorized request"),
             Request::Metrics => Response::Metrics {
                 text: self.metrics(),
             },
@@ -1128,6 +1157,10 @@ impl Service {
 
 impl Handler for Service {
     fn handle(&self, req: Request) -> Response {
+        let req = match self.admit(req) {
+            Ok(r) => r,
+            Err(refusal) => return refusal,
+        };
         match self.dispatch(req) {
             Ok(r) => r,
             Err(e) => {

@@ -76,6 +76,9 @@ pub struct StatusReport {
     pub sync_tools: usize,
     #[serde(default)]
     pub sync_tools_allowed: bool,
+    /// An admin lock is set (protecting commands need its passphrase).
+    #[serde(default)]
+    pub admin_lock: bool,
     /// The setting "automatically protect local backup drives", as the service runs it.
     #[serde(default)]
     pub auto_protect_backup_drives: bool,

@@ -25,6 +25,7 @@ impl Service {
         let new = settings::set(&text, setting, raw)?;
         let config = Config::from_text(&new, path)?;
         settings::write(path, &new)?;
+        self.seal(path);
         let shown = settings::show(&config, setting);
         match setting.key {
             "protection.auto_protect_backup_drives" => self.auto_protect.store(

@@ -1,0 +1,159 @@
+//! The admin lock in the running service (see `crate::admin_lock`): which requests need its
+//! passphrase, refusing (and logging) those that come without it, setting and clearing it, and
+//! sealing the files the service writes (configuration, certified list, state) while it is set.
+
+use std::path::Path;
+
+use anyhow::Result;
+use imageguard_policy::{Event, EventKind};
+
+use super::volumes::path_ref;
+use super::Service;
+use crate::admin_lock::{AdminLock, Checked, NEEDS_PASSPHRASE};
+use crate::control::protocol::{Request, Response};
+
+impl Service {
+    /// `req` as the admin lock lets it through: the request to carry out, or the answer that
+    /// refuses it (logged as a blocked access to the control socket).
+    pub(super) fn admit(&self, req: Request) -> std::result::Result<Request, Response> {
+        let lock = self.admin_lock.lock().clone();
+        let (req, authorized) = match req {
+            Request::Authorized {
+                passphrase,
+                request,
+            } => {
+                let ok = lock.as_ref().is_none_or(|l| l.check(&passphrase));
+                if !ok {
+                    self.refused(&request, "the admin lock's passphrase given was wrong");
+                    return Err(Response::error(
+                        "the admin lock's passphrase is wrong",
+                        libc::EACCES,
+                    ));
+                }
+                (*request, true)
+            }
+            other => (other, false),
+        };
+        if lock.is_some() && req.needs_admin() && !authorized {
+            self.refused(&req, "no passphrase was given");
+            return Err(Response::error(
+                format!(
+                    "{NEEDS_PASSPHRASE} (on a terminal it is asked for; else --passphrase-file)"
+                ),
+                libc::EACCES,
+            ));
+        }
+        Ok(req)
+    }
+
+    /// Log a request the admin lock refused.
+    fn refused(&self, req: &Request, why: &str) {
+        eprintln!(
+            "imageguard: `{}` refused by the admin lock: {why}",
+            req.name()
+        );
+        self.emit(
+            Event::new(EventKind::BlockedFileAccess)
+                .with_file(self.paths.socket().display().to_string())
+                .with_detail(format!(
+                    "`imageguard {}` refused by the admin lock: {why}",
+                    req.name()
+                )),
+        );
+    }
+
+    /// `imageguard lock set`: a new passphrase (authorized by the old one, if any).
+    pub(super) fn lock_set(&self, passphrase: &str) -> Result<Response> {
+        let lock = AdminLock::new(passphrase)?;
+        lock.save(&self.paths.state_dir)?;
+        for f in self.sealed_files() {
+            lock.seal(&f)?;
+        }
+        *self.admin_lock.lock() = Some(lock);
+        self.emit(
+            Event::new(EventKind::UserProtectedVolume)
+                .with_volume(path_ref(&self.paths.state_dir))
+                .with_detail(
+                    "admin lock set: off, unprotect, eject, maintenance, certify, \
+                              uncertify and settings changes need its passphrase",
+                ),
+        );
+        Ok(Response::ok(
+            "admin lock set: off, unprotect, eject, maintenance, certify, uncertify and settings \
+             changes now need the passphrase; the configuration, the certified list and the \
+             state are sealed",
+        ))
+    }
+
+    /// `imageguard lock clear` (authorized).
+    pub(super) fn lock_clear(&self) -> Result<Response> {
+        let was = self.admin_lock.lock().take();
+        if was.is_none() {
+            return Ok(Response::ok("no admin lock is set"));
+        }
+        std::fs::remove_file(AdminLock::file(&self.paths.state_dir))?;
+        self.emit(
+            Event::new(EventKind::UserDisabledVolume)
+                .with_volume(path_ref(&self.paths.state_dir))
+                .with_detail("admin lock cleared"),
+        );
+        Ok(Response::ok("admin lock cleared"))
+    }
+
+    /// The files the admin lock seals.
+    pub(super) fn sealed_files(&self) -> [std::path::PathBuf; 3] {
+        [
+            self.paths.config.clone(),
+            self.paths.certified_list(),
+            self.paths.service_state(),
+        ]
+    }
+
+    /// Seal `path` after the service wrote it, while the lock is set.
+    pub(super) fn seal(&self, path: &Path) {
+        if let Some(lock) = self.admin_lock.lock().as_ref() {
+            if let Err(e) = lock.seal(path) {
+                eprintln!("imageguard: sealing {}: {e:#}", path.display());
+            }
+        }
+    }
+}
+
+/// At start, before anything is read: with the lock set, every sealed file changed by hand is
+/// moved aside and its last good copy restored. Returns the events to log once the log runs.
+pub fn check_sealed_files(lock: &AdminLock, files: &[std::path::PathBuf]) -> Vec<Event> {
+    let mut out = vec![];
+    for f in files {
+        match lock.check_file(f) {
+            Ok(Checked::Intact) => {}
+            Ok(Checked::Refused { aside, restored }) => {
+                let msg = format!(
+                    "{} was changed outside imageguard while the admin lock is set: refused \
+                     (kept as {}); {}",
+                    f.display(),
+                    aside.display(),
+                    if restored {
+                        "the last good copy is in use"
+                    } else {
+                        "no good copy: defaults are in use"
+                    }
+                );
+                eprintln!("imageguard: {msg}");
+                out.push(
+                    Event::new(EventKind::BlockedFileAccess)
+                        .with_file(f.display().to_string())
+                        .with_detail(msg),
+                );
+            }
+            Err(e) => {
+                eprintln!("imageguard: checking {}: {e:#}", f.display());
+                out.push(
+                    Event::new(EventKind::ErrorBadEvent)
+                        .with_file(f.display().to_string())
+                        .with_detail(format!("checking its seal: {e:#}")),
+                );
+            }
+        }
+    }
+    out
+}
