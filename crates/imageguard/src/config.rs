@@ -59,6 +59,25 @@ allow = false
 # Empty: not served.
 listen = ""
 
+[email]
+# Email alerts (the events below, at most one mail per interval, a storm summarised with counts).
+enabled = false
+server = ""
+# 587 with security = "starttls" (required), 465 with "tls", or a local relay with "none".
+port = 587
+security = "starttls"
+# SMTP authentication: the user, and a root-only file holding the password.
+username = ""
+# password_file = "/etc/imageguard/smtp-password"
+from = ""
+to = []
+# Event ids: every refusal (320) and every error (500, 510, 520).
+events = [320, 500, 510, 520]
+interval = 300
+# Seconds one conversation with the server may take.
+timeout = 20
+# ca_file = "/etc/imageguard/mail-ca.pem"
+
 [retention]
 # The retention lock: a backup file younger than this many days (since the guard first saw it,
 # on the service's own clock) may not be deleted, truncated, overwritten, renamed away or
@@ -125,6 +144,8 @@ pub struct Config {
     pub sync_tools: SyncToolsSection,
     #[serde(default)]
     pub metrics: MetricsSection,
+    #[serde(default)]
+    pub email: imageguard_alerts::EmailSettings,
     /// `[retention]`: days by protected volume or destination folder.
     #[serde(default)]
     pub retention: std::collections::BTreeMap<PathBuf, u32>,

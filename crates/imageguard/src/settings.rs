@@ -72,6 +72,54 @@ pub const SETTINGS: &[Setting] = &[
         help: "seconds a stopped service is waited for before its guards' callers are released",
     },
     Setting {
+        key: "email.enabled",
+        kind: Kind::Bool,
+        live: false,
+        help: "email alerts",
+    },
+    Setting {
+        key: "email.server",
+        kind: Kind::Text,
+        live: false,
+        help: "the SMTP server",
+    },
+    Setting {
+        key: "email.port",
+        kind: Kind::Integer,
+        live: false,
+        help: "its port",
+    },
+    Setting {
+        key: "email.security",
+        kind: Kind::Text,
+        live: false,
+        help: "starttls, tls or none",
+    },
+    Setting {
+        key: "email.username",
+        kind: Kind::Text,
+        live: false,
+        help: "SMTP user (the password in email.password_file)",
+    },
+    Setting {
+        key: "email.from",
+        kind: Kind::Text,
+        live: false,
+        help: "sender address",
+    },
+    Setting {
+        key: "email.to",
+        kind: Kind::List,
+        live: false,
+        help: "recipients",
+    },
+    Setting {
+        key: "email.interval",
+        kind: Kind::Integer,
+        live: false,
+        help: "seconds: at most one mail per interval",
+    },
+    Setting {
         key: "metrics.listen",
         kind: Kind::Text,
         live: false,
@@ -107,6 +155,17 @@ pub fn show(config: &Config, setting: &Setting) -> String {
         "guard.threads" => config.guard.threads.to_string(),
         "guard.stopped_timeout" => config.guard.stopped_timeout.to_string(),
         "metrics.listen" => config.metrics.listen.clone(),
+        "email.enabled" => config.email.enabled.to_string(),
+        "email.server" => config.email.server.clone(),
+        "email.port" => config.email.port.to_string(),
+        "email.security" => serde_json::to_value(config.email.security)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        "email.username" => config.email.username.clone(),
+        "email.from" => config.email.from.clone(),
+        "email.to" => config.email.to.join(","),
+        "email.interval" => config.email.interval.to_string(),
         _ => String::new(),
     }
 }

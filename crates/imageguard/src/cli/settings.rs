@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{client_error, exit, fail};
 use crate::config::{Config, DEFAULT_TOML};
-use crate::control::client::ClientError;
+use crate::control::client::{request_admin, ClientError};
 use crate::control::protocol::{Request, Response};
 use crate::paths::PathArgs;
 use crate::settings::{self, SETTINGS};
@@ -63,12 +63,21 @@ pub fn settings(paths: &PathArgs, key: Option<&str>, value: Option<&str>, json: 
             }
             Err(e) => fail(&format!("{e:#}"), libc::EINVAL),
         },
+        (Some("email"), Some("test")) => match request_admin(paths, Request::EmailTest) {
+            Ok(Response::Ok { message, .. }) => {
+                println!("{message}");
+                exit::OK
+            }
+            Ok(Response::Error { message, code }) => fail(&message, code),
+            Ok(other) => fail(&format!("unexpected answer: {other:?}"), 1),
+            Err(e) => client_error(e),
+        },
         (Some(k), Some(v)) => {
             let req = Request::SetSetting {
                 key: k.to_string(),
                 value: v.to_string(),
             };
-            match crate::control::client::request_admin(paths, req) {
+            match request_admin(paths, req) {
                 Ok(Response::Ok { message, .. }) => {
                     println!("{message}");
                     exit::OK

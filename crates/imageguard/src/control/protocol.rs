@@ -76,6 +76,8 @@ pub enum Request {
     },
     /// Remove the admin lock (authorized by it).
     LockClear,
+    /// Send a test mail with the `[email]` settings (`imageguard settings email test`).
+    EmailTest,
     /// Set one of the settings (`imageguard settings KEY VALUE`): written to the configuration
     /// file, applied at once where the service can.
     SetSetting {
@@ -142,6 +144,7 @@ impl Request {
             Request::Authorized { .. } => "authorized",
             Request::LockSet { .. } => "lock set",
             Request::LockClear => "lock clear",
+            Request::EmailTest => "settings email test",
             Request::VerifyFile { .. } => "verify",
             Request::SetSetting { .. } => "settings",
             Request::Off { .. } => "off",

@@ -1,5 +1,5 @@
 //! Wiring the guard's ports to their adapters: callers are resolved from /proc by
-//! imageguard-identity, events go to the event log.
+//! imageguard-identity, events go to the event log (and to the email alerts, when on).
 
 use imageguard_eventstore::EventLog;
 use imageguard_guardfs::fresh::ProcessKey;
@@ -20,10 +20,16 @@ impl CallerSource for ProcCallers {
     }
 }
 
-pub struct LogSink(pub EventLog);
+pub struct LogSink {
+    pub log: EventLog,
+    pub alerts: Option<imageguard_alerts::Alerts>,
+}
 
 impl EventSink for LogSink {
     fn emit(&self, event: Event) {
-        self.0.emit(event)
+        if let Some(a) = &self.alerts {
+            a.notify(&event);
+        }
+        self.log.emit(event)
     }
 }

@@ -94,6 +94,8 @@ pub struct Service {
     auto_protect: std::sync::atomic::AtomicBool,
     /// The admin lock, when one is set.
     admin_lock: Mutex<Option<crate::admin_lock::AdminLock>>,
+    /// Email alerts, when `[email]` turns them on.
+    alerts: Option<imageguard_alerts::Alerts>,
     /// What the sync rules know of this machine's folders.
     sync_places: Arc<sync_places::ServicePlaces>,
     /// The service's own clock (the retention locks' time).
@@ -204,10 +206,25 @@ pub fn run(paths: PathArgs) -> Result<()> {
     let mut state = ServiceState::load(&paths.service_state())?;
     let on = state.on_at_start(&boot_id());
     let auto_protect_at_start = config.protection.auto_protect_backup_drives;
+    let alerts = match imageguard_alerts::Alerts::start(&config.email) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("imageguard: email alerts are off: {e}");
+            log.emit(
+                Event::new(EventKind::ErrorBadEvent)
+                    .with_detail(format!("email alerts are off: {e}")),
+            );
+            None
+        }
+    };
     let service = Arc::new(Service {
         keeper: Keeper::new(&paths.runtime_dir),
         callers: Arc::new(ProcCallers(resolver.clone())),
-        sink: Arc::new(LogSink(log.clone())),
+        sink: Arc::new(LogSink {
+            log: log.clone(),
+            alerts: alerts.clone(),
+        }),
+        alerts,
         resolver,
         store,
         log,
@@ -337,6 +354,9 @@ impl Service {
     }
 
     fn emit(&self, e: Event) {
+        if let Some(a) = &self.alerts {
+            a.notify(&e);
+        }
         self.log.emit(e);
     }
 
@@ -987,6 +1007,15 @@ impl Service {
             Request::SetSetting { key, value } => self.set_setting(&key, &value)?,
             Request::LockSet { passphrase } => self.lock_set(&passphrase)?,
             Request::LockClear => self.lock_clear()?,
+            Request::EmailTest => match imageguard_alerts::mailer::send_test(&self.config.email) {
+                Ok(()) => Response::ok(format!(
+                    "test mail sent to {} through {}:{}",
+                    self.config.email.to.join(", "),
+                    self.config.email.server,
+                    self.config.email.port
+                )),
+                Err(e) => anyhow::bail!("test mail not sent: {e}"),
+            },
             // Unwrapped by `admit`; one nested in another is refused.
             Request::Authorized { .. } => anyhow::bail!("a nested authorized request"),
             Request::Metrics => Response::Metrics {
