@@ -4,6 +4,7 @@ pub mod certify;
 pub mod definitions;
 pub mod demo;
 pub mod events;
+pub mod generate;
 pub mod helpers;
 pub mod learn;
 pub mod lock;
@@ -93,6 +94,9 @@ pub enum Command {
     /// The service's metrics in Prometheus' text format (denials by operation and volume,
     /// events by id, protected volumes, the guard's decision latency).
     Metrics,
+    /// The manual page (`man`) or shell completions (`completions SHELL`), for packaging.
+    #[command(hide = true)]
+    Generate { what: String, shell: Option<String> },
     /// What `verify` runs as its uncertified child.
     #[command(hide = true)]
     Probe { op: String, file: PathBuf },

@@ -10,6 +10,7 @@ mod admin;
 pub mod auto_protect;
 pub mod destinations;
 pub mod metrics;
+mod notify;
 pub mod report;
 pub mod retention;
 pub mod sentinel;
@@ -283,14 +284,17 @@ pub fn run(paths: PathArgs) -> Result<()> {
     } else {
         None
     };
+    let protected = service.inner.lock().volumes.len();
     eprintln!(
-        "imageguard: service running (pid {}), {} volume(s) protected, control socket {}",
+        "imageguard: service running (pid {}), {protected} volume(s) protected, control socket {}",
         std::process::id(),
-        service.inner.lock().volumes.len(),
         paths.socket().display()
     );
+    // Every volume is guarded (or its failure logged): systemd may start what comes after.
+    notify::notify(&format!("READY=1\nSTATUS={protected} volume(s) protected"));
     let mut sig: libc::c_int = 0;
     unsafe { libc::sigwait(&signals, &mut sig) };
+    notify::notify("STOPPING=1");
     eprintln!("imageguard: signal {sig}: giving protected volumes back and stopping");
     service.shutdown();
     if let Some(mut s) = sentinel {

@@ -1,0 +1,141 @@
+//! The Debian package (issue 11, item 8): built with cargo-deb from the release binary, lintian
+//! finds no error, and installed with dpkg in a virtual machine (Debian's kernel under QEMU, this
+//! machine's files with /usr, /etc and /var overlaid, so nothing here changes) it puts the
+//! binary, the unit (which `systemd-analyze verify` accepts), the default configuration, the
+//! manual page (`man imageguard` shows it) and the completions in place.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
+}
+
+fn kernel() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/boot")
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+        .pop()
+        .expect("a kernel in /boot (apt-get install linux-image-amd64)")
+}
+
+#[test]
+fn the_package_is_lintian_clean_and_installs() {
+    let root = repo_root();
+    let unit = Path::new("/usr/lib/systemd/system/imageguard.service");
+    let here_before = unit.exists();
+    let out = tempfile::Builder::new()
+        .prefix("imageguard-deb-")
+        .tempdir()
+        .unwrap();
+    assert_ok(
+        "deb-assets.sh",
+        &Command::new(root.join("dist/deb-assets.sh"))
+            .arg(exe())
+            .output()
+            .unwrap(),
+    );
+    let built = Command::new("cargo")
+        .args([
+            "deb",
+            "-p",
+            "imageguard",
+            "--no-build",
+            "--strip",
+            "--output",
+        ])
+        .arg(out.path())
+        .current_dir(&root)
+        .output()
+        .expect("cargo deb (cargo install cargo-deb)");
+    assert_ok("cargo deb", &built);
+    let deb = std::fs::read_dir(out.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .expect("a .deb");
+
+    let lint = Command::new("lintian")
+        .args(["--fail-on", "error"])
+        .arg(&deb)
+        .output()
+        .expect("lintian (apt-get install lintian)");
+    assert!(
+        lint.status.success() && !String::from_utf8_lossy(&lint.stdout).contains("\nE: "),
+        "lintian: {}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        stderr(&lint)
+    );
+
+    // Installed in a virtual machine.
+    let script = out.path().join("install.sh");
+    let d = out.path().display();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexec > '{d}/guest.log' 2>&1\n\
+             echo 'man-db man-db/auto-update boolean false' | debconf-set-selections\n\
+             rm -f /var/lib/man-db/auto-update\n\
+             dpkg -i '{deb}' && echo INSTALLED\n\
+             test -x /usr/bin/imageguard && imageguard --version\n\
+             test -f /etc/imageguard/imageguard.toml && echo CONFIG\n\
+             test -f /usr/share/bash-completion/completions/imageguard && echo COMPLETIONS\n\
+             MANPAGER=cat man imageguard | head -5\n\
+             systemd-analyze verify /usr/lib/systemd/system/imageguard.service && echo UNIT-VERIFIED\n",
+            deb = deb.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let vm = Command::new("vng")
+        .arg("--disable-kvm")
+        .arg("--run")
+        .arg(kernel())
+        .args(["--memory", "2G"])
+        .arg(format!("--rwdir={d}"))
+        .args([
+            "--overlay-rwdir=/usr",
+            "--overlay-rwdir=/etc",
+            "--overlay-rwdir=/var",
+        ])
+        .arg("--exec")
+        .arg(&script)
+        .output()
+        .expect("vng (pip install virtme-ng)");
+    let log = std::fs::read_to_string(out.path().join("guest.log")).unwrap_or_default();
+    for expected in [
+        "INSTALLED",
+        "imageguard 0.1.0",
+        "CONFIG",
+        "COMPLETIONS",
+        "imageguard(8)",
+        "Ransomware",
+        "UNIT-VERIFIED",
+    ] {
+        assert!(
+            log.contains(expected),
+            "{expected} missing in the guest:\n{log}\nvng: {}",
+            stderr(&vm)
+        );
+    }
+    // Nothing of it reached this machine.
+    assert_eq!(unit.exists(), here_before);
+}
