@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use imageguard_policy::{Event, EventKind};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::coalesce::Occurrences;
 
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS spool (
 ";
 
 /// One stored event row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredEvent {
     pub seq: i64,
     /// Unix time of the first occurrence, nanoseconds.

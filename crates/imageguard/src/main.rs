@@ -40,6 +40,7 @@ fn main() {
         Command::Verify { mount_points, json } => verify::verify(p, mount_points, *json),
         Command::Probe { op, file } => verify::probe_child(op, file),
         Command::Metrics => metrics::metrics(p),
+        Command::Tui => imageguard::tui::run(p),
         Command::Generate { what, shell } => cli::generate::generate(what, shell.as_deref()),
         Command::Lock { command } => cli::lock::lock(p, command),
         Command::Settings { key, value, json } => {

@@ -91,6 +91,9 @@ pub enum Command {
         #[command(subcommand)]
         command: lock::LockCommand,
     },
+    /// The admin's console (terminal UI): settings, volumes, certified programs and events,
+    /// as the service has them now; changes applied at once (read-only for a non-root user).
+    Tui,
     /// The service's metrics in Prometheus' text format (denials by operation and volume,
     /// events by id, protected volumes, the guard's decision latency).
     Metrics,

@@ -65,6 +65,10 @@ pub enum Request {
     Certified,
     /// Metrics in Prometheus' text format.
     Metrics,
+    /// The newest `limit` events (for the console: a non-root user may read them).
+    Events {
+        limit: u64,
+    },
     /// `request`, with the admin lock's passphrase.
     Authorized {
         passphrase: String,
@@ -141,6 +145,7 @@ impl Request {
             Request::Uncertify { .. } => "uncertify",
             Request::Certified => "certified",
             Request::Metrics => "metrics",
+            Request::Events { .. } => "events",
             Request::Authorized { .. } => "authorized",
             Request::LockSet { .. } => "lock set",
             Request::LockClear => "lock clear",
@@ -156,7 +161,7 @@ impl Request {
     pub fn mutates(&self) -> bool {
         !matches!(
             self,
-            Request::Status | Request::Certified | Request::Metrics
+            Request::Status | Request::Certified | Request::Metrics | Request::Events { .. }
         )
     }
 }
@@ -174,6 +179,9 @@ pub enum Response {
     },
     Metrics {
         text: String,
+    },
+    Events {
+        events: Vec<imageguard_eventstore::StoredEvent>,
     },
     Error {
         message: String,

@@ -1022,6 +1022,16 @@ impl Service {
             },
             // Unwrapped by `admit`; one nested in another is refused.
             Request::Authorized { .. } => anyhow::bail!("a nested authorized request"),
+            Request::Events { limit } => {
+                self.log.flush_within(std::time::Duration::from_millis(500));
+                let events = EventDb::open_read_only(self.log.db_path())?.query(
+                    &imageguard_eventstore::EventFilter {
+                        limit: Some(limit.min(10_000)),
+                        ..Default::default()
+                    },
+                )?;
+                Response::Events { events }
+            }
             Request::Metrics => Response::Metrics {
                 text: self.metrics(),
             },

@@ -1,0 +1,143 @@
+//! The console (issue 11, item 1) driven under tmux in an 80x24 terminal against a running
+//! service: toggling a setting changes the service's state, a fresh 320 appears in the Events
+//! tab, the Volumes tab shows the guarded volume, and a non-root user sees but cannot change.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn tmux(args: &[&str]) -> Output {
+    Command::new("tmux").args(args).output().expect("tmux")
+}
+
+/// The tmux session, killed when dropped.
+struct Session(String);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = tmux(&["kill-session", "-t", &self.0]);
+    }
+}
+
+impl Session {
+    fn start(name: &str, command: &str) -> Session {
+        let out = tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "80",
+            "-y",
+            "24",
+            command,
+        ]);
+        assert_ok("tmux new-session", &out);
+        Session(name.to_string())
+    }
+
+    fn pane(&self) -> String {
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &self.0]).stdout).to_string()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            assert_ok("tmux send-keys", &tmux(&["send-keys", "-t", &self.0, k]));
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    /// Wait until the screen shows every one of `texts`.
+    fn wait_for(&self, texts: &[&str]) -> String {
+        let start = Instant::now();
+        loop {
+            let p = self.pane();
+            if texts.iter().all(|t| p.contains(t)) {
+                return p;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the console never showed {texts:?}:\n{p}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn status(sb: &imageguard::sandbox::Sandbox) -> serde_json::Value {
+    serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap()
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_console_shows_and_changes_the_service_and_is_read_only_for_others() {
+    let sb = protected(64);
+    let args: Vec<String> = sb
+        .global_args()
+        .iter()
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let console = format!("'{}' {} tui", exe().display(), args.join(" "));
+    let name = format!("imageguard-tui-{}", std::process::id());
+    let s = Session::start(&name, &console);
+    s.wait_for(&["1 Settings", "4 Events", "Allow sync tools", "guard on"]);
+
+    // "Allow sync tools": the fourth row, toggled with space; applied at once.
+    assert_eq!(status(&sb)["sync_tools_allowed"], false);
+    s.keys(&["Down", "Down", "Down", "Space"]);
+    wait_until("the console did not turn sync tools on", || {
+        status(&sb)["sync_tools_allowed"] == true
+    });
+    s.wait_for(&["sync_tools.allow = true (applied)"]);
+
+    // A fresh denial appears in the Events tab.
+    let image = sb.mnt.join("a/x.mrimg");
+    std::fs::create_dir_all(image.parent().unwrap()).unwrap();
+    std::fs::write(&image, b"backup").unwrap();
+    assert_eperm("rm", &sh(&format!("rm -f '{}'", image.display())));
+    s.keys(&["4"]);
+    s.wait_for(&["Denials per hour", "320", "BLOCKED_FILE_ACC", "warning"]);
+    // Filtered to 320 with `i`.
+    s.keys(&["i"]);
+    s.wait_for(&["Events: id 320"]);
+
+    // The volume, guarded.
+    s.keys(&["2"]);
+    s.wait_for(&["Protected volumes", "guarded"]);
+    s.keys(&["q"]);
+    wait_until("q did not end the console", || {
+        !tmux(&["has-session", "-t", &name]).status.success()
+    });
+
+    // Another user: sees, cannot change.
+    use std::os::unix::fs::PermissionsExt;
+    for d in [sb.path().to_path_buf(), sb.path().join("run")] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let other = format!(
+        "runuser -u nobody -- '{}' --socket '{}' tui",
+        exe().display(),
+        sb.socket().display()
+    );
+    let s2 = Session::start(&format!("{name}-nobody"), &other);
+    s2.wait_for(&["(read-only)", "Allow sync tools"]);
+    s2.keys(&["Down", "Down", "Down", "Space"]);
+    s2.wait_for(&["read-only: only root may change imageguard"]);
+    assert_eq!(
+        status(&sb)["sync_tools_allowed"],
+        true,
+        "nobody changed a setting"
+    );
+    s2.keys(&["4"]);
+    s2.wait_for(&["320"]);
+}
