@@ -18,14 +18,6 @@ const INTERVAL: u64 = 2;
 /// The tests measure rates and storms: one at a time (their storms would disturb each other).
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A process killed when dropped.
 struct Server(Child);
 

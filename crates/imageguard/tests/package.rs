@@ -19,23 +19,6 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn kernel() -> PathBuf {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/boot")
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
-        .pop()
-        .expect("a kernel in /boot (apt-get install linux-image-amd64)")
-}
-
 #[test]
 fn the_package_is_lintian_clean_and_installs() {
     let root = repo_root();
@@ -52,6 +35,7 @@ fn the_package_is_lintian_clean_and_installs() {
             .output()
             .unwrap(),
     );
+    let started = std::time::Instant::now();
     let built = Command::new("cargo")
         .args([
             "deb",
@@ -59,6 +43,7 @@ fn the_package_is_lintian_clean_and_installs() {
             "imageguard",
             "--no-build",
             "--strip",
+            "--fast",
             "--output",
         ])
         .arg(out.path())
@@ -72,6 +57,8 @@ fn the_package_is_lintian_clean_and_installs() {
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .expect("a .deb");
 
+    eprintln!("cargo deb: {:.1} s", started.elapsed().as_secs_f64());
+    let started = std::time::Instant::now();
     let lint = Command::new("lintian")
         .args(["--fail-on", "error"])
         .arg(&deb)
@@ -84,6 +71,8 @@ fn the_package_is_lintian_clean_and_installs() {
         stderr(&lint)
     );
 
+    eprintln!("lintian: {:.1} s", started.elapsed().as_secs_f64());
+    let started = std::time::Instant::now();
     // Installed in a virtual machine.
     let script = out.path().join("install.sh");
     let d = out.path().display();
@@ -108,7 +97,7 @@ fn the_package_is_lintian_clean_and_installs() {
     let vm = Command::new("vng")
         .arg("--disable-kvm")
         .arg("--run")
-        .arg(kernel())
+        .arg(common::vm::kernel())
         .args(["--memory", "2G"])
         .arg(format!("--rwdir={d}"))
         .args([
@@ -120,6 +109,7 @@ fn the_package_is_lintian_clean_and_installs() {
         .arg(&script)
         .output()
         .expect("vng (pip install virtme-ng)");
+    eprintln!("install in a VM: {:.1} s", started.elapsed().as_secs_f64());
     let log = std::fs::read_to_string(out.path().join("guest.log")).unwrap_or_default();
     for expected in [
         "INSTALLED",

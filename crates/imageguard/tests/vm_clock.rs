@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,24 +27,6 @@ fn wall_clock_set_forward_releases_nothing() {
         Some(shared) => in_the_vm(Path::new(&shared)),
         None => on_the_host(),
     }
-}
-
-/// The newest Debian kernel image in /boot.
-fn kernel() -> PathBuf {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/boot")
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
-        .pop()
-        .expect("no kernel in /boot for the virtual machine (apt-get install linux-image-amd64)")
 }
 
 fn on_the_host() {
@@ -69,7 +51,7 @@ fn on_the_host() {
     let out = Command::new("vng")
         .arg("--disable-kvm")
         .arg("--run")
-        .arg(kernel())
+        .arg(common::vm::kernel())
         .arg("--memory")
         .arg("2G")
         .arg(format!("--rwdir={}", shared.path().display()))
