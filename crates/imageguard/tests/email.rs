@@ -220,3 +220,87 @@ fn a_stopped_or_hanging_server_does_not_slow_the_guard_and_loses_nothing() {
     assert_eq!(counted, total, "{} mails", all.len());
     drop(server);
 }
+
+/// A self-signed certificate for `localhost` (openssl), as a private mail server would have.
+fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert_ok("openssl req", &out);
+    (cert, key)
+}
+
+#[test]
+fn starttls_is_required_and_the_server_certificate_checked() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = certificate(tmp.path());
+    let maildir = tmp.path().join("maildir");
+    let port = free_port();
+    // aiosmtpd with a certificate requires STARTTLS before any mail.
+    let child = Command::new("/usr/bin/python3")
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .arg("--tlscert")
+        .arg(&cert)
+        .arg("--tlskey")
+        .arg(&key)
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&maildir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("/usr/bin/python3 -m aiosmtpd");
+    wait_for_port(port);
+    let _server = Server(child);
+    let mut sb = Sandbox::new(&exe(), 64).expect("sandbox");
+    let ca = cert.display().to_string();
+    sb.edit_config(|t| {
+        t.replace(
+            "enabled = false\nserver = \"\"",
+            "enabled = true\nserver = \"localhost\"",
+        )
+        .replace("port = 587", &format!("port = {port}"))
+        .replace("from = \"\"", "from = \"imageguard@localhost\"")
+        .replace("to = []", "to = [\"admin@localhost\"]")
+        .replace(
+            "# ca_file = \"/etc/imageguard/mail-ca.pem\"",
+            &format!("ca_file = \"{ca}\""),
+        )
+    })
+    .unwrap();
+    sb.start_service().expect("service");
+    let out = sb.imageguard(&["settings", "email", "test"]).unwrap();
+    assert_ok("settings email test over STARTTLS", &out);
+    assert_eq!(mails(&maildir).len(), 1);
+
+    // Without the private CA the server's certificate is not trusted: nothing is sent.
+    sb.stop_service().unwrap();
+    sb.edit_config(|t| t.replace(&format!("ca_file = \"{ca}\""), ""))
+        .unwrap();
+    sb.start_service().expect("service");
+    let out = sb.imageguard(&["settings", "email", "test"]).unwrap();
+    assert!(
+        !out.status.success(),
+        "a certificate nobody vouches for was accepted"
+    );
+    assert!(
+        stderr(&out).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(mails(&maildir).len(), 1);
+}
