@@ -144,12 +144,7 @@ fn main() {
     common::start();
     let _haltpoll = haltpoll_from_args();
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_imageguard"));
-    // Images in RAM (/dev/shm) so the host disk's write-back noise does not swamp the ratios.
-    let base = if Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
+    let base = common::image_base();
     eprintln!(
         "setting up in {}: two 3 GiB ext4 loop volumes, one guarded, and a bindfs mount",
         base.display()

@@ -61,12 +61,7 @@ fn restic(sb: &Sandbox, repo: &Path, args: &[&str]) -> Duration {
 fn main() {
     common::start();
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_imageguard"));
-    let base = PathBuf::from("/dev/shm");
-    let base = if base.is_dir() {
-        base
-    } else {
-        std::env::temp_dir()
-    };
+    let base = common::image_base();
     let native = Sandbox::new_in(&base, &exe, 1024).expect("native volume");
     let mut guarded = Sandbox::new_in(&base, &exe, 1024).expect("guarded volume");
     let mut locked = Sandbox::new_in(&base, &exe, 1024).expect("locked volume");

@@ -53,12 +53,7 @@ fn mirror(rsync: &Path, dest: &Path, offsite: &Path) -> Duration {
 fn main() {
     common::start();
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_imageguard"));
-    let base = PathBuf::from("/dev/shm");
-    let base = if base.is_dir() {
-        base
-    } else {
-        std::env::temp_dir()
-    };
+    let base = common::image_base();
     let native = Sandbox::new_in(&base, &exe, 512).expect("native volume");
     let mut guarded = Sandbox::new_in(&base, &exe, 512).expect("guarded volume");
     let dests: Vec<PathBuf> = [&native, &guarded]

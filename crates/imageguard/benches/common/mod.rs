@@ -27,6 +27,17 @@ pub fn start() {
     );
 }
 
+/// Where the benchmarks' volume images go: RAM (/dev/shm) when there is one, so the host
+/// disk's write-back noise does not swamp the ratios; else the temporary folder.
+pub fn image_base() -> std::path::PathBuf {
+    let shm = std::path::PathBuf::from("/dev/shm");
+    if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// Run an imageguard command against `sb`; it must succeed.
 pub fn ig(sb: &Sandbox, args: &[&str]) {
     let o = sb.imageguard(args).expect("imageguard");
