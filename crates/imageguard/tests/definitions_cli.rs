@@ -182,7 +182,7 @@ fn backup_drives_are_protected_at_start_even_after_unprotect() {
         {
             break Some(v);
         }
-        if t0.elapsed() > std::time::Duration::from_secs(3) {
+        if t0.elapsed() > std::time::Duration::from_secs(6) {
             break None;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -506,9 +506,10 @@ fn a_drive_pulled_out_is_absent_and_protected_again_when_it_comes_back() {
     assert!(events(&sb)
         .iter()
         .any(|e| e.id == 510 && e.message.contains("losetup -d")));
-    // Nothing holds the device any more: it detaches.
+    // Nothing holds the device any more: it detaches (once the service has let the guard
+    // and the hidden mount go, which the event above precedes).
     assert!(
-        within(3.0, || !usb.attached()).is_some(),
+        within(10.0, || !usb.attached()).is_some(),
         "{} is still attached: something still holds its file system",
         usb.device
     );

@@ -65,23 +65,33 @@ impl Service {
                 why: why.clone(),
                 reason: v.reason.clone(),
             };
-            // Absent from now on (status never shows it neither protected nor absent).
-            self.inner.lock().absent.insert(mp.clone(), absent);
-            let released = volumes::abandon(v, &self.keeper);
-            let detail = match &released {
-                Ok(()) => format!(
-                    "{why}: its guard was let go; it is protected again when it is mounted again"
-                ),
-                Err(e) => format!("{why}: letting its guard go failed: {e:#}"),
-            };
+            // Logged before it shows as absent (whoever sees it absent finds why in the
+            // events), then absent from now on (status never shows it neither protected nor
+            // absent).
+            let detail = format!(
+                "{why}: its guard is let go; it is protected again when it is mounted again"
+            );
             log::warn!("{}: {detail}", mp.display());
             eprintln!("imageguard: {}: {detail}", mp.display());
             self.emit(
                 Event::new(EventKind::ErrorProtectingVolume)
-                    .with_volume(vref)
+                    .with_volume(vref.clone())
                     .with_error(libc::ENODEV)
                     .with_detail(detail),
             );
+            self.inner.lock().absent.insert(mp.clone(), absent);
+            if let Err(e) = volumes::abandon(v, &self.keeper) {
+                eprintln!(
+                    "imageguard: {}: letting its guard go failed: {e:#}",
+                    mp.display()
+                );
+                self.emit(
+                    Event::new(EventKind::ErrorUnprotectingVolume)
+                        .with_volume(vref)
+                        .with_error(libc::EIO)
+                        .with_detail(format!("{why}: letting its guard go failed: {e:#}")),
+                );
+            }
         }
     }
 

@@ -184,14 +184,7 @@ pub fn serve(service: Arc<Service>, listen: &str) -> Result<()> {
         let _ = std::fs::remove_file(path);
         let l = std::os::unix::net::UnixListener::bind(path)
             .with_context(|| format!("metrics: listening on {path}"))?;
-        std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || {
-                for c in l.incoming().flatten() {
-                    answer(&service, c);
-                }
-            })?;
-        return Ok(());
+        return spawn(service, move || l.accept().map(|(c, _)| c));
     }
     let addr: std::net::SocketAddr = listen
         .parse()
@@ -204,11 +197,21 @@ pub fn serve(service: Arc<Service>, listen: &str) -> Result<()> {
     }
     let l = std::net::TcpListener::bind(addr)
         .with_context(|| format!("metrics: listening on {addr}"))?;
+    spawn(service, move || l.accept().map(|(c, _)| c))
+}
+
+/// Answer the connections `accept` takes, on a thread of their own.
+fn spawn<S: std::io::Read + Write>(
+    service: Arc<Service>,
+    mut accept: impl FnMut() -> std::io::Result<S> + Send + 'static,
+) -> Result<()> {
     std::thread::Builder::new()
         .name("metrics".into())
-        .spawn(move || {
-            for c in l.incoming().flatten() {
-                answer(&service, c);
+        .spawn(move || loop {
+            match accept() {
+                Ok(c) => answer(&service, c),
+                // Out of descriptors, say: try again in a moment rather than spin.
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
             }
         })?;
     Ok(())
