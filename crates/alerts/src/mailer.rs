@@ -77,14 +77,6 @@ impl Alerts {
         }
     }
 
-    /// (mails sent, failed attempts).
-    pub fn counts(&self) -> (u64, u64) {
-        (
-            self.shared.sent.load(Ordering::Relaxed),
-            self.shared.failed.load(Ordering::Relaxed),
-        )
-    }
-
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);
     }

@@ -76,11 +76,6 @@ impl Spool {
         Ok(())
     }
 
-    /// The sequence number of the file being written.
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-
     /// Append `event`, seen at `t_ns`; returns when the kernel has it.
     pub fn append(&mut self, event: &Event, t_ns: i64) {
         let line = match self.lines.get(event) {
@@ -131,11 +126,6 @@ impl Spool {
             self.file = None;
         }
         done
-    }
-
-    /// The file `seq` is in the database: remove it.
-    pub fn done(&self, seq: u64) {
-        remove(&self.dir, seq);
     }
 }
 
@@ -212,7 +202,7 @@ mod tests {
 
         assert_eq!(s.rotate(), 5);
         s.append(&denial("/m/c.mrimg"), 3000);
-        s.done(5);
+        remove(d.path(), 5);
         assert_eq!(files(d.path()), vec![6]);
         assert_eq!(read(d.path(), 6).unwrap()[0].0, denial("/m/c.mrimg"));
     }
