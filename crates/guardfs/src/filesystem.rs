@@ -651,19 +651,30 @@ impl GuardFs {
         Class::Ordinary
     }
 
-    /// Before creating `name` in `parent` (a file, folder, link, or a rename onto a free
-    /// name): the verification file at the volume's root is certified programs' alone; anyone
-    /// else is refused and logged as 310.
-    fn check_create(&self, req: &Request, parent: &Arc<Inode>, name: &OsStr) -> Res<()> {
-        if !is_verification_file(&self.zone_of(parent), name) {
-            return Ok(());
-        }
-        self.check(
-            req,
-            Operation::CreateVerification,
-            &Class::Backup(BackupReason::Verification),
-            || self.path_of(parent.nodeid, Some(name)),
-        )
+    /// Before creating `name` (of `kind`) in `parent` (a file, folder, link, or a rename or
+    /// hard link onto a free name): the verification file at the volume's root is certified
+    /// programs' alone (anyone else is refused and logged as 310), and so is every new entry
+    /// of a repository's or backup destination's structure (see [`Rules::classify_new`]).
+    fn check_create(
+        &self,
+        req: &Request,
+        parent: &Arc<Inode>,
+        name: &OsStr,
+        kind: EntryKind,
+    ) -> Res<()> {
+        let zone = self.zone_of(parent);
+        let (op, class) = if is_verification_file(&zone, name) {
+            (
+                Operation::CreateVerification,
+                Class::Backup(BackupReason::Verification),
+            )
+        } else {
+            (
+                Operation::CreateInStructure,
+                self.shared.rules().classify_new(&zone, name, kind),
+            )
+        };
+        self.check(req, op, &class, || self.path_of(parent.nodeid, Some(name)))
     }
 
     fn path_of(&self, parent: u64, name: Option<&OsStr>) -> String {
@@ -956,16 +967,17 @@ impl GuardFs {
                     || self.path_of(newparent.nodeid, Some(newname)),
                 )?;
             }
-            None if is_verification_file(&self.zone_of(newparent), newname) => {
-                self.check_create(req, newparent, newname)?;
+            None => {
+                // What arrives under a free name is checked as created there (the
+                // verification file, a repository's or destination's structure).
+                self.check_create(req, newparent, newname, entry_kind(src.st_mode))?;
+                if !src_is_dir && !src_class.is_backup() {
+                    let dup = self.duplicate_class(req, newparent, newname);
+                    self.check(req, Operation::CreateDuplicate, &dup, || {
+                        self.path_of(newparent.nodeid, Some(newname))
+                    })?;
+                }
             }
-            None if !src_is_dir && !src_class.is_backup() => {
-                let dup = self.duplicate_class(req, newparent, newname);
-                self.check(req, Operation::CreateDuplicate, &dup, || {
-                    self.path_of(newparent.nodeid, Some(newname))
-                })?;
-            }
-            None => {}
         }
         sys::renameat2(
             self.fd(parent)?.as_fd(),
@@ -1127,7 +1139,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let p = self.inode(parent)?;
             let c = cname(name)?;
-            self.check_create(req, &p, name)?;
+            self.check_create(req, &p, name, entry_kind(mode))?;
             if mode & libc::S_IFMT == libc::S_IFREG {
                 let dup = self.duplicate_class(req, &p, name);
                 self.check(req, Operation::CreateDuplicate, &dup, || {
@@ -1160,7 +1172,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let p = self.inode(parent)?;
             let c = cname(name)?;
-            self.check_create(req, &p, name)?;
+            self.check_create(req, &p, name, EntryKind::Directory)?;
             {
                 let _as = ActAs::caller(req.uid(), req.gid());
                 sys::mkdirat(self.fd(&p)?.as_fd(), &c, mode).map_err(err)?;
@@ -1247,7 +1259,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let p = self.inode(parent)?;
             let c = cname(link_name)?;
-            self.check_create(req, &p, link_name)?;
+            self.check_create(req, &p, link_name, EntryKind::Symlink)?;
             let t = cname(target.as_os_str())?;
             {
                 let _as = ActAs::caller(req.uid(), req.gid());
@@ -1291,7 +1303,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let inode = self.inode(ino)?;
             let np = self.inode(newparent)?;
-            self.check_create(req, &np, newname)?;
+            self.check_create(req, &np, newname, entry_kind(inode.kind))?;
             let class = self.classify_content_for(req, &inode);
             self.check(req, Operation::HardLink, &class, || self.inode_path(&inode))?;
             let rules = self.shared.rules();
@@ -1364,7 +1376,7 @@ impl Filesystem for GuardFs {
         let r = (|| {
             let p = self.inode(parent)?;
             let c = cname(name)?;
-            self.check_create(req, &p, name)?;
+            self.check_create(req, &p, name, EntryKind::File)?;
             let created = {
                 let _as = ActAs::caller(req.uid(), req.gid());
                 sys::openat(

@@ -399,6 +399,13 @@ impl Gate {
                         );
                     }
                 }
+                if op == Operation::CreateInStructure {
+                    why = format!(
+                        "{why}; only certified backup programs add to a repository or backup \
+                         destination (one junk file there can stop every restore; readers' lock \
+                         files excepted)"
+                    );
+                }
                 if let Some(server) = file_server(&caller.exe) {
                     why = format!(
                         "{why}; {server} serves this volume to another machine: what it does is \

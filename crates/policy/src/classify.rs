@@ -349,6 +349,27 @@ impl Rules {
         Class::Ordinary
     }
 
+    /// What creating `name` (of `kind`) in a folder of zone `parent` would add to: a
+    /// repository's structure (its index, snapshots, packs, segments, keys, config, hints) or
+    /// a backup destination's, whose files are their backup program's alone (one junk index
+    /// file stops every `restic restore`; a forged pack could lead `prune` astray); `Ordinary`
+    /// anywhere else, and for the lock files readers create. A new backup outside those
+    /// structures (a pattern-named file) is anyone's to create, as before.
+    pub fn classify_new(&self, parent: &Zone, name: &OsStr, kind: EntryKind) -> Class {
+        if !parent.is_backup_structure() || is_verification_file(parent, name) {
+            return Class::Ordinary;
+        }
+        match self.classify(parent, name, kind) {
+            Class::Backup(
+                r @ (BackupReason::Repository(_)
+                | BackupReason::KeyMaterial(_)
+                | BackupReason::Bookkeeping(_)
+                | BackupReason::Destination),
+            ) => Class::Backup(r),
+            _ => Class::Ordinary,
+        }
+    }
+
     /// Classify directory `name` in a parent of zone `parent` by structure alone (a directory that
     /// merely *contains* backups is found by the adapter's walk, see [`BackupReason::ContainsBackups`]).
     pub fn classify_directory(&self, parent: &Zone, name: &OsStr) -> Class {
@@ -700,6 +721,66 @@ mod tests {
         assert!(r.classify_directory(&images, os("2026")).is_backup());
         let whole = Rules::new(DEFAULT_PATTERNS, &["/"], true, true).unwrap();
         assert!(whole.root_zone(None).destination);
+    }
+
+    #[test]
+    fn what_a_new_entry_adds_to() {
+        let r = Rules::new(DEFAULT_PATTERNS, &["snapshots"], true, true).unwrap();
+        let restic = restic_root(&r);
+        let borg = r.root_zone(Some(RepoKind::Borg));
+        let plain = Zone::plain();
+        let dest = r.child_zone(&plain, os("snapshots"), &[b"snapshots"], None);
+        let added = |zone: &Zone, name: &str, kind: EntryKind| {
+            r.classify_new(zone, os(name), kind).is_backup()
+        };
+        // (zone, name, kind, part of the structure)
+        let table: Vec<(&Zone, &str, EntryKind, bool)> = vec![
+            (&restic, "config", EntryKind::File, true),
+            (&restic, "junk", EntryKind::File, true),
+            (&restic, "lock", EntryKind::File, false),
+            (&restic, "locks", EntryKind::Directory, false),
+            (&restic, "extra", EntryKind::Directory, true),
+            (&restic, "data", EntryKind::Symlink, true),
+            (&borg, "index.9", EntryKind::File, true),
+            (&borg, "hints.9", EntryKind::File, true),
+            (&borg, "lock.roster", EntryKind::File, false),
+            (&borg, "lock.exclusive", EntryKind::Directory, false),
+            (
+                &borg,
+                "lock.exclusive.ab_cd.tmp",
+                EntryKind::Directory,
+                false,
+            ),
+            (&dest, "daily.0", EntryKind::Directory, true),
+            (&dest, "note.txt", EntryKind::File, true),
+            (&plain, "new.mrimg", EntryKind::File, false),
+            (&plain, "data", EntryKind::Directory, false),
+        ];
+        for (zone, name, kind, want) in table {
+            assert_eq!(added(zone, name, kind), want, "{name} {kind:?}");
+        }
+        for dir in ["index", "snapshots", "keys", "data"] {
+            let z = sub(&r, &restic, dir);
+            assert!(added(&z, "0000000000aa", EntryKind::File), "{dir}");
+        }
+        let (locks, lock_dir) = (sub(&r, &restic, "locks"), sub(&r, &borg, "lock.exclusive"));
+        let data = sub(&r, &restic, "data");
+        let data00 = r.child_zone(&data, os("00"), &[b"data", b"00"], None);
+        assert!(added(&data00, "00ff", EntryKind::File));
+        assert!(!added(&locks, "4a1b", EntryKind::File));
+        let bdata = sub(&r, &borg, "data");
+        let seg = r.child_zone(&bdata, os("0"), &[b"data", b"0"], None);
+        assert!(added(&seg, "17", EntryKind::File));
+        assert!(!added(&lock_dir, "host@1", EntryKind::File));
+        // The verification file is asked about on its own (310), not as structure.
+        let root = Rules::new(DEFAULT_PATTERNS, &["/"], true, true)
+            .unwrap()
+            .root_zone(None);
+        assert!(root.volume_root && root.destination);
+        assert_eq!(
+            r.classify_new(&root, os(VERIFICATION_FILE), EntryKind::File),
+            Class::Ordinary
+        );
     }
 
     #[test]

@@ -64,6 +64,7 @@ mod tests {
         Operation::Write,
         Operation::CreateDuplicate,
         Operation::CreateVerification,
+        Operation::CreateInStructure,
     ];
 
     #[test]

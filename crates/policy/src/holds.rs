@@ -116,7 +116,8 @@ fn destroys(op: Operation) -> bool {
         | O::RemoveXattr
         | O::HardLink
         | O::CreateDuplicate
-        | O::CreateVerification => false,
+        | O::CreateVerification
+        | O::CreateInStructure => false,
     }
 }
 
@@ -368,6 +369,7 @@ mod tests {
             (Operation::HardLink, false),
             (Operation::CreateDuplicate, false),
             (Operation::CreateVerification, false),
+            (Operation::CreateInStructure, false),
         ];
         for (op, held) in table {
             assert_eq!(
@@ -450,6 +452,7 @@ mod tests {
             (Operation::HardLink, false),
             (Operation::CreateDuplicate, false),
             (Operation::CreateVerification, false),
+            (Operation::CreateInStructure, false),
         ];
         for (op, held) in table {
             assert_eq!(hold(op, &key, &closed).is_some(), held, "{op:?}");

@@ -45,6 +45,10 @@ pub enum Operation {
     CreateDuplicate,
     /// Creating the verification file (see [`crate::classify::VERIFICATION_FILE`]).
     CreateVerification,
+    /// Adding an entry to a repository's or a backup destination's structure (creating,
+    /// renaming or linking it in; see [`crate::classify::Rules::classify_new`]): one junk
+    /// index or snapshot file stops every restore.
+    CreateInStructure,
 }
 
 impl Operation {
@@ -69,6 +73,7 @@ impl Operation {
             Operation::Write => "write",
             Operation::CreateDuplicate => "create a duplicate backup",
             Operation::CreateVerification => "create the verification file",
+            Operation::CreateInStructure => "add to a repository or backup destination",
         }
     }
 
@@ -93,6 +98,7 @@ impl Operation {
             Operation::Write => "write",
             Operation::CreateDuplicate => "create-duplicate",
             Operation::CreateVerification => "create-verification",
+            Operation::CreateInStructure => "create-in-structure",
         }
     }
 }

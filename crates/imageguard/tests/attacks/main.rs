@@ -16,6 +16,7 @@ mod common;
 mod attacker;
 mod closure;
 mod helpers;
+mod repositories;
 mod retention;
 mod suite;
 mod sync_tools;

@@ -348,6 +348,7 @@ pub fn run() -> usize {
     populate(&sb);
     crate::sync_tools::prepare(&sb);
     crate::retention::prepare(&sb);
+    crate::repositories::prepare(&sb);
     let holder = Holder::start(&me, &sb.mnt.join("images"), "disk-2.mrimg");
     sb.start_service().expect("service");
     let out = sb
@@ -419,6 +420,7 @@ pub fn run() -> usize {
     identities(&mut cx);
     crate::closure::attacks(&mut cx);
     crate::helpers::attacks(&mut cx);
+    crate::repositories::attacks(&mut cx);
     crate::sync_tools::attacks(&mut cx);
     definitions(&mut cx);
     folders_and_storms(&mut cx);

@@ -65,6 +65,9 @@ pub enum Act {
     Overwrite,
     /// A new file named like a backup beside others (a copy arriving).
     Add,
+    /// A new entry in a repository's or a backup destination's structure: a copy of a
+    /// repository arriving in its target.
+    Insert,
 }
 
 impl Act {
@@ -82,6 +85,7 @@ impl Act {
             O::Rename | O::RenameInFolder => Some(Act::Remove),
             O::HardLink => None,
             O::CreateDuplicate => Some(Act::Add),
+            O::CreateInStructure => Some(Act::Insert),
             O::CreateVerification => None,
             O::OpenWrite
             | O::OpenAppend
@@ -114,6 +118,10 @@ pub enum Rule {
     Overwrite,
     OverwriteInDestination,
     CopyIn,
+    /// A copy of a backup destination arriving in a repository or destination in its target.
+    InsertFromDestination,
+    /// What arrives in a repository or destination must come from a backup destination.
+    InsertSourceNotDestination,
     /// Its command line does not ask for this (a delete without a move or purge, say).
     NotAsked,
     /// The entry is not in the folders its command line names.
@@ -175,6 +183,12 @@ impl std::fmt::Display for Rule {
                 "a sync tool never overwrites backup files in a backup destination of a saved definition",
             ),
             Rule::CopyIn => f.write_str("a copy arriving in its target folder"),
+            Rule::InsertFromDestination => f.write_str(
+                "a copy of a backup destination arriving in a repository or destination",
+            ),
+            Rule::InsertSourceNotDestination => f.write_str(
+                "a sync tool adds to a repository or backup destination only what it copies from a backup destination, and this source is not one",
+            ),
             Rule::NotAsked => f.write_str(
                 "its command line asks for no move, purge or mirror that would delete this",
             ),
@@ -282,6 +296,12 @@ pub fn judge(cmd: &SyncCommand, act: Act, at: &Situation) -> Ruling {
         }
         Act::Overwrite => Ruling::refuse(Rule::NotAsked),
         Act::Add if at.in_target => Ruling::allow(Rule::CopyIn),
-        Act::Add => Ruling::refuse(Rule::NotAsked),
+        // Junk added to a repository stops its restores: only a copy of a destination (whose
+        // files only certified programs write) may arrive there.
+        Act::Insert if at.in_target && at.source.destination => {
+            Ruling::allow(Rule::InsertFromDestination)
+        }
+        Act::Insert if at.in_target => Ruling::refuse(Rule::InsertSourceNotDestination),
+        Act::Add | Act::Insert => Ruling::refuse(Rule::NotAsked),
     }
 }
