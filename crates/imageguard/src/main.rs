@@ -23,7 +23,8 @@ fn main() {
     let p = &cli.paths;
     let code = match &cli.command {
         Command::Service => match imageguard::service::run(p.clone()) {
-            Ok(()) => exit::OK,
+            Ok(imageguard::service::Stopped::BySignal) => exit::OK,
+            Ok(imageguard::service::Stopped::OnRequest) => exit::STOPPED_ON_REQUEST,
             Err(e) => cli::fail(&format!("{e:#}"), 1),
         },
         Command::Protect { path } => protect::protect(p, path),
@@ -36,6 +37,7 @@ fn main() {
         } => protect::maintenance(p, path, if *close { 0 } else { *minutes }),
         Command::Off { restart_on_reboot } => protect::off(p, *restart_on_reboot),
         Command::On => protect::on(p),
+        Command::Stop => protect::stop(p),
         Command::Status { json } => status::status(p, *json),
         Command::Verify { mount_points, json } => verify::verify(p, mount_points, *json),
         Command::Probe { op, file } => verify::probe_child(op, file),

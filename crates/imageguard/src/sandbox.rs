@@ -257,6 +257,26 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Wait up to `timeout` for the service to end by itself (`imageguard stop`); its exit
+    /// status.
+    pub fn wait_service(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let Some(c) = self.service.as_mut() else {
+            bail!("no service was started");
+        };
+        loop {
+            if let Some(st) = c.try_wait()? {
+                self.service = None;
+                self.wrapped_pid = None;
+                return Ok(st);
+            }
+            if Instant::now() > deadline {
+                bail!("the service did not end within {} s", timeout.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL the service (no clean-up: its guards stay mounted and dead).
     pub fn kill_service(&mut self) {
         if let Some(pid) = self.wrapped_pid.take() {

@@ -157,3 +157,70 @@ fn protecting_commands_need_the_passphrase_and_hand_edits_are_refused() {
     );
     assert_ok("off", &sb.imageguard(&["off"]).unwrap());
 }
+
+/// With the admin lock set (and no retention lock), a plain SIGTERM of the service (what
+/// `systemctl stop` sends, and what ransomware can send) gives nothing back: the volume stays
+/// closed until the service starts again, which takes it over. `imageguard stop` needs the
+/// passphrase, and with it gives the volume back and ends the service with the status the
+/// unit does not restart (10).
+#[test]
+fn a_stop_without_the_passphrase_leaves_volumes_closed() {
+    let mut sb = protected(64);
+    let image = sb.mnt.join("images/a.mrimg");
+    std::fs::create_dir_all(image.parent().unwrap()).unwrap();
+    write_pattern(&image, 100_000, 7);
+    let before = hashes(&sb.mnt);
+    let secret = sb.path().join("secret");
+    std::fs::write(&secret, "correct horse battery staple\n").unwrap();
+    let s = secret.to_string_lossy().to_string();
+    assert_ok(
+        "lock set",
+        &sb.imageguard(&["lock", "set", "--new-passphrase-file", &s])
+            .unwrap(),
+    );
+    let rm = || sh(&format!("rm -f '{}'", image.display()));
+
+    // SIGTERM: the volume is not given back. The guard is dead: nothing gets through.
+    sb.stop_service().unwrap();
+    assert_eq!(fstype_at(&sb.mnt).as_deref(), Some("fuse.imageguard"));
+    let o = rm();
+    assert!(
+        !o.status.success() && stderr(&o).contains("not connected"),
+        "rm after SIGTERM: {}",
+        stderr(&o)
+    );
+    assert!(sb
+        .service_log()
+        .contains("the admin lock is set and the stop did not come"));
+    let out = sb.imageguard(&["stop"]).unwrap();
+    assert_eq!(out.status.code(), Some(3), "stop without a service");
+
+    // The next start takes it over; still protected.
+    sb.start_service().unwrap();
+    assert_eperm("rm after the restart", &rm());
+    assert!(events(&sb)
+        .iter()
+        .any(|e| e.id == 200 && e.message.contains("did not come with its passphrase")));
+
+    // `stop` without the passphrase (no terminal to ask on): refused, and the service runs on.
+    let out = sb.imageguard(&["stop"]).unwrap();
+    assert!(
+        !out.status.success(),
+        "stop went through without the passphrase"
+    );
+    assert!(
+        stderr(&out).contains("the admin lock is set"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ok("status", &sb.imageguard(&["status"]).unwrap());
+
+    // With it: the volume is given back and the service ends with 10.
+    let out = sb.imageguard(&["--passphrase-file", &s, "stop"]).unwrap();
+    assert_ok("stop with the passphrase", &out);
+    let status = sb.wait_service(std::time::Duration::from_secs(30)).unwrap();
+    assert_eq!(status.code(), Some(10), "{}", sb.service_log());
+    assert_eq!(fstype_at(&sb.mnt).as_deref(), Some("ext4"));
+    assert_eq!(hashes(&sb.mnt), before, "the backups changed");
+    assert_ok("rm once given back", &rm());
+}

@@ -87,7 +87,9 @@ fn the_package_is_lintian_clean_and_installs() {
              test -f /etc/imageguard/imageguard.toml && echo CONFIG\n\
              test -f /usr/share/bash-completion/completions/imageguard && echo COMPLETIONS\n\
              MANPAGER=cat man imageguard | head -5\n\
-             systemd-analyze verify /usr/lib/systemd/system/imageguard.service && echo UNIT-VERIFIED\n",
+             systemd-analyze verify /usr/lib/systemd/system/imageguard.service && echo UNIT-VERIFIED\n\
+             grep -q 'imageguard stop' /var/lib/dpkg/info/imageguard.prerm && echo PRERM-STOPS\n\
+             dpkg -r imageguard && echo REMOVED\n",
             deb = deb.display()
         ),
     )
@@ -119,6 +121,8 @@ fn the_package_is_lintian_clean_and_installs() {
         "imageguard(8)",
         "Ransomware",
         "UNIT-VERIFIED",
+        "PRERM-STOPS",
+        "REMOVED",
     ] {
         assert!(
             log.contains(expected),

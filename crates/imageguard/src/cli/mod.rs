@@ -27,6 +27,9 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     pub const NOT_RUNNING: i32 = 3;
     pub const PERMISSION: i32 = 4;
+    /// `imageguard service` ended by `imageguard stop`: the systemd unit does not restart it
+    /// (`RestartPreventExitStatus=`), while a plain SIGTERM's exit (0) is restarted.
+    pub const STOPPED_ON_REQUEST: i32 = 10;
 }
 
 #[derive(Debug, Parser)]
@@ -85,7 +88,7 @@ pub enum Command {
         json: bool,
     },
     /// The admin lock: a passphrase that off, unprotect, eject, maintenance, certify,
-    /// uncertify and settings changes need, and a seal on the configuration, the certified
+    /// uncertify, stop and settings changes need, and a seal on the configuration, the certified
     /// list and the state (a file changed by hand is refused at the next start).
     Lock {
         #[command(subcommand)]
@@ -185,6 +188,11 @@ pub enum Command {
     },
     /// Turn protection back on.
     On,
+    /// Stop the service, giving every protected volume back to the host (but those a
+    /// retention lock is in force on), and wait until it has ended. With the admin lock set,
+    /// this, with its passphrase, is the only stop that gives volumes back: a plain SIGTERM
+    /// (`systemctl stop`) leaves them closed until the service starts again.
+    Stop,
     /// Print the default configuration file.
     DefaultConfig,
     /// Demonstrate imageguard on a throw-away loop-mounted ext4 volume (root only).

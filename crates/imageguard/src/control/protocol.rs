@@ -94,6 +94,10 @@ pub enum Request {
         mount_point: PathBuf,
         step: VerifyStep,
     },
+    /// Stop the service, giving back every volume but those a retention lock is in force on.
+    /// With the admin lock set, this (with its passphrase) is the only stop that gives volumes
+    /// back: a plain SIGTERM leaves them closed.
+    Stop,
     /// Turn protection off; with `restart_on_reboot` it comes back at the next boot.
     Off {
         restart_on_reboot: bool,
@@ -120,6 +124,7 @@ impl Request {
         matches!(
             self,
             Request::Off { .. }
+                | Request::Stop
                 | Request::Unprotect { .. }
                 | Request::Eject { .. }
                 | Request::Maintenance { .. }
@@ -153,6 +158,7 @@ impl Request {
             Request::VerifyFile { .. } => "verify",
             Request::SetSetting { .. } => "settings",
             Request::Off { .. } => "off",
+            Request::Stop => "stop",
             Request::On => "on",
         }
     }

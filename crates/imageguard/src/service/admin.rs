@@ -75,11 +75,11 @@ impl Service {
                 .with_volume(path_ref(&self.paths.state_dir))
                 .with_detail(
                     "admin lock set: off, unprotect, eject, maintenance, certify, \
-                              uncertify and settings changes need its passphrase",
+                              uncertify, stop and settings changes need its passphrase",
                 ),
         );
         Ok(Response::ok(
-            "admin lock set: off, unprotect, eject, maintenance, certify, uncertify and settings \
+            "admin lock set: off, unprotect, eject, maintenance, certify, uncertify, stop and settings \
              changes now need the passphrase; the configuration, the certified list and the \
              state are sealed",
         ))

@@ -90,6 +90,10 @@ pub struct Service {
     changes: Mutex<()>,
     /// Set when the service starts giving its volumes back: nothing is protected after that.
     stopping: std::sync::atomic::AtomicBool,
+    /// Set by `imageguard stop` (authorized by the admin lock's passphrase when one is set):
+    /// with the admin lock set, only such a stop gives volumes back; a plain SIGTERM leaves
+    /// them closed.
+    release_at_stop: std::sync::atomic::AtomicBool,
     /// The setting "automatically protect local backup drives", as it is now (`settings`
     /// changes it live).
     auto_protect: std::sync::atomic::AtomicBool,
@@ -146,8 +150,17 @@ fn raise_fd_limit() {
     }
 }
 
-/// Run the service in the foreground until SIGTERM/SIGINT.
-pub fn run(paths: PathArgs) -> Result<()> {
+/// How the service ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGTERM, SIGINT or SIGHUP (`systemctl stop`, or anyone who may signal it).
+    BySignal,
+    /// `imageguard stop` (with the admin lock's passphrase when one is set).
+    OnRequest,
+}
+
+/// Run the service in the foreground until SIGTERM/SIGINT or `imageguard stop`.
+pub fn run(paths: PathArgs) -> Result<Stopped> {
     let signals = block_signals();
     if unsafe { libc::geteuid() } != 0 {
         anyhow::bail!("the imageguard service must run as root (it mounts file systems)");
@@ -241,6 +254,7 @@ pub fn run(paths: PathArgs) -> Result<()> {
             absent: BTreeMap::new(),
         }),
         stopping: std::sync::atomic::AtomicBool::new(false),
+        release_at_stop: std::sync::atomic::AtomicBool::new(false),
         auto_protect: std::sync::atomic::AtomicBool::new(auto_protect_at_start),
         admin_lock: Mutex::new(admin_lock),
     });
@@ -302,7 +316,16 @@ pub fn run(paths: PathArgs) -> Result<()> {
         let _ = s.wait();
     }
     let _ = std::fs::remove_file(paths.socket());
-    Ok(())
+    Ok(
+        if service
+            .release_at_stop
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            Stopped::OnRequest
+        } else {
+            Stopped::BySignal
+        },
+    )
 }
 
 /// How often the service looks for guards that stopped without being told to.
@@ -781,7 +804,15 @@ impl Service {
         self.save_retention();
         let mut inner = self.inner.lock();
         let mps: Vec<PathBuf> = inner.volumes.keys().cloned().collect();
+        // With the admin lock set, a stop that did not come with its passphrase (`systemctl
+        // stop`, a plain SIGTERM) gives nothing back: ransomware that can send a signal must
+        // not get the volumes by it.
+        let unauthorized = self.admin_lock.lock().is_some()
+            && !self
+                .release_at_stop
+                .load(std::sync::atomic::Ordering::SeqCst);
         let mut closed = vec![];
+        let mut kept_by_admin_lock = vec![];
         for mp in mps {
             // A locked volume is not given back: its guard dies with the service and leaves it
             // closed (as a killed service does) until the service starts again.
@@ -794,21 +825,38 @@ impl Service {
                 closed.push(mp.display().to_string());
                 continue;
             }
+            if unauthorized {
+                kept_by_admin_lock.push(mp.display().to_string());
+                continue;
+            }
             if let Err(e) = self.unprotect_now(&mp, false, &mut inner) {
                 eprintln!("imageguard: {e:#}");
             }
         }
         let stopped = Event::new(EventKind::ServiceStopped);
-        if closed.is_empty() {
+        let mut why = vec![];
+        if !closed.is_empty() {
+            why.push(format!(
+                "a retention lock is in force on {}: not given back",
+                closed.join(", ")
+            ));
+        }
+        if !kept_by_admin_lock.is_empty() {
+            why.push(format!(
+                "the admin lock is set and the stop did not come with its passphrase: {} not \
+                 given back (`imageguard stop` with the passphrase gives volumes back)",
+                kept_by_admin_lock.join(", ")
+            ));
+        }
+        if why.is_empty() {
             if let Err(e) = self.keeper.dismantle() {
                 log::warn!("keeper: {e}");
             }
             self.emit(stopped);
         } else {
             let msg = format!(
-                "a retention lock is in force on {}: not given back; unreachable (reads too) \
-                 until the service starts again",
-                closed.join(", ")
+                "{}; unreachable (reads too) until the service starts again",
+                why.join("; ")
             );
             eprintln!("imageguard: {msg}");
             self.emit(stopped.with_detail(msg));
@@ -1169,6 +1217,20 @@ impl Service {
                     ));
                 }
                 Response::ok(msg)
+            }
+            Request::Stop => {
+                self.release_at_stop
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                // The main thread waits for this signal and then gives the volumes back.
+                rustix::process::kill_process(
+                    rustix::process::getpid(),
+                    rustix::process::Signal::TERM,
+                )
+                .context("signalling the service to stop")?;
+                Response::ok(
+                    "stopping: every protected volume is given back (but those a retention \
+                     lock is in force on)",
+                )
             }
             Request::On => {
                 let vols = {
