@@ -78,6 +78,7 @@ pub fn parse(file: &Path, text: &str) -> Parsed {
             }),
             destinations: vec![destination],
             sources: includes.into_iter().map(|(_, p)| p).collect(),
+            writer: None,
         });
     }
     out

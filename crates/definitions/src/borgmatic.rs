@@ -86,6 +86,7 @@ pub fn parse(file: &Path, text: &str, home: &Path) -> Parsed {
                 .unwrap_or_else(|| name_of_file.clone()),
             destinations: vec![destination(path, home)],
             sources: sources.clone(),
+            writer: None,
         });
     }
     out

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{backintime, borgmatic, restic_systemd, rsnapshot, text, timeshift, Parsed, Problem};
+use crate::writer::{writer_of, Writer};
+use crate::{
+    backintime, borgmatic, restic_systemd, rsnapshot, text, timeshift, Parsed, Problem, Reader,
+};
 
 /// Where definition files are looked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,23 +78,58 @@ fn files(path: &Path, suffix: &str) -> Vec<PathBuf> {
     }
 }
 
-fn read_for(parent: &Path) -> impl FnMut(&Path) -> Result<String, Problem> + '_ {
+/// A reader of the files a definition names (relative to `parent`), which notes each one in
+/// `read` (who may write them decides what the definition may do).
+fn read_for<'a>(
+    parent: &'a Path,
+    read: &'a mut Vec<PathBuf>,
+) -> impl FnMut(&Path) -> Result<String, Problem> + 'a {
     move |p: &Path| {
         let p = if p.is_relative() {
             parent.join(p)
         } else {
             p.to_path_buf()
         };
+        read.push(p.clone());
         text::read(&p).map(|(t, _)| t)
     }
 }
 
-/// Parse one file with `parse`, reporting what kept it from being read.
-fn each(out: &mut Parsed, file: &Path, parse: impl FnOnce(&str) -> Parsed) {
+/// Who wrote a file: the user whose home it is in, else whoever besides root may write it or
+/// what it includes.
+enum Author<'a> {
+    Home(u32, &'a Path),
+    System(&'a [(u32, PathBuf)]),
+}
+
+/// Parse one file with `parse` (given a reader for what it includes), reporting what kept it
+/// from being read, and mark each definition with who besides root can change it.
+fn each(
+    out: &mut Parsed,
+    file: &Path,
+    author: Author<'_>,
+    parse: impl FnOnce(&str, &mut Reader<'_>) -> Parsed,
+) {
     match text::read(file) {
         Ok((t, bad_encoding)) => {
             out.problems.extend(bad_encoding);
-            out.extend(parse(&t));
+            let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let mut included = vec![];
+            let mut parsed = parse(&t, &mut read_for(&dir, &mut included));
+            let writer = match author {
+                Author::Home(uid, home) => Some(Writer {
+                    uid: Some(uid),
+                    home: Some(home.to_path_buf()),
+                }),
+                Author::System(homes) => {
+                    included.insert(0, file.to_path_buf());
+                    writer_of(&included, homes)
+                }
+            };
+            for d in &mut parsed.definitions {
+                d.writer = writer.clone();
+            }
+            out.extend(parsed);
         }
         Err(p) => out.problems.push(p),
     }
@@ -141,45 +179,61 @@ pub fn discover(loc: &Locations) -> Parsed {
         .find(|(uid, _)| *uid == 0)
         .map(|(_, h)| h.clone())
         .unwrap_or_else(|| PathBuf::from("/root"));
-    let mut homes: Vec<PathBuf> = by_uid.into_iter().map(|(_, h)| h).collect();
-    homes.sort();
-    homes.dedup();
-    let mut borgmatic_files: Vec<(PathBuf, PathBuf)> = loc
-        .borgmatic
+    let system = || Author::System(&by_uid);
+    // Users' homes (root's is the administrator's: its files are root's alone).
+    let users: Vec<(u32, PathBuf)> = by_uid.iter().filter(|(u, _)| *u != 0).cloned().collect();
+    for file in loc.borgmatic.iter().flat_map(|p| files(p, ".yaml")) {
+        each(&mut out, &file, system(), |t, _| {
+            borgmatic::parse(&file, t, &root_home)
+        });
+    }
+    let root_files = by_uid
         .iter()
-        .flat_map(|p| files(p, ".yaml"))
-        .map(|f| (f, root_home.clone()))
-        .collect();
-    for home in &homes {
+        .filter(|(u, _)| *u == 0)
+        .flat_map(|(_, h)| {
+            let cfg = h.join(".config");
+            [cfg.join("borgmatic/config.yaml"), cfg.join("borgmatic.d")]
+        })
+        .flat_map(|p| files(&p, ".yaml"));
+    for file in root_files.collect::<Vec<_>>() {
+        each(&mut out, &file, system(), |t, _| {
+            borgmatic::parse(&file, t, &root_home)
+        });
+    }
+    for (uid, home) in &users {
         let cfg = home.join(".config");
         for p in [cfg.join("borgmatic/config.yaml"), cfg.join("borgmatic.d")] {
-            borgmatic_files.extend(files(&p, ".yaml").into_iter().map(|f| (f, home.clone())));
+            for file in files(&p, ".yaml") {
+                each(&mut out, &file, Author::Home(*uid, home), |t, _| {
+                    borgmatic::parse(&file, t, home)
+                });
+            }
         }
     }
-    for (file, home) in borgmatic_files {
-        each(&mut out, &file, |t| borgmatic::parse(&file, t, &home));
-    }
     for file in loc.rsnapshot.iter().flat_map(|p| files(p, ".conf")) {
-        let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
-        each(&mut out, &file, |t| {
-            rsnapshot::parse(&file, t, &mut read_for(&dir))
+        each(&mut out, &file, system(), |t, read| {
+            rsnapshot::parse(&file, t, read)
         });
     }
     for file in loc.timeshift.iter().flat_map(|p| files(p, ".json")) {
-        each(&mut out, &file, |t| timeshift::parse(&file, t));
+        each(&mut out, &file, system(), |t, _| timeshift::parse(&file, t));
     }
-    for home in &homes {
+    for (uid, home) in &by_uid {
         let file = home.join(".config/backintime/config");
         if file.is_file() {
-            each(&mut out, &file, |t| backintime::parse(&file, t));
+            let author = if *uid == 0 {
+                system()
+            } else {
+                Author::Home(*uid, home)
+            };
+            each(&mut out, &file, author, |t, _| backintime::parse(&file, t));
         }
     }
     for file in loc.systemd_units.iter().flat_map(|p| files(p, ".service")) {
-        let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
-        each(&mut out, &file, |t| {
+        each(&mut out, &file, system(), |t, read| {
             // Most units have nothing to do with restic: parse only those that name it.
             if t.contains("restic") {
-                restic_systemd::parse(&file, t, &mut read_for(&dir))
+                restic_systemd::parse(&file, t, read)
             } else {
                 Parsed::default()
             }

@@ -12,6 +12,9 @@
 //! - [`restic_systemd`]: units whose `ExecStart` runs restic, with `-r`/`--repo`/
 //!   `--repository-file`, `RESTIC_REPOSITORY` from `Environment=` and `EnvironmentFile=`.
 //!
+//! [`writer`] says who besides root can change a definition (a user's definitions protect
+//! only inside that user's home unless approved).
+//!
 //! [`own`] turns imageguard's own `[[definition]]` tables (scripts and tools not listed) into
 //! definitions. [`discover`] finds every program's files where it keeps them (every location overridable)
 //! and parses them all. [`text`] reads a file with the limits every parser relies on (size, encoding); a problem in
@@ -27,6 +30,7 @@ pub mod restic_systemd;
 pub mod rsnapshot;
 pub mod text;
 pub mod timeshift;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 
@@ -69,6 +73,9 @@ pub struct Definition {
     pub destinations: Vec<Destination>,
     /// What it backs up (where the program says).
     pub sources: Vec<PathBuf>,
+    /// Who besides root can change what it says (see [`writer`]); `None`: root alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<writer::Writer>,
 }
 
 /// Something wrong with a definition file, for the administrator.

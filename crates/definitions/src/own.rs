@@ -59,6 +59,7 @@ pub fn parse(config_file: &Path, tables: &[OwnDefinition]) -> Parsed {
                 .map(|d| destination(d, Path::new("/root")))
                 .collect(),
             sources: t.sources.clone(),
+            writer: None,
         });
     }
     out

@@ -151,6 +151,7 @@ pub fn parse(file: &Path, text: &str, read: &mut Reader<'_>) -> Parsed {
             name: name.clone(),
             destinations: vec![dest],
             sources,
+            writer: None,
         });
     }
     out

@@ -42,6 +42,7 @@ pub fn parse(file: &Path, text: &str, read: &mut Reader<'_>) -> Parsed {
                 .unwrap_or_default(),
             destinations: vec![Destination::Local { path }],
             sources: sources.into_iter().collect(),
+            writer: None,
         }),
         None => out.problems.push(Problem::new(
             file,

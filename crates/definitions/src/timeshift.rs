@@ -39,6 +39,7 @@ pub fn parse(file: &Path, text: &str) -> Parsed {
                 folder: PathBuf::from(folder),
             }],
             sources: vec![PathBuf::from("/")],
+            writer: None,
         }],
         problems: vec![],
     }

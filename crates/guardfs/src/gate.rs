@@ -44,6 +44,12 @@ pub trait SyncPlaces: Send + Sync {
     fn is_destination(&self, folder: &Path) -> bool;
     /// Whether a backup destination lies at or below `folder`.
     fn holds_destination(&self, folder: &Path) -> bool;
+    /// Whether `folder` is at or under a backup destination of a definition an administrator
+    /// vetted (approved, or imageguard's own).
+    fn is_vetted(&self, folder: &Path) -> bool;
+    /// The definitions nobody approved that name `folder` (or a folder holding it) as a
+    /// destination, as an administrator would look them up (file and name).
+    fn unapproved(&self, folder: &Path) -> Vec<String>;
     /// For an rsync sender: the folder its local receiver writes into (the working folder of
     /// its child rsync process) and what it is; `None` when it sends to another machine.
     fn receiving_folder(&self, pid: u32) -> Option<(PathBuf, Place)>;
@@ -66,6 +72,7 @@ impl Folders for CallerFolders<'_> {
                 protected: true,
                 network,
                 destination: self.places.is_destination(path),
+                vetted: self.places.is_vetted(path),
             },
             None => self.places.place(path),
         }
@@ -75,6 +82,9 @@ impl Folders for CallerFolders<'_> {
     }
     fn holds_destination(&self, folder: &Path) -> bool {
         self.places.holds_destination(folder)
+    }
+    fn is_vetted(&self, folder: &Path) -> bool {
+        self.places.is_vetted(folder)
     }
     fn receiving_folder(&self) -> Option<(PathBuf, Place)> {
         self.places.receiving_folder(self.pid)
@@ -397,6 +407,13 @@ impl Gate {
                             "sync tool ({} {what}), refused: {}",
                             sync.dialect, ruling.rule
                         );
+                        if ruling.rule.reference() == rules::APPROVED {
+                            why.push_str(&unapproved_named(
+                                places.as_ref(),
+                                sync,
+                                Path::new(&path),
+                            ));
+                        }
                     }
                 }
                 if op == Operation::CreateInStructure {
@@ -445,6 +462,30 @@ impl Gate {
         self.sink.emit(event);
         Err(libc::EPERM)
     }
+}
+
+/// The definitions nobody approved that name the folders of `sync`'s command line (and the
+/// entry's), for a refusal that names them.
+fn unapproved_named(places: &dyn SyncPlaces, sync: &SyncCaller, entry: &Path) -> String {
+    let Ok(cmd) = &sync.command else {
+        return String::new();
+    };
+    let folders = cmd
+        .sources
+        .iter()
+        .chain(&cmd.target)
+        .filter_map(|o| o.absolute())
+        .chain(std::iter::once(entry.to_path_buf()));
+    let mut named: Vec<String> = folders.flat_map(|f| places.unapproved(&f)).collect();
+    named.sort();
+    named.dedup();
+    if named.is_empty() {
+        return String::new();
+    }
+    format!(
+        " (not approved: {}; `imageguard definitions approve FILE` after reading it)",
+        named.join(", ")
+    )
 }
 
 /// Time since boot, suspend included: setting the wall clock does not move it (the service's

@@ -15,12 +15,12 @@ fn main() {
     }
     let d = tempfile::tempdir().unwrap();
     let loc = corpus::write(d.path()).unwrap();
-    let _ = resolve(discover(&loc), &MountTable::read().unwrap(), None);
+    let _ = resolve(discover(&loc), &MountTable::read().unwrap(), None, None);
     let t = Instant::now();
     let table = MountTable::read().unwrap();
     let found = discover(&loc);
     let parsed = t.elapsed();
-    let report = resolve(found, &table, None);
+    let report = resolve(found, &table, None, None);
     let took = t.elapsed();
     assert_eq!(report.destinations.len(), corpus::DEFINITIONS);
     println!(

@@ -1,14 +1,17 @@
 //! Where the saved backup definitions back up to, on this machine: each destination resolved to
 //! the mount that holds it (a Timeshift UUID to wherever that file system is mounted), local or
-//! network, present or not. What `imageguard definitions` shows, and what auto-protection will
-//! act on.
+//! network, present or not, approved or not, and whether a user's definition reaches it. What
+//! `imageguard definitions` shows, and what auto-protection will act on.
 
 use std::path::{Path, PathBuf};
 
+use imageguard_definitions::writer::{inside_home, Writer};
 use imageguard_definitions::{Destination, Parsed, Problem, Program};
 use imageguard_volume::fsid::{fs_uuid, is_network_fstype};
 use imageguard_volume::mountinfo::{is_system_mount_point, MountTable};
 use serde::{Deserialize, Serialize};
+
+use crate::approvals::{standing, Approval, Standing};
 
 /// One destination of one definition, as found on this machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +43,17 @@ pub struct DriveReport {
     pub lock_days: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_files: Option<usize>,
+    /// Whether an administrator approved its definition (unknown where the state cannot be
+    /// read: a non-root user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Standing>,
+    /// Who besides root can change its definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<Writer>,
+    /// Why it is neither protected automatically nor a backup destination: a user's
+    /// definition, not approved, naming a folder outside that user's home.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confined: Option<String>,
 }
 
 /// Everything `imageguard definitions` reports.
@@ -49,18 +63,52 @@ pub struct DefinitionsReport {
     pub problems: Vec<Problem>,
 }
 
+/// Why a destination at `folder` of a definition `writer` can change, standing `approval`,
+/// does not count (a user must not get the service to guard another user's folders or a
+/// system folder); `None` when it counts.
+fn confinement(
+    d: &imageguard_definitions::Definition,
+    approval: Option<Standing>,
+    folder: &Path,
+) -> Option<String> {
+    let w = d.writer.as_ref()?;
+    if approval.is_some_and(Standing::vetted) {
+        return None;
+    }
+    if w.home.as_deref().is_some_and(|h| inside_home(folder, h)) {
+        return None;
+    }
+    Some(format!(
+        "{} can be changed by {w}: a user's definition protects only inside that user's home \
+         until an administrator approves it (imageguard definitions approve {})",
+        d.file.display(),
+        d.file.display()
+    ))
+}
+
 /// Resolve every destination of `found` against the mount table; `protected` are the folders
-/// imageguard protects now (mount points or folders), if known.
+/// imageguard protects now (mount points or folders), if known; `approvals` those an
+/// administrator approved, if known.
 pub fn resolve(
     found: Parsed,
     table: &MountTable,
     protected: Option<&[PathBuf]>,
+    approvals: Option<&[Approval]>,
 ) -> DefinitionsReport {
     let mut out = DefinitionsReport {
         problems: found.problems,
         ..DefinitionsReport::default()
     };
-    for d in found.definitions {
+    let standings: Vec<Option<Standing>> = found
+        .definitions
+        .iter()
+        .map(|d| match approvals {
+            Some(a) => Some(standing(a, &found.definitions, d)),
+            None if d.program == Program::Imageguard => Some(Standing::Own),
+            None => None,
+        })
+        .collect();
+    for (d, approval) in found.definitions.into_iter().zip(standings) {
         for dest in &d.destinations {
             let (shown, folder) = match dest {
                 Destination::Local { path } => (path.display().to_string(), Some(path.clone())),
@@ -85,8 +133,12 @@ pub fn resolve(
                 protected: None,
                 lock_days: None,
                 locked_files: None,
+                approval,
+                writer: d.writer.clone(),
+                confined: None,
             };
             if let Some(folder) = &folder {
+                r.confined = confinement(&d, approval, folder);
                 r.present = folder.is_dir();
                 r.empty = std::fs::read_dir(folder).is_ok_and(|mut l| l.next().is_none());
                 let here = folder.canonicalize().unwrap_or_else(|_| folder.clone());
@@ -154,8 +206,21 @@ pub fn plan(d: &DriveReport) -> AutoProtect {
             _ => "not mounted here".into(),
         });
     };
+    if let Some(why) = &d.confined {
+        return AutoProtect::Skip(why.clone());
+    }
     if d.location != "local" {
         return AutoProtect::Skip("a network file system (never protected automatically)".into());
+    }
+    if d.fstype
+        .as_deref()
+        .is_some_and(|t| matches!(t, "tmpfs" | "ramfs"))
+    {
+        return AutoProtect::Skip(format!(
+            "{} is in memory ({}): never a backup drive",
+            folder.display(),
+            d.fstype.as_deref().unwrap_or_default()
+        ));
     }
     if is_system_mount_point(mp) {
         // `/`, `/var`, `/home`: guarding one whole would guard the system.
@@ -212,6 +277,9 @@ mod tests {
             protected: None,
             lock_days: None,
             locked_files: None,
+            approval: None,
+            writer: None,
+            confined: None,
         }
     }
 
@@ -241,8 +309,17 @@ mod tests {
         }
         let mut empty = report(Some("/mnt/usb"), "local", Some("/"), true);
         empty.empty = true;
+        let mut in_memory = report(Some("/dev/shm/backups"), "local", Some("/dev/shm"), true);
+        in_memory.fstype = Some("tmpfs".into());
+        let mut ramfs = report(Some("/mnt/ram/b"), "local", Some("/mnt/ram"), true);
+        ramfs.fstype = Some("ramfs".into());
+        let mut confined = report(Some("/mnt/usb/borg"), "local", Some("/mnt/usb"), true);
+        confined.confined = Some("a user's definition".into());
         for d in [
             empty,
+            in_memory,
+            ramfs,
+            confined,
             report(Some("/"), "local", Some("/"), true),
             report(Some("/var"), "local", Some("/"), true),
             report(Some("/home/"), "local", Some("/home"), true),

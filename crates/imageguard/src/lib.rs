@@ -2,6 +2,7 @@
 //! the guard filesystem. `main.rs` only parses arguments and dispatches to [`cli`].
 
 pub mod admin_lock;
+pub mod approvals;
 pub mod backup_drives;
 pub mod cli;
 pub mod config;

@@ -75,7 +75,10 @@ fn main() {
         ),
         Command::Uncertify { path } => certify::uncertify(p, path),
         Command::Certified { json } => certify::certified(p, *json),
-        Command::Definitions { json } => cli::definitions::definitions(p, *json),
+        Command::Definitions { action, json } => match action {
+            None => cli::definitions::definitions(p, *json),
+            Some(a) => cli::definitions::approve(p, a),
+        },
         Command::Events {
             follow,
             id,

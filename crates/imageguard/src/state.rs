@@ -1,7 +1,7 @@
 //! The service's persistent state (`STATE_DIR/state.json`): whether protection is on, whether it
 //! comes back at the next boot, which volumes the user protected, the backup drives seen
-//! (by file-system UUID, so that one mounted elsewhere later is still known), and the
-//! retention locks in force.
+//! (by file-system UUID, so that one mounted elsewhere later is still known), the retention
+//! locks in force, and the definitions an administrator approved.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +36,10 @@ pub struct ServiceState {
     /// stays, only the lock refusing, until no lock is in force on them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lock_held: Vec<PathBuf>,
+    /// Definitions an administrator approved, as they were then (see [`crate::approvals`]):
+    /// only these (and imageguard's own) let a sync tool delete or add.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_definitions: Vec<crate::approvals::Approval>,
 }
 
 /// A backup drive seen before.
@@ -56,6 +60,7 @@ impl Default for ServiceState {
             backup_destinations: vec![],
             retention_locks: vec![],
             lock_held: vec![],
+            approved_definitions: vec![],
         }
     }
 }
@@ -167,6 +172,16 @@ mod tests {
                 until: Some(86_400),
             }],
             lock_held: vec!["/media/usb".into()],
+            approved_definitions: vec![crate::approvals::Approval {
+                program: imageguard_definitions::Program::Borgmatic,
+                file: "/etc/borgmatic.d/usb.yaml".into(),
+                name: "usb".into(),
+                destinations: vec![imageguard_definitions::Destination::Local {
+                    path: "/media/usb/borg".into(),
+                }],
+                sources: vec!["/home".into()],
+                approved_at: 1_700_000_000,
+            }],
         };
         s.save(&p).unwrap();
         assert_eq!(ServiceState::load(&p).unwrap(), s);

@@ -574,3 +574,119 @@ fn without_automatic_protection_the_definitions_still_name_the_destinations() {
     overwrite_in_destination_is_refused(&sb, &dest);
     mirror_to_offsite_prunes(&dest, &offsite);
 }
+
+/// Only an approved definition lets a sync tool delete (issue 17): a borgmatic file naming a
+/// second folder of backups (`vetted`) makes it a destination at once, but its mirror prunes
+/// nothing until `definitions approve`; then it prunes; the definition edited (another
+/// repository added) prunes no more until approved again; the refusals name the definition.
+#[test]
+fn only_approved_definitions_let_a_mirror_prune() {
+    let Setup { sb, offsite, .. } = setup(true);
+    let vetted = sb.mnt.join("vetted");
+    let archive = sb.mnt.join("archive");
+    // The sync tool copies backups into two new folders.
+    for dir in [&vetted, &archive] {
+        let out = run("rsync", &["-a", &slash(&offsite), &slash(dir)]);
+        assert!(out.status.success(), "copy: {}", stderr(&out));
+    }
+    let def = sb.path().join("etc/borgmatic.d/vetted.yaml");
+    std::fs::create_dir_all(def.parent().unwrap()).unwrap();
+    let write_def = |extra: &str| {
+        std::fs::write(
+            &def,
+            format!("repositories:\n  - {}\n{extra}", vetted.display()),
+        )
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+    };
+    let stale = |n: u8| {
+        let src = sb.path().join(format!("stale-{n}.mrimg"));
+        write(&src, n);
+        let out = run("rsync", &["-a", &src.to_string_lossy(), &slash(&archive)]);
+        assert!(out.status.success(), "stale copy: {}", stderr(&out));
+        archive.join(format!("stale-{n}.mrimg"))
+    };
+    let mirror = || {
+        run(
+            "rsync",
+            &["-a", "--delete", &slash(&vetted), &slash(&archive)],
+        )
+    };
+    let defs = def.to_string_lossy().to_string();
+    let standing = || -> String {
+        let v: serde_json::Value =
+            serde_json::from_slice(&sb.imageguard(&["definitions", "--json"]).unwrap().stdout)
+                .unwrap();
+        v["destinations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["file"].as_str() == Some(&*defs))
+            .map(|d| d["approval"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+
+    write_def("");
+    assert_eq!(standing(), "not-approved");
+    let s1 = stale(11);
+    assert!(
+        !mirror().status.success(),
+        "a mirror of an unapproved destination"
+    );
+    assert!(s1.exists(), "pruned by an unapproved definition");
+    assert!(
+        refused_for(&sb, &s1, "not approved"),
+        "no 320 naming the definition: {:?}",
+        rules_320s(&sb)
+    );
+    assert!(
+        events(&sb)
+            .iter()
+            .any(|e| e.id == 320 && e.message.contains(&*defs)),
+        "the definition is not named"
+    );
+
+    assert_ok(
+        "approve",
+        &sb.imageguard(&["definitions", "approve", &defs]).unwrap(),
+    );
+    assert_eq!(standing(), "approved");
+    assert!(events(&sb)
+        .iter()
+        .any(|e| e.id == 340 && e.message.contains("approved")));
+    let out = mirror();
+    assert!(out.status.success(), "approved mirror: {}", stderr(&out));
+    assert!(!s1.exists(), "not pruned once approved");
+
+    write_def("  - /srv/another-repo\n");
+    assert_eq!(standing(), "changed");
+    let s2 = stale(12);
+    assert!(
+        !mirror().status.success(),
+        "a mirror of an edited definition"
+    );
+    assert!(
+        s2.exists(),
+        "pruned by an edited definition: {}",
+        sb.service_log()
+    );
+
+    assert_ok(
+        "approve again",
+        &sb.imageguard(&["definitions", "approve", &defs]).unwrap(),
+    );
+    assert!(mirror().status.success(), "approved again");
+    assert!(!s2.exists(), "not pruned once approved again");
+
+    // Withdrawn: refused again.
+    assert_ok(
+        "revoke",
+        &sb.imageguard(&["definitions", "revoke", &defs]).unwrap(),
+    );
+    let s3 = stale(13);
+    assert!(
+        !mirror().status.success(),
+        "a mirror after the approval was withdrawn"
+    );
+    assert!(s3.exists());
+}

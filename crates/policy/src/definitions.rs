@@ -1,6 +1,7 @@
-//! What the saved backup definitions say about a folder: is it a backup destination of one, is
-//! it a source of one? The sync-tool rules ask exactly this (a mirror may prune a folder only if
-//! its source is a backup destination and the folder itself is not). The adapter resolves each
+//! What the saved backup definitions say about a folder: is it a backup destination of one (of
+//! any: what that refuses), of one an administrator vetted (what that allows), is it a source
+//! of one? The sync-tool rules ask exactly this (a mirror may prune a folder only if its source
+//! is a vetted backup destination and the folder itself is no destination at all). The adapter resolves each
 //! definition's destinations to folders of this machine (a Timeshift UUID to where that file
 //! system is mounted); here they are only compared.
 
@@ -10,6 +11,8 @@ use std::path::{Component, Path, PathBuf};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SavedDefinitions {
     destinations: Vec<PathBuf>,
+    /// The destinations of definitions an administrator vetted (a subset of `destinations`).
+    vetted: Vec<PathBuf>,
     sources: Vec<PathBuf>,
 }
 
@@ -46,8 +49,26 @@ impl SavedDefinitions {
                 .into_iter()
                 .filter_map(|p| normal(&p))
                 .collect(),
+            vetted: vec![],
             sources: sources.into_iter().filter_map(|p| normal(&p)).collect(),
         }
+    }
+
+    /// These definitions, with `vetted` the destinations of those an administrator vetted
+    /// (approved, or imageguard's own); each is a destination too.
+    pub fn with_vetted(mut self, vetted: impl IntoIterator<Item = PathBuf>) -> SavedDefinitions {
+        self.vetted = vetted.into_iter().filter_map(|p| normal(&p)).collect();
+        for v in &self.vetted {
+            if !self.destinations.contains(v) {
+                self.destinations.push(v.clone());
+            }
+        }
+        self
+    }
+
+    /// Whether `folder` is (or is inside) the destination of a vetted definition.
+    pub fn is_vetted_destination(&self, folder: &Path) -> bool {
+        within(folder, &self.vetted)
     }
 
     /// Whether `folder` is a backup destination of a saved definition (or inside one).
@@ -106,6 +127,15 @@ mod tests {
             assert_eq!(saved.is_source(Path::new(folder)), *src, "{folder} source");
         }
         assert!(!SavedDefinitions::default().is_destination(Path::new("/")));
+        // Nothing is vetted unless said; what is vetted is a destination too.
+        assert!(!saved.is_vetted_destination(Path::new("/mnt/usb/borg")));
+        let vetted = saved
+            .clone()
+            .with_vetted(["/mnt/usb/borg".into(), "/srv/copy".into()]);
+        assert!(vetted.is_vetted_destination(Path::new("/mnt/usb/borg/data")));
+        assert!(!vetted.is_vetted_destination(Path::new("/var/cache/rsnapshot")));
+        assert!(vetted.is_destination(Path::new("/srv/copy/x")));
+        assert!(!vetted.is_vetted_destination(Path::new("/srv/copyx")));
         assert!(saved.holds_destination(Path::new("/mnt/usb")));
         assert!(saved.holds_destination(Path::new("/mnt/usb/borg")));
         assert!(!saved.holds_destination(Path::new("/mnt/usb/borg/data")));

@@ -1,13 +1,16 @@
 //! The sync-tool rules over every combination the issue names: {move, purge, mirror,
 //! overwrite} x source {protected or not, local or network} x target {protected or not, local
-//! or network} x {source is a backup destination or not} x {target is one or not}. Each row
+//! or network} x {source is a backup destination of an approved definition, of an unapproved
+//! one only, or not one} x {the same for the target} (issue 17: only a definition an
+//! administrator approved lets a sync tool delete). Each row
 //! names the reference sentence it follows; rows where the entry's own folder is not protected
 //! are listed as such (the guard never sees them). Then the reference's sentences verbatim,
 //! through the robocopy dialect.
 
 use imageguard_policy::classify::{BackupReason, Class};
 use imageguard_policy::sync_tools::rules::{
-    judge, Act, Place, Rule, Situation, MOVE, MOVE_KEEPS_DESTINATION, NETWORK, OVERWRITE, PURGE,
+    judge, Act, Place, Rule, Situation, APPROVED, MOVE, MOVE_KEEPS_DESTINATION, NETWORK, OVERWRITE,
+    PURGE,
 };
 use imageguard_policy::sync_tools::{read, Dialect, SyncCommand};
 use imageguard_policy::Operation;
@@ -45,12 +48,17 @@ fn reference_says(kind: Kind, src: Place, tgt: Place) -> Option<(bool, &'static 
         // also on a protected volume."
         Kind::Move if !tgt.protected => (false, MOVE),
         Kind::Move if src.destination && !tgt.destination => (false, MOVE_KEEPS_DESTINATION),
+        // imageguard: only an approved definition's destination lets a move delete into it.
+        Kind::Move if src.destination && !tgt.vetted => (false, APPROVED),
         Kind::Move => (true, MOVE),
         // "... or target of a /MIR /PURGE operation is a MIG protected volume on a network
         // share then all delete operations are blocked."
         Kind::Purge | Kind::Mirror if tgt.network => (false, NETWORK),
         // "1. The source folder is a backup destination ... 2. The target folder is not ..."
-        Kind::Purge | Kind::Mirror => (src.destination && !tgt.destination, PURGE),
+        Kind::Purge | Kind::Mirror if !src.destination || tgt.destination => (false, PURGE),
+        // imageguard: and the source's definition an administrator approved.
+        Kind::Purge | Kind::Mirror if !src.vetted => (false, APPROVED),
+        Kind::Purge | Kind::Mirror => (true, PURGE),
         // "... overwrite ... only be allowed if the target folder is not a backup destination"
         Kind::Overwrite => (!tgt.destination, OVERWRITE),
     })
@@ -60,11 +68,12 @@ fn places() -> Vec<Place> {
     let mut v = Vec::new();
     for protected in [false, true] {
         for network in [false, true] {
-            for destination in [false, true] {
+            for (destination, vetted) in [(false, false), (true, false), (true, true)] {
                 v.push(Place {
                     protected,
                     network,
                     destination,
+                    vetted,
                 });
             }
         }
@@ -81,7 +90,11 @@ fn describe(p: Place) -> String {
             "unprotected"
         },
         if p.network { ",network" } else { ",local" },
-        if p.destination { ",destination" } else { "" }
+        match (p.destination, p.vetted) {
+            (true, true) => ",approved destination",
+            (true, false) => ",unapproved destination",
+            _ => "",
+        }
     )
 }
 
@@ -134,8 +147,8 @@ fn every_combination_follows_the_reference() {
             }
         }
     }
-    assert_eq!(rows, 4 * 8 * 8);
-    assert_eq!(decided, 4 * 8 * 4);
+    assert_eq!(rows, 4 * 12 * 12);
+    assert_eq!(decided, 4 * 12 * 6);
     println!("{table}");
 }
 
@@ -146,11 +159,17 @@ fn rows_an_admin_meets() {
         protected,
         network,
         destination,
+        vetted: destination,
     };
     let dest = p(true, false, true);
     let offsite = p(true, false, false);
     let usb_unprotected = p(false, false, false);
     let nfs_protected = p(true, true, false);
+    // A folder a user's own definition (not approved) names as its destination.
+    let users_own = Place {
+        vetted: false,
+        ..dest
+    };
     let backup = Class::Backup(BackupReason::Repository(
         imageguard_policy::RepoKind::Restic,
     ));
@@ -187,6 +206,60 @@ fn rows_an_admin_meets() {
             dest,
             false,
             Rule::PurgeSourceNotDestination,
+        ),
+        // A user's fresh definition names an empty folder: its mirror prunes nothing.
+        (
+            "robocopy /s /t /MIR",
+            Operation::Delete,
+            false,
+            true,
+            users_own,
+            offsite,
+            false,
+            Rule::PurgeSourceNotApproved,
+        ),
+        // Nor does a move out of a destination into a user's own one delete.
+        (
+            "robocopy /s /t /MOV",
+            Operation::Delete,
+            true,
+            false,
+            dest,
+            users_own,
+            false,
+            Rule::MoveIntoUnapproved,
+        ),
+        // A copy of an approved destination arriving in a repository in its target.
+        (
+            "robocopy /s /t",
+            Operation::CreateInStructure,
+            false,
+            true,
+            dest,
+            offsite,
+            true,
+            Rule::InsertFromDestination,
+        ),
+        // ... and from anywhere else, or from a user's own destination: refused.
+        (
+            "robocopy /s /t",
+            Operation::CreateInStructure,
+            false,
+            true,
+            usb_unprotected,
+            offsite,
+            false,
+            Rule::InsertSourceNotDestination,
+        ),
+        (
+            "robocopy /s /t",
+            Operation::CreateInStructure,
+            false,
+            true,
+            users_own,
+            offsite,
+            false,
+            Rule::InsertSourceNotApproved,
         ),
         // Ransomware's empty folder purged onto a destination.
         (

@@ -65,6 +65,11 @@ impl AgeStore {
         })
     }
 
+    /// The file it is saved to.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
     /// A store that knows no file yet (every file counts as new), saved to `file`: for when the
     /// saved one cannot be read.
     pub fn empty(file: &Path) -> AgeStore {

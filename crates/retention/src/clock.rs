@@ -103,6 +103,11 @@ impl ServiceClock {
         Ok(clock)
     }
 
+    /// The file it is saved to.
+    pub fn file(&self) -> &std::path::Path {
+        &self.file
+    }
+
     /// Seconds of service life now.
     pub fn now(&self) -> u64 {
         self.base + real_boottime().saturating_sub(self.started).as_secs()

@@ -158,8 +158,11 @@ pub enum Command {
         json: bool,
     },
     /// List the saved backup definitions found (borgmatic, rsnapshot, Timeshift, Back In Time,
-    /// restic units), where each backs up to, and whether that is protected.
+    /// restic units), where each backs up to, whether that is protected, and whether an
+    /// administrator approved the definition (only approved ones let a sync tool delete).
     Definitions {
+        #[command(subcommand)]
+        action: Option<definitions::Action>,
         #[arg(long)]
         json: bool,
     },

@@ -94,6 +94,16 @@ pub enum Request {
         mount_point: PathBuf,
         step: VerifyStep,
     },
+    /// `imageguard definitions approve|revoke FILE [--name NAME]`: approve the definitions read
+    /// from `file` as they are now (only approved definitions let a sync tool delete or add),
+    /// or withdraw their approval.
+    ApproveDefinitions {
+        file: PathBuf,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        revoke: bool,
+    },
     /// Stop the service, giving back every volume but those a retention lock is in force on.
     /// With the admin lock set, this (with its passphrase) is the only stop that gives volumes
     /// back: a plain SIGTERM leaves them closed.
@@ -125,6 +135,7 @@ impl Request {
             self,
             Request::Off { .. }
                 | Request::Stop
+                | Request::ApproveDefinitions { .. }
                 | Request::Unprotect { .. }
                 | Request::Eject { .. }
                 | Request::Maintenance { .. }
@@ -159,6 +170,8 @@ impl Request {
             Request::SetSetting { .. } => "settings",
             Request::Off { .. } => "off",
             Request::Stop => "stop",
+            Request::ApproveDefinitions { revoke: false, .. } => "definitions approve",
+            Request::ApproveDefinitions { revoke: true, .. } => "definitions revoke",
             Request::On => "on",
         }
     }

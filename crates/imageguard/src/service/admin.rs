@@ -101,12 +101,8 @@ impl Service {
     }
 
     /// The files the admin lock seals.
-    pub(super) fn sealed_files(&self) -> [std::path::PathBuf; 3] {
-        [
-            self.paths.config.clone(),
-            self.paths.certified_list(),
-            self.paths.service_state(),
-        ]
+    pub(super) fn sealed_files(&self) -> Vec<std::path::PathBuf> {
+        sealed_files(&self.paths)
     }
 
     /// Seal `path` after the service wrote it, while the lock is set.
@@ -117,6 +113,30 @@ impl Service {
             }
         }
     }
+}
+
+/// The files the admin lock seals: the configuration, the certified list, the state (with
+/// the approved definitions), and what the retention lock's ages are measured by (the
+/// service's clock and every volume's first-seen dates: moved by hand, they would release
+/// young backups).
+pub fn sealed_files(paths: &crate::paths::PathArgs) -> Vec<std::path::PathBuf> {
+    let mut files = vec![
+        paths.config.clone(),
+        paths.certified_list(),
+        paths.service_state(),
+        paths.state_dir.join("clock.json"),
+    ];
+    let ages = std::fs::read_dir(paths.state_dir.join("ages"))
+        .into_iter()
+        .flatten();
+    let mut stores: Vec<std::path::PathBuf> = ages
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    stores.sort();
+    files.extend(stores);
+    files
 }
 
 /// At start, before anything is read: with the lock set, every sealed file changed by hand is

@@ -60,6 +60,8 @@ struct Inner {
     unprotected_by_user: std::collections::BTreeSet<PathBuf>,
     /// Protected drives that are not here now (pulled out, not plugged in), by mount point.
     absent: BTreeMap<PathBuf, absent::AbsentDrive>,
+    /// Which definitions' destinations let a sync tool delete or add, as found last.
+    vetting: destinations::Vetting,
 }
 
 impl Inner {
@@ -177,14 +179,7 @@ pub fn run(paths: PathArgs) -> Result<Stopped> {
     // With the admin lock set, files changed by hand are refused before anything reads them.
     let admin_lock = crate::admin_lock::AdminLock::load(&paths.state_dir)?;
     let refused_files = admin_lock.as_ref().map_or_else(Vec::new, |l| {
-        admin::check_sealed_files(
-            l,
-            &[
-                paths.config.clone(),
-                paths.certified_list(),
-                paths.service_state(),
-            ],
-        )
+        admin::check_sealed_files(l, &admin::sealed_files(&paths))
     });
     let config = Config::load(&paths.config)?;
     let store = CertifiedStore::new(paths.certified_list());
@@ -252,12 +247,15 @@ pub fn run(paths: PathArgs) -> Result<Stopped> {
             volumes: BTreeMap::new(),
             unprotected_by_user: Default::default(),
             absent: BTreeMap::new(),
+            vetting: Default::default(),
         }),
         stopping: std::sync::atomic::AtomicBool::new(false),
         release_at_stop: std::sync::atomic::AtomicBool::new(false),
         auto_protect: std::sync::atomic::AtomicBool::new(auto_protect_at_start),
         admin_lock: Mutex::new(admin_lock),
     });
+    // The clock saved itself as it started.
+    service.seal(&clock_file);
     service.carry_locks_over();
     let mut state = service.inner.lock().state.clone();
     let table = imageguard_volume::MountTable::read().ok();
@@ -369,15 +367,23 @@ impl Service {
             .iter()
             .map(|(mp, v)| (mp.clone(), v.info.network))
             .collect();
-        let destinations = self
-            .config
-            .protection
-            .destinations
+        let configured = &self.config.protection.destinations;
+        let destinations = configured
             .iter()
             .chain(&inner.state.backup_destinations)
             .cloned()
             .collect();
-        self.sync_places.refresh(&guards, destinations);
+        let vetted = configured
+            .iter()
+            .chain(&inner.vetting.vetted)
+            .cloned()
+            .collect();
+        self.sync_places.refresh(
+            &guards,
+            destinations,
+            vetted,
+            inner.vetting.unapproved.clone(),
+        );
     }
 
     fn emit(&self, e: Event) {
@@ -431,11 +437,17 @@ impl Service {
             }
         };
         let found = self.config.saved_definitions(&self.paths.config);
-        let report = crate::backup_drives::resolve(found, &table, None);
+        let approvals = self.inner.lock().state.approved_definitions.clone();
+        let report = crate::backup_drives::resolve(found, &table, None, Some(&approvals));
         for p in &report.problems {
             eprintln!("imageguard: backup definitions: {p}");
         }
         self.remember_destinations(&report.destinations);
+        {
+            let mut inner = self.inner.lock();
+            inner.vetting = destinations::Vetting::of(&report.destinations);
+            self.refresh_sync_places(&inner);
+        }
         if !self.auto_protect.load(std::sync::atomic::Ordering::Relaxed) {
             self.refresh_rules();
             return;
@@ -586,6 +598,7 @@ impl Service {
                     state.destinations_on(&info.mount_point, info.uuid.as_deref())
                 },
                 retention_for: &|info| self.retention_for(info),
+                written: &|f| self.seal(f),
             },
         );
         let mut inner = self.inner.lock();
@@ -652,10 +665,8 @@ impl Service {
     }
 
     fn unprotect_now(&self, mp: &Path, by_user: bool, inner: &mut Inner) -> Result<()> {
-        if let Some(r) = inner.volumes.get(mp).and_then(|v| v.retention.as_ref()) {
-            if let Err(e) = r.store.save() {
-                eprintln!("imageguard: saving first-seen dates: {e}");
-            }
+        if let Some(r) = inner.volumes.get(mp).and_then(|v| v.retention.clone()) {
+            self.save_ages(&r.store);
         }
         let refreshed = self.unprotect_volume(mp, by_user, inner);
         self.refresh_sync_places(inner);
@@ -1217,6 +1228,9 @@ impl Service {
                     ));
                 }
                 Response::ok(msg)
+            }
+            Request::ApproveDefinitions { file, name, revoke } => {
+                self.approve_definitions(&file, name.as_deref(), revoke)?
             }
             Request::Stop => {
                 self.release_at_stop

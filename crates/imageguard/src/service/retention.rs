@@ -370,8 +370,9 @@ impl Service {
     }
     /// Save the service's clock and every volume's first-seen dates.
     pub(super) fn save_retention(&self) {
-        if let Err(e) = self.clock.save() {
-            eprintln!("imageguard: saving the service's clock: {e}");
+        match self.clock.save() {
+            Ok(()) => self.seal(self.clock.file()),
+            Err(e) => eprintln!("imageguard: saving the service's clock: {e}"),
         }
         let stores: Vec<_> = self
             .inner
@@ -381,9 +382,16 @@ impl Service {
             .filter_map(|v| v.retention.clone())
             .collect();
         for r in stores {
-            if let Err(e) = r.store.save() {
-                eprintln!("imageguard: saving first-seen dates: {e}");
-            }
+            self.save_ages(&r.store);
+        }
+    }
+
+    /// Save a volume's first-seen dates (sealed while the admin lock is set: dates made older
+    /// by hand would release young backups).
+    pub(super) fn save_ages(&self, store: &imageguard_retention::AgeStore) {
+        match store.save() {
+            Ok(()) => self.seal(store.file()),
+            Err(e) => eprintln!("imageguard: saving first-seen dates: {e}"),
         }
     }
 

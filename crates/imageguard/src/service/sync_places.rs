@@ -1,7 +1,8 @@
 //! The sync rules' facts about this machine's folders ([`SyncPlaces`]): the setting "allow
 //! sync tools", which mounts are this service's guards (by device number, so a look-alike FUSE
 //! mount or a path bent by a symlink or bind mount counts for what it is), which are network
-//! file systems, and the saved definitions' backup destinations. The service refreshes the
+//! file systems, and the saved definitions' backup destinations (every one, and those of
+//! definitions an administrator vetted). The service refreshes the
 //! snapshot whenever its volumes or destinations change; the guards' threads only read it.
 //!
 //! Looking a path up can pass through a guard of this service (a FUSE request to itself), so
@@ -38,6 +39,8 @@ struct Snapshot {
     /// file system.
     guards: HashMap<(u32, u32), bool>,
     destinations: SavedDefinitions,
+    /// Destinations of definitions nobody approved, and the definition naming each.
+    unapproved: Vec<(PathBuf, String)>,
 }
 
 fn dev_pair(dev: u64) -> (u32, u32) {
@@ -68,9 +71,16 @@ impl ServicePlaces {
         self.allowed.store(on, Ordering::Relaxed);
     }
 
-    /// Install the current guards (mount point → network) and destinations. The guards'
-    /// device numbers are read from the mount table.
-    pub fn refresh(&self, guards: &[(PathBuf, bool)], destinations: Vec<PathBuf>) {
+    /// Install the current guards (mount point → network), destinations (every definition's:
+    /// what refuses), the vetted ones (what allows) and the unapproved ones with the
+    /// definitions naming them. The guards' device numbers are read from the mount table.
+    pub fn refresh(
+        &self,
+        guards: &[(PathBuf, bool)],
+        destinations: Vec<PathBuf>,
+        vetted: Vec<PathBuf>,
+        unapproved: Vec<(PathBuf, String)>,
+    ) {
         let table = MountTable::read().ok();
         let mut devs = HashMap::new();
         for (mp, network) in guards {
@@ -83,7 +93,8 @@ impl ServicePlaces {
         }
         *self.snapshot.write() = Snapshot {
             guards: devs,
-            destinations: SavedDefinitions::new(destinations, []),
+            destinations: SavedDefinitions::new(destinations, []).with_vetted(vetted),
+            unapproved,
         };
     }
 
@@ -91,6 +102,7 @@ impl ServicePlaces {
     fn place_of(&self, dev: u64, path: &Path) -> Place {
         let snap = self.snapshot.read();
         let destination = snap.destinations.is_destination(path);
+        let vetted = snap.destinations.is_vetted_destination(path);
         let (major, minor) = dev_pair(dev);
         let table = MountTable::read().ok();
         let mounts = || {
@@ -106,6 +118,7 @@ impl ServicePlaces {
                     protected: true,
                     network,
                     destination,
+                    vetted,
                 };
             }
         }
@@ -113,6 +126,7 @@ impl ServicePlaces {
             protected: false,
             network: mounts().any(|e| is_network_fstype(&e.fstype)),
             destination,
+            vetted,
         }
     }
 }
@@ -151,6 +165,23 @@ impl SyncPlaces for ServicePlaces {
 
     fn holds_destination(&self, folder: &Path) -> bool {
         self.snapshot.read().destinations.holds_destination(folder)
+    }
+
+    fn is_vetted(&self, folder: &Path) -> bool {
+        self.snapshot
+            .read()
+            .destinations
+            .is_vetted_destination(folder)
+    }
+
+    fn unapproved(&self, folder: &Path) -> Vec<String> {
+        self.snapshot
+            .read()
+            .unapproved
+            .iter()
+            .filter(|(d, _)| folder.starts_with(d))
+            .map(|(_, label)| label.clone())
+            .collect()
     }
 
     fn receiving_folder(&self, pid: u32) -> Option<(PathBuf, Place)> {

@@ -72,6 +72,8 @@ pub struct Ports<'a> {
     pub destinations_on: &'a dyn Fn(&VolumeInfo) -> Vec<PathBuf>,
     /// Its retention lock, when one is set.
     pub retention_for: &'a dyn Fn(&VolumeInfo) -> Option<Arc<VolumeRetention>>,
+    /// A state file just written (sealed while the admin lock is set).
+    pub written: &'a dyn Fn(&Path),
 }
 
 /// Protect `path`: the error carries an errno-like code for event 510.
@@ -95,8 +97,9 @@ pub fn protect(
     let found = match &retention {
         Some(r) => {
             let found = scan_with(&rules, b.root.as_fd(), Some(&mut |key| r.found(&key)));
-            if let Err(e) = r.store.save() {
-                log::warn!("saving first-seen dates: {e}");
+            match r.store.save() {
+                Ok(()) => (ports.written)(r.store.file()),
+                Err(e) => log::warn!("saving first-seen dates: {e}"),
             }
             found
         }

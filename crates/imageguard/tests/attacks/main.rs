@@ -15,6 +15,7 @@ mod common;
 
 mod attacker;
 mod closure;
+mod definition_trust;
 mod helpers;
 mod repositories;
 mod retention;

@@ -249,4 +249,67 @@ pub fn attacks(cx: &mut Ctx) {
         o,
     );
     restart(cx, &[]);
+
+    // The state files the ages come from, edited by hand while the service is stopped, with
+    // the admin lock set (issue 17: inputs outside the seal): the service's clock 400 days
+    // on, every first-seen date at zero. Refused at the start, the last good copies in use.
+    let secret = cx.sb.path().join("retention-secret");
+    std::fs::write(&secret, "retention passphrase\n").unwrap();
+    let s = secret.display().to_string();
+    assert_ok(
+        "lock set",
+        &cx.ig(&["lock", "set", "--new-passphrase-file", &s]),
+    );
+    cx.sb.stop_service().expect("stopping the service");
+    let state = cx.sb.path().join("state");
+    let clock = state.join("clock.json");
+    let text = std::fs::read_to_string(&clock).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let later = v["elapsed_secs"].as_u64().unwrap() + 400 * 86_400;
+    std::fs::write(
+        &clock,
+        text.replace(
+            &format!("\"elapsed_secs\":{}", v["elapsed_secs"]),
+            &format!("\"elapsed_secs\":{later}"),
+        ),
+    )
+    .unwrap();
+    for e in std::fs::read_dir(state.join("ages")).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "jsonl") {
+            let zeroed: String = std::fs::read_to_string(&p)
+                .unwrap()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<(String, u64)>(l).ok())
+                .map(|(h, _)| format!("[\"{h}\",0]\n"))
+                .collect();
+            std::fs::write(&p, zeroed).unwrap();
+        }
+    }
+    cx.sb.start_service().expect("starting the service again");
+    let o = run(&rm, &["-f", &i0]);
+    cx.record(
+        "lock + admin lock: the service's clock 400 days on and the first-seen dates zeroed by hand, restarted, certified rm",
+        &["EPERM"],
+        o,
+    );
+    let refused = events(&cx.sb)
+        .iter()
+        .rev()
+        .take(500)
+        .filter(|e| e.id == 320 && e.message.contains("changed outside imageguard"))
+        .count();
+    cx.record(
+        "the hand-edited clock and dates are refused and logged",
+        &["refused"],
+        Outcome::Note(if refused >= 2 {
+            "refused".into()
+        } else {
+            format!("{refused} refused")
+        }),
+    );
+    assert_ok(
+        "lock clear",
+        &cx.ig(&["--passphrase-file", &s, "lock", "clear"]),
+    );
 }

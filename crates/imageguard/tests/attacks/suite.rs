@@ -349,6 +349,7 @@ pub fn run() -> usize {
     crate::sync_tools::prepare(&sb);
     crate::retention::prepare(&sb);
     crate::repositories::prepare(&sb);
+    crate::definition_trust::prepare(&sb);
     let holder = Holder::start(&me, &sb.mnt.join("images"), "disk-2.mrimg");
     sb.start_service().expect("service");
     let out = sb
@@ -422,6 +423,7 @@ pub fn run() -> usize {
     crate::helpers::attacks(&mut cx);
     crate::repositories::attacks(&mut cx);
     crate::sync_tools::attacks(&mut cx);
+    crate::definition_trust::attacks(&mut cx);
     definitions(&mut cx);
     folders_and_storms(&mut cx);
     crate::retention::attacks(&mut cx);

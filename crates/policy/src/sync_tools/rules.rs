@@ -11,6 +11,11 @@
 //!   destination's files in two permitted steps);
 //! - a **purge or mirror** deletes backup files in its target only if its source is a backup
 //!   destination and its target is not ([`PURGE`]);
+//! - what lets a sync tool delete or add (a purge's source, a move's target, the source of a
+//!   copy arriving in a repository) counts as a backup destination only when a definition an
+//!   administrator vetted names it ([`APPROVED`]): definitions are other programs' files, some
+//!   in users' homes, and anyone who may write one must not decide what gets deleted. Any
+//!   definition's destination still refuses (protecting more is safe);
 //! - an **overwrite** of an existing backup file is allowed only if the target folder is not a
 //!   backup destination ([`OVERWRITE`]);
 //! - the source of a move or the target of a purge on a protected volume reached over the
@@ -29,6 +34,8 @@ pub const MOVE: &str = "If the source folder is on a protected volume then the /
 pub const PURGE: &str = "If the target folder is on a protected volume then the the /MIR /PURGE parameters will only delete backup files in the target folder if both of the following conditions are true: 1. The source folder is a backup destination in any saved backup definition xml file. 2. The target folder is not a backup destination in any saved backup defintion xml file";
 pub const OVERWRITE: &str = "If the result of any parameter is to overwrite an existing backup file on a protected volume then this will only be allowed if the target folder is not a backup destination in any saved backup definition xml file.";
 pub const NETWORK: &str = "If the source of a /MOVE /MOV or target of a /MIR /PURGE operation is a MIG protected volume on a network share then all delete operations are blocked.";
+/// imageguard's own condition on what definitions may allow (see the module documentation).
+pub const APPROVED: &str = "imageguard: a definition lets a sync tool delete or add only when an administrator approved it (imageguard definitions approve), or it is imageguard's own.";
 /// imageguard's own condition on moves (see the module documentation).
 pub const MOVE_KEEPS_DESTINATION: &str = "imageguard: a move out of a backup destination deletes only if its target is a backup destination too.";
 
@@ -40,8 +47,11 @@ pub struct Place {
     /// Reached over the network: a network file system mounted here, or this machine's
     /// protected volume served to another machine.
     pub network: bool,
-    /// At or under a backup destination of a saved definition.
+    /// At or under a backup destination of a saved definition (any: what it refuses).
     pub destination: bool,
+    /// At or under a backup destination of a definition an administrator vetted (approved,
+    /// or imageguard's own): what it allows. Implies `destination`.
+    pub vetted: bool,
 }
 
 /// Where the entry an operation touches lies, and what the command's folders are.
@@ -108,10 +118,14 @@ pub enum Rule {
     MoveToProtected,
     MoveToUnprotected,
     MoveOutOfDestination,
+    /// A move out of a destination into one no vetted definition names.
+    MoveIntoUnapproved,
     MoveFromNetwork,
     Purge,
     PurgeSourceNotDestination,
     PurgeIntoDestination,
+    /// A purge whose source only definitions nobody approved name as a destination.
+    PurgeSourceNotApproved,
     PurgeOnNetwork,
     /// The served end of a transfer another machine drives (`rsync --server`).
     Served,
@@ -122,6 +136,8 @@ pub enum Rule {
     InsertFromDestination,
     /// What arrives in a repository or destination must come from a backup destination.
     InsertSourceNotDestination,
+    /// ... of a vetted definition.
+    InsertSourceNotApproved,
     /// Its command line does not ask for this (a delete without a move or purge, say).
     NotAsked,
     /// The entry is not in the folders its command line names.
@@ -142,6 +158,9 @@ impl Rule {
         match self {
             Rule::MoveToProtected | Rule::MoveToUnprotected => MOVE,
             Rule::MoveOutOfDestination => MOVE_KEEPS_DESTINATION,
+            Rule::MoveIntoUnapproved
+            | Rule::PurgeSourceNotApproved
+            | Rule::InsertSourceNotApproved => APPROVED,
             Rule::MoveFromNetwork | Rule::PurgeOnNetwork | Rule::Served => NETWORK,
             Rule::Purge | Rule::PurgeSourceNotDestination | Rule::PurgeIntoDestination => PURGE,
             Rule::Overwrite | Rule::OverwriteInDestination => OVERWRITE,
@@ -159,6 +178,15 @@ impl std::fmt::Display for Rule {
             ),
             Rule::MoveOutOfDestination => f.write_str(
                 "a move out of a backup destination deletes only when its target is a backup destination too",
+            ),
+            Rule::MoveIntoUnapproved => f.write_str(
+                "a move out of a backup destination deletes only when its target is the destination of a definition an administrator approved, and no approved definition names this target",
+            ),
+            Rule::PurgeSourceNotApproved => f.write_str(
+                "a purge or mirror deletes backup files only when its source is the destination of a definition an administrator approved, and no approved definition names this source",
+            ),
+            Rule::InsertSourceNotApproved => f.write_str(
+                "a sync tool adds to a repository or backup destination only what it copies from the destination of a definition an administrator approved, and no approved definition names this source",
             ),
             Rule::MoveFromNetwork => f.write_str(
                 "the source of this move is a protected volume reached over the network: every delete is blocked",
@@ -239,6 +267,8 @@ fn move_rule(at: &Situation) -> Ruling {
         Ruling::refuse(Rule::MoveToUnprotected)
     } else if at.source.destination && !at.target.destination {
         Ruling::refuse(Rule::MoveOutOfDestination)
+    } else if at.source.destination && !at.target.vetted {
+        Ruling::refuse(Rule::MoveIntoUnapproved)
     } else {
         Ruling::allow(Rule::MoveToProtected)
     }
@@ -251,6 +281,8 @@ fn purge_rule(at: &Situation) -> Ruling {
         Ruling::refuse(Rule::PurgeSourceNotDestination)
     } else if at.target.destination {
         Ruling::refuse(Rule::PurgeIntoDestination)
+    } else if !at.source.vetted {
+        Ruling::refuse(Rule::PurgeSourceNotApproved)
     } else {
         Ruling::allow(Rule::Purge)
     }
@@ -298,8 +330,11 @@ pub fn judge(cmd: &SyncCommand, act: Act, at: &Situation) -> Ruling {
         Act::Add if at.in_target => Ruling::allow(Rule::CopyIn),
         // Junk added to a repository stops its restores: only a copy of a destination (whose
         // files only certified programs write) may arrive there.
-        Act::Insert if at.in_target && at.source.destination => {
+        Act::Insert if at.in_target && at.source.vetted => {
             Ruling::allow(Rule::InsertFromDestination)
+        }
+        Act::Insert if at.in_target && at.source.destination => {
+            Ruling::refuse(Rule::InsertSourceNotApproved)
         }
         Act::Insert if at.in_target => Ruling::refuse(Rule::InsertSourceNotDestination),
         Act::Add | Act::Insert => Ruling::refuse(Rule::NotAsked),

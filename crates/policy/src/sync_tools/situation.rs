@@ -24,6 +24,9 @@ pub trait Folders {
     fn place(&self, path: &Path) -> Place;
     /// Whether `folder` is at or under a backup destination of a saved definition.
     fn is_destination(&self, folder: &Path) -> bool;
+    /// Whether `folder` is at or under a backup destination of a definition an administrator
+    /// vetted.
+    fn is_vetted(&self, folder: &Path) -> bool;
     /// Whether a backup destination lies at or below `folder`.
     fn holds_destination(&self, folder: &Path) -> bool;
     /// For an rsync sender: the folder its local receiver writes into, and what it is.
@@ -65,6 +68,11 @@ pub fn situation(
         protected: true,
         network: volume_network || cmd.served,
         destination: folders.is_destination(entry) || folders.holds_destination(entry),
+        vetted: folders.is_vetted(entry),
+    };
+    let containing = |s: &PathBuf| entry.starts_with(s);
+    let all = |is: &dyn Fn(&Path) -> bool| {
+        !sources.is_empty() && sources.iter().all(|s| s.as_ref().is_some_and(|s| is(s)))
     };
     let source = if in_source {
         Place {
@@ -72,21 +80,25 @@ pub fn situation(
                 || sources
                     .iter()
                     .flatten()
-                    .any(|s| entry.starts_with(s) && folders.is_destination(s)),
+                    .any(|s| containing(s) && folders.is_destination(s)),
+            vetted: here.vetted
+                || sources
+                    .iter()
+                    .flatten()
+                    .any(|s| containing(s) && folders.is_vetted(s)),
             ..here
         }
     } else {
         Place {
-            destination: !sources.is_empty()
-                && sources
-                    .iter()
-                    .all(|s| s.as_ref().is_some_and(|s| folders.is_destination(s))),
+            destination: all(&|s| folders.is_destination(s)),
+            vetted: all(&|s| folders.is_vetted(s)),
             ..Place::default()
         }
     };
     let target_place = match &target {
         Some(t) if in_target => Place {
             destination: here.destination || folders.is_destination(t),
+            vetted: here.vetted || folders.is_vetted(t),
             ..here
         },
         _ if !(cmd.moves && in_source) => Place::default(),
@@ -122,9 +134,13 @@ mod tests {
                 protected: path.starts_with("/mnt/prot"),
                 network: path.starts_with("/net"),
                 destination: self.is_destination(path),
+                vetted: self.is_vetted(path),
             }
         }
         fn is_destination(&self, folder: &Path) -> bool {
+            folder.starts_with("/mnt/prot/dest") || folder.starts_with("/mnt/prot/users")
+        }
+        fn is_vetted(&self, folder: &Path) -> bool {
             folder.starts_with("/mnt/prot/dest")
         }
         fn holds_destination(&self, folder: &Path) -> bool {
@@ -164,6 +180,25 @@ mod tests {
         .unwrap();
         assert!(s.in_target && !s.in_source);
         assert!(s.source.destination && !s.target.destination && s.target.protected);
+        assert!(s.source.vetted);
+        // A source only an unvetted definition names is a destination, not a vetted one.
+        let s = at(
+            Dialect::Rsync,
+            "rsync -a --delete /mnt/prot/users/bob/ /mnt/prot/off/",
+            "/mnt/prot/off/a.img",
+            None,
+        )
+        .unwrap();
+        assert!(s.source.destination && !s.source.vetted);
+        // Every source must be vetted.
+        let s = at(
+            Dialect::Rsync,
+            "rsync -a --delete /mnt/prot/dest/ /mnt/prot/users/ /mnt/prot/off/",
+            "/mnt/prot/off/a.img",
+            None,
+        )
+        .unwrap();
+        assert!(s.source.destination && !s.source.vetted);
 
         // rsync's move: the target as its receiver writes it, not as written.
         let line = "rsync --remove-source-files /mnt/prot/dest/ /mnt/prot/link/";
