@@ -9,13 +9,13 @@
 //! For the non-root rows the repositories' folders are made world-writable before
 //! protection, so that the kernel's own permission check lets the user through to the guard.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use imageguard::sandbox::Sandbox;
 
 use crate::common::*;
-use crate::suite::{outcome_of_tool, Ctx, Outcome};
+use crate::suite::{as_nobody, outcome_of_tool, sandbox_copy, Ctx, Outcome};
 
 /// restic's and borg's folders the attacker adds to.
 const RESTIC_DIRS: &[&str] = &["", "index", "snapshots", "keys", "data", "data/00"];
@@ -31,18 +31,6 @@ pub fn prepare(sb: &Sandbox) {
     for d in dirs {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-}
-
-fn as_nobody(cmd: &str) -> String {
-    format!("setpriv --reuid=65534 --regid=65534 --clear-groups sh -c '{cmd}'")
-}
-
-/// A copy of `program` in the sandbox, never certified.
-fn uncertified_copy(sb: &Sandbox, program: &str, name: &str) -> PathBuf {
-    let dst = sb.path().join("bin").join(name);
-    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-    std::fs::copy(program, &dst).unwrap();
-    dst
 }
 
 /// The highest-numbered segment of a borg repository (`data/0/N`), and N.
@@ -141,8 +129,8 @@ pub fn attacks(cx: &mut Ctx) {
     );
 
     // Readers: an uncertified restic and borg still take their locks, list and restore.
-    let restic = uncertified_copy(&cx.sb, "/usr/bin/restic", "uncertified-restic");
-    let python = uncertified_copy(&cx.sb, "/usr/bin/python3", "uncertified-python3");
+    let restic = sandbox_copy(&cx.sb, "/usr/bin/restic", "uncertified-restic");
+    let python = sandbox_copy(&cx.sb, "/usr/bin/python3", "uncertified-python3");
     let (restic_cache, borg_home) = (
         cx.sb.path().join("restic-cache-reader"),
         cx.sb.path().join("borg-home-reader"),

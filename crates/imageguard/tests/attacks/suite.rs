@@ -327,13 +327,24 @@ impl Holder {
     }
 }
 
-/// Copy `program` into the sandbox and certify the copy.
-pub(crate) fn certified_copy(sb: &Sandbox, program: &str, name: &str, force: bool) -> PathBuf {
+/// A copy of `program` in the sandbox (not certified: a copy never is).
+pub(crate) fn sandbox_copy(sb: &Sandbox, program: &str, name: &str) -> PathBuf {
     let dst = sb.path().join("bin").join(name);
     std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
     std::fs::copy(program, &dst).unwrap();
+    dst
+}
+
+/// Copy `program` into the sandbox and certify the copy.
+pub(crate) fn certified_copy(sb: &Sandbox, program: &str, name: &str, force: bool) -> PathBuf {
+    let dst = sandbox_copy(sb, program, name);
     certify(sb, &dst, force);
     dst
+}
+
+/// `cmd` as a shell script run by a non-root user (nobody).
+pub(crate) fn as_nobody(cmd: &str) -> String {
+    format!("setpriv --reuid=65534 --regid=65534 --clear-groups sh -c '{cmd}'")
 }
 
 pub fn run() -> usize {
@@ -809,8 +820,6 @@ fn paths_mounts_and_users(cx: &mut Ctx) {
         Outcome::Note(format!("{entries} entries, write {write}")),
     );
     let world = Ctx::s(&cx.path("world/shared.mrimg"));
-    let as_nobody =
-        |cmd: &str| format!("setpriv --reuid=65534 --regid=65534 --clear-groups sh -c '{cmd}'");
     cx.record(
         "non-root user, world-writable backup: write",
         &["EPERM"],
