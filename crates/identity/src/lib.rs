@@ -6,6 +6,8 @@
 //! - [`elf`]: whether a program is dynamically linked, and by which loader.
 //! - [`closure`]: recording everything a certified program can load code from, and comparing
 //!   it with the disk again.
+//! - [`mapping_id`]: the identity `/proc/PID/maps` gives a mapped file (on overlayfs, the
+//!   layer's file, not the one `stat` names).
 //! - [`tamper`]: what can reach into a running certified process unseen (`/proc/PID/mem`).
 //! - [`watch`]: following every certified program's closure for changes.
 //! - [`hashing`]: SHA-256 of executables.
@@ -18,6 +20,7 @@ pub mod certify;
 pub mod closure;
 pub mod elf;
 pub mod hashing;
+pub mod mapping_id;
 pub mod procfs;
 pub mod resolver;
 pub mod store;

@@ -152,7 +152,10 @@ impl CallerResolver {
         exe: &FileIdentity,
         code: &HashSet<(u64, u64)>,
     ) -> Result<(), Untrusted> {
-        let maps = executed_elsewhere(procfs::exec_mappings(pid), exe)?;
+        // On overlayfs, the executable's mappings name the layer's file.
+        let exe_mapped =
+            crate::mapping_id::mapped_identity(std::path::Path::new(&format!("/proc/{pid}/exe")));
+        let maps = executed_elsewhere(procfs::exec_mappings(pid), exe, exe_mapped)?;
         match self.foreign(entry, pid, code, &maps) {
             Some(foreign) => Err(Untrusted::ForeignCode(foreign)),
             None => Ok(()),
@@ -552,11 +555,13 @@ impl CallerResolver {
 fn executed_elsewhere(
     maps: std::io::Result<Vec<ExecMapping>>,
     exe: &FileIdentity,
+    exe_mapped: Option<(u64, u64)>,
 ) -> Result<Vec<ExecMapping>, Untrusted> {
     let mut maps = maps.map_err(|_| Untrusted::Unidentified)?;
-    maps.retain(
-        |m| !matches!(m, ExecMapping::File { dev, ino, .. } if *dev == exe.dev && *ino == exe.ino),
-    );
+    maps.retain(|m| {
+        !matches!(m, ExecMapping::File { dev, ino, .. }
+            if (*dev, *ino) == (exe.dev, exe.ino) || Some((*dev, *ino)) == exe_mapped)
+    });
     Ok(maps)
 }
 

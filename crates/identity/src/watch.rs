@@ -229,7 +229,7 @@ impl ClosureWatch {
                     certified_at: e.certified_at,
                     closure: Arc::new(closure.clone()),
                     index: ClosureIndex::new(closure),
-                    code: Arc::new(closure.code_set()),
+                    code: Arc::new(code_as_mapped(closure)),
                     broken,
                     verified_at,
                     watches,
@@ -471,6 +471,19 @@ fn drain_in_background(watch: Weak<ClosureWatch>, own_mounts: File) {
             w.sync(&mut st);
         }
     }
+}
+
+/// The closure's code as `/proc/PID/maps` names it: each file's `stat` identity, and on
+/// overlayfs the identity of the layer file its mappings show (see [`crate::mapping_id`]).
+fn code_as_mapped(closure: &Closure) -> HashSet<(u64, u64)> {
+    let mut code = closure.code_set();
+    code.extend(
+        closure
+            .files
+            .iter()
+            .filter_map(|f| crate::mapping_id::mapped_identity(std::path::Path::new(&f.path))),
+    );
+    code
 }
 
 #[cfg(test)]

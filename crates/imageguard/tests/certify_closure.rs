@@ -190,3 +190,54 @@ fn a_python_program_run_by_another_user_needs_that_users_home() {
         "{text}"
     );
 }
+
+/// A certified program on overlayfs (live systems, image-based distributions, containers,
+/// virtme-ng's `/usr`): `/proc/PID/maps` names the layer's file, not the overlay's, and the
+/// certified program must still be recognised as running its own code (a certified write that
+/// goes through); a copy of it on the same overlay is not certified.
+#[test]
+fn a_certified_program_on_overlayfs_is_recognised() {
+    let sb = protected(64);
+    let ovl = sb.path().join("ovl");
+    let (lower, upper, work, merged) = (
+        ovl.join("lower"),
+        ovl.join("upper"),
+        ovl.join("work"),
+        ovl.join("merged"),
+    );
+    for d in [&lower, &upper, &work, &merged] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::copy("/usr/bin/truncate", lower.join("truncate")).unwrap();
+    // Unmounted with the sandbox (everything mounted under it), even when this test fails.
+    assert_ok(
+        "mount overlay",
+        &sh(&format!(
+            "mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {}",
+            s(&lower),
+            s(&upper),
+            s(&work),
+            s(&merged)
+        )),
+    );
+    let program = merged.join("truncate");
+    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&program).unwrap());
+    let lower_dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&lower).unwrap());
+    assert_ne!(dev, lower_dev, "the overlay has a device of its own");
+    // truncate counts as a general tool (certified on purpose here, as the attack suite does).
+    certify(&sb, &program, true);
+    let backup = fresh_backup(&sb, "overlay");
+    let o = clean(Command::new(&program).args(["-s", "100", &s(&backup)]))
+        .output()
+        .unwrap();
+    assert_ok("the certified program on overlayfs truncates a backup", &o);
+    assert_eq!(std::fs::metadata(&backup).unwrap().len(), 100);
+    // A copy on the same overlay (copied up): not certified.
+    let copy = merged.join("truncate-copy");
+    std::fs::copy(&program, &copy).unwrap();
+    let o = clean(Command::new(&copy).args(["-s", "0", &s(&backup)]))
+        .output()
+        .unwrap();
+    assert_eperm("an uncertified copy on the overlay", &o);
+    assert_eq!(std::fs::metadata(&backup).unwrap().len(), 100);
+}

@@ -1,6 +1,7 @@
 //! `date -s` forward never unlocks anything (issue 10): the wall clock set 400 days ahead, a
 //! certified `rm` of a fresh backup under a 14-day lock is still refused, before and after a
-//! service restart, and the jump is logged.
+//! service restart, and the jump is logged. A certified `touch` of it goes through first (the
+//! control: certified programs are recognised in the VM, whose /tmp and /usr are overlayfs).
 //!
 //! Setting the clock changes the whole machine's time, so this runs in a virtual machine:
 //! virtme-ng (`vng`, PyPI) boots Debian's kernel under QEMU (TCG: KVM guests hang on the CI
@@ -88,6 +89,21 @@ fn in_the_vm(shared: &Path) {
     certify(&sb, &rm, true);
     let before = std::fs::read(&image).unwrap();
     let i = image.to_string_lossy().to_string();
+    // The control that must succeed, so that a VM where nothing is certified cannot pass: a
+    // certified touch changes the young backup's times (the lock holds its bytes, not its
+    // attributes), an uncertified one is refused. Here /tmp and /usr are overlayfs: the
+    // certified programs' mappings name the layers' files.
+    let touch = sb.path().join("bin/touch");
+    std::fs::copy("/usr/bin/touch", &touch).unwrap();
+    certify(&sb, &touch, true);
+    assert_ok(
+        "certified touch (the control)",
+        &output_fresh(clean(Command::new(&touch).args(["-m", &i]))),
+    );
+    assert_eperm(
+        "uncertified touch",
+        &output_fresh(clean(Command::new("/usr/bin/touch").args(["-m", &i]))),
+    );
     let certified_rm = || output_fresh(clean(Command::new(&rm).args(["-f", &i])));
     assert_eperm("certified rm before the jump", &certified_rm());
 
