@@ -1,0 +1,137 @@
+//! The kernel shield (issue 18), first step: with its BPF LSM programs attached, on a shielded
+//! volume only the service's own tasks may change files, root or not, through whatever mount
+//! leads there. Shown in a virtual machine (this machine's kernel refuses LSM programs; Debian's
+//! 6.1 under virtme-ng has the bpf LSM): a child of the test (root, another thread group) is
+//! refused writing and deleting a file, through the volume's mount and through a second mount
+//! of its device; this process (the "service") writes and deletes there (the control that must
+//! succeed); with the shield dropped, the child may again. On this machine: the shield says it
+//! is unavailable and why.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use imageguard::sandbox::Sandbox;
+use imageguard_shield::{kernel_dev, Shield, ShieldError};
+
+const IN_VM: &str = "IMAGEGUARD_IN_VM";
+const VERDICT: &str = "verdict";
+
+#[test]
+fn only_the_service_changes_files_on_a_shielded_volume() {
+    match std::env::var_os(IN_VM) {
+        Some(shared) => in_the_vm(Path::new(&shared)),
+        None => on_the_host(),
+    }
+}
+
+fn on_the_host() {
+    // Here: no bpf LSM (or the hypervisor refuses BPF trampolines): unavailable, said why.
+    if !imageguard_shield::bpf_lsm_active() {
+        match Shield::load(std::process::id()) {
+            Err(ShieldError::LsmInactive(_)) => {}
+            Err(e) => panic!("unavailable, but for another reason: {e}"),
+            Ok(_) => panic!("the shield loaded where the bpf LSM is not active"),
+        }
+    }
+    let shared = tempfile::Builder::new()
+        .prefix("imageguard-vm-")
+        .tempdir()
+        .unwrap();
+    let me = std::env::current_exe().unwrap();
+    let script = shared.path().join("run.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nmodprobe loop\ncat /sys/kernel/security/lsm > '{0}/lsm'\n{IN_VM}='{0}' '{1}' --exact \
+             only_the_service_changes_files_on_a_shielded_volume --nocapture > '{0}/guest.log' 2>&1\n",
+            shared.path().display(),
+            me.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("vng")
+        .arg("--disable-kvm")
+        .arg("--run")
+        .arg(common::vm::kernel())
+        .arg("--memory")
+        .arg("2G")
+        .arg(format!("--rwdir={}", shared.path().display()))
+        .arg("--exec")
+        .arg(&script)
+        .output()
+        .expect("vng (pip install virtme-ng; apt-get install qemu-system-x86 busybox-static)");
+    let log = std::fs::read_to_string(shared.path().join("guest.log")).unwrap_or_default();
+    let lsm = std::fs::read_to_string(shared.path().join("lsm")).unwrap_or_default();
+    let verdict = std::fs::read_to_string(shared.path().join(VERDICT)).unwrap_or_default();
+    assert_eq!(
+        verdict.trim(),
+        "shielded",
+        "in the virtual machine (active LSMs: {lsm}):\n{log}\nvng: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{log}");
+}
+
+fn child(script: &str) -> std::process::Output {
+    sh(script)
+}
+
+fn in_the_vm(shared: &Path) {
+    let sb = Sandbox::new(&exe(), 64).expect("sandbox");
+    let file = sb.mnt.join("backup.mrimg");
+    write_pattern(&file, 100_000, 4);
+    let before = std::fs::read(&file).unwrap();
+    let st = std::fs::metadata(&sb.mnt).unwrap();
+    let dev = kernel_dev(libc::major(st.dev()), libc::minor(st.dev()));
+    let mut shield = Shield::load(std::process::id()).expect("loading the shield");
+    shield.protect(dev).expect("shielding the volume");
+    let f = file.display().to_string();
+
+    // Another thread group, root: refused.
+    assert_eperm("child: append", &child(&format!("echo x >> '{f}'")));
+    assert_eperm("child: rm", &child(&format!("rm -f '{f}'")));
+    // A second mount of the same device: the same superblock, refused as well.
+    let again = sb.path().join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    let device = imageguard_volume::MountTable::read()
+        .unwrap()
+        .at(&sb.mnt)
+        .map(|e| e.source.clone())
+        .expect("the volume's device");
+    assert_ok(
+        "mount the device again",
+        &sh(&format!("mount '{device}' '{}'", again.display())),
+    );
+    let other = again.join("backup.mrimg").display().to_string();
+    assert_eperm(
+        "child: rm through a second mount",
+        &child(&format!("rm -f '{other}'")),
+    );
+    assert_eperm(
+        "child: dd through a second mount",
+        &child(&format!(
+            "dd if=/dev/zero of='{other}' bs=1 count=1 conv=notrunc status=none"
+        )),
+    );
+    let _ = sh(&format!("umount '{}'", again.display()));
+    // Reads stay open.
+    assert_ok("child: read", &child(&format!("cat '{f}' > /dev/null")));
+    assert_eq!(std::fs::read(&file).unwrap(), before, "every byte intact");
+
+    // The control that must succeed: this process (the service) changes files there.
+    let mine = sb.mnt.join("service.tmp");
+    std::fs::write(&mine, b"written by the service").expect("the service writes");
+    std::fs::remove_file(&mine).expect("the service deletes");
+
+    // Released: the child may again.
+    shield.release(dev).unwrap();
+    assert_ok("child: rm once released", &child(&format!("rm -f '{f}'")));
+    drop(shield);
+    std::fs::write(shared.join(VERDICT), "shielded").unwrap();
+}

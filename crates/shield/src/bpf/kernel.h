@@ -1,0 +1,34 @@
+/* The few kernel structures the shield reads, with only the fields it reads. Compiled once
+ * (CO-RE): `preserve_access_index` has the loader relocate every field access to the running
+ * kernel's layout (from its BTF), so no full vmlinux.h is needed and any kernel with BTF works. */
+#ifndef IMAGEGUARD_KERNEL_H
+#define IMAGEGUARD_KERNEL_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+
+typedef __u32 dev_t;
+typedef unsigned int fmode_t;
+
+#define FMODE_WRITE 0x2
+#define EPERM 1
+
+struct super_block {
+	dev_t s_dev;
+} __attribute__((preserve_access_index));
+
+struct inode {
+	struct super_block *i_sb;
+} __attribute__((preserve_access_index));
+
+struct dentry {
+	struct inode *d_inode;
+	struct super_block *d_sb;
+} __attribute__((preserve_access_index));
+
+struct file {
+	struct inode *f_inode;
+	fmode_t f_mode;
+} __attribute__((preserve_access_index));
+
+#endif
