@@ -86,6 +86,11 @@ fn in_the_vm(shared: &Path) {
     let sb = Sandbox::new(&exe(), 64).expect("sandbox");
     let file = sb.mnt.join("backup.mrimg");
     write_pattern(&file, 100_000, 4);
+    std::fs::create_dir_all(sb.mnt.join("kept")).unwrap();
+    assert_ok(
+        "tag",
+        &sh(&format!("setfattr -n user.tag -v 1 '{}'", file.display())),
+    );
     let before = std::fs::read(&file).unwrap();
     let st = std::fs::metadata(&sb.mnt).unwrap();
     let dev = kernel_dev(libc::major(st.dev()), libc::minor(st.dev()));
@@ -93,9 +98,26 @@ fn in_the_vm(shared: &Path) {
     shield.protect(dev).expect("shielding the volume");
     let f = file.display().to_string();
 
-    // Another thread group, root: refused.
-    assert_eperm("child: append", &child(&format!("echo x >> '{f}'")));
-    assert_eperm("child: rm", &child(&format!("rm -f '{f}'")));
+    // Another thread group, root: refused, whatever it does to the file or the names.
+    let m = sb.mnt.display().to_string();
+    for (what, script) in [
+        ("append", format!("echo x >> '{f}'")),
+        ("rm", format!("rm -f '{f}'")),
+        ("truncate", format!("truncate -s 0 '{f}'")),
+        ("chmod", format!("chmod 600 '{f}'")),
+        ("chown", format!("chown 1:1 '{f}'")),
+        ("rename", format!("mv '{f}' '{m}/renamed.mrimg'")),
+        ("hard link", format!("ln '{f}' '{m}/link.mrimg'")),
+        ("create", format!("touch '{m}/new.txt'")),
+        ("mkdir", format!("mkdir '{m}/newdir'")),
+        ("rmdir", format!("rmdir '{m}/kept'")),
+        ("mknod (fifo)", format!("mkfifo '{m}/fifo'")),
+        ("symlink", format!("ln -s /etc/passwd '{m}/sym'")),
+        ("setxattr", format!("setfattr -n user.x -v 1 '{f}'")),
+        ("removexattr", format!("setfattr -x user.tag '{f}'")),
+    ] {
+        assert_eperm(&format!("child: {what}"), &child(&script));
+    }
     // A second mount of the same device: the same superblock, refused as well.
     let again = sb.path().join("again");
     std::fs::create_dir_all(&again).unwrap();

@@ -3,8 +3,8 @@
 //! files, whichever path, mount, namespace or descriptor leads to them. The FUSE guard keeps
 //! deciding who among its callers is certified; the shield makes sure nobody goes around it.
 //!
-//! - `src/bpf/*.bpf.c`: the programs, one per hook family (`files`: opening for write,
-//!   unlinking), with `shield.h` (the maps both sides share) and `kernel.h` (the kernel
+//! - `src/bpf/*.bpf.c`: the programs, one per hook family (`files`: opening for write, every
+//!   change of a name, truncation, modes, owners, extended attributes), with `shield.h` (the maps both sides share) and `kernel.h` (the kernel
 //!   structures read, CO-RE). Built by `build-bpf.sh` with Debian's clang; the objects are
 //!   committed (a fresh machine has no clang) and `.ci/run` rebuilds them and fails when they
 //!   differ.
@@ -24,6 +24,18 @@ static FILES_OBJECT: &[u8] = aya::include_bytes_aligned!("bpf/files.bpf.o");
 const FILE_PROGRAMS: &[(&str, &str)] = &[
     ("shield_file_open", "file_open"),
     ("shield_inode_unlink", "inode_unlink"),
+    ("shield_inode_rmdir", "inode_rmdir"),
+    ("shield_inode_rename", "inode_rename"),
+    ("shield_inode_link", "inode_link"),
+    ("shield_inode_create", "inode_create"),
+    ("shield_inode_mkdir", "inode_mkdir"),
+    ("shield_inode_mknod", "inode_mknod"),
+    ("shield_inode_symlink", "inode_symlink"),
+    ("shield_inode_setxattr", "inode_setxattr"),
+    ("shield_inode_removexattr", "inode_removexattr"),
+    ("shield_path_truncate", "path_truncate"),
+    ("shield_path_chmod", "path_chmod"),
+    ("shield_path_chown", "path_chown"),
 ];
 
 /// Why the shield is not there.

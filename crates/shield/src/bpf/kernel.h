@@ -26,6 +26,10 @@ struct dentry {
 	struct super_block *d_sb;
 } __attribute__((preserve_access_index));
 
+struct path {
+	struct dentry *dentry;
+} __attribute__((preserve_access_index));
+
 struct file {
 	struct inode *f_inode;
 	fmode_t f_mode;
