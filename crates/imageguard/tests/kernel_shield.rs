@@ -3,7 +3,8 @@
 //! leads there. Shown in a virtual machine (this machine's kernel refuses LSM programs; Debian's
 //! 6.1 under virtme-ng has the bpf LSM): a child of the test (root, another thread group) is
 //! refused writing and deleting a file, through the volume's mount and through a second mount
-//! of its device; this process (the "service") writes and deletes there (the control that must
+//! of its device, and opening the volume's block device (dd, debugfs -w) or a device beneath it
+//! for writing; this process (the "service") writes and deletes there (the control that must
 //! succeed); with the shield dropped, the child may again. On this machine: the shield says it
 //! is unavailable and why.
 
@@ -142,6 +143,57 @@ fn in_the_vm(shared: &Path) {
         )),
     );
     let _ = sh(&format!("umount '{}'", again.display()));
+    // Under the file system: the volume's block device opened for writing.
+    assert_eperm(
+        "child: dd onto the volume's device",
+        &child(&format!(
+            "dd if=/dev/zero of='{device}' bs=4096 seek=1000 count=1 conv=notrunc status=none"
+        )),
+    );
+    let o = child(&format!("debugfs -w -R 'rm /backup.mrimg' '{device}'"));
+    assert!(
+        stderr(&o).contains("Operation not permitted")
+            || String::from_utf8_lossy(&o.stdout).contains("Operation not permitted"),
+        "debugfs -w: {} {}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+    // A device beneath the volume (here a second loop device stands for the whole disk or a
+    // device-mapper layer): writable until shielded, then refused.
+    let lower_img = sb.path().join("lower.img");
+    std::fs::File::create(&lower_img)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let lower = String::from_utf8_lossy(
+        &Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&lower_img)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let dd_lower = || {
+        child(&format!(
+            "dd if=/dev/zero of='{lower}' bs=4096 count=1 conv=notrunc status=none"
+        ))
+    };
+    assert_ok(
+        "child: dd onto a device not shielded (control)",
+        &dd_lower(),
+    );
+    let rdev = std::fs::metadata(&lower).unwrap().rdev();
+    shield
+        .protect_device(kernel_dev(libc::major(rdev), libc::minor(rdev)))
+        .unwrap();
+    let refused = dd_lower();
+    let _ = Command::new("losetup").args(["-d", &lower]).status();
+    assert_eperm(
+        "child: dd onto a shielded device beneath the volume",
+        &refused,
+    );
     // Reads stay open.
     assert_ok("child: read", &child(&format!("cat '{f}' > /dev/null")));
     assert_eq!(std::fs::read(&file).unwrap(), before, "every byte intact");

@@ -120,6 +120,21 @@ impl Shield {
             .map_err(|e| ShieldError::Load(e.to_string()))
     }
 
+    /// Shield the block device `dev` (kernel encoding) beneath a protected volume that is not
+    /// the volume's own (its whole disk, the layers under device-mapper or md): opening it for
+    /// writing is refused. The volume's own device is refused by [`Shield::protect`].
+    pub fn protect_device(&mut self, dev: u32) -> Result<(), ShieldError> {
+        let map = self
+            .ebpf
+            .map_mut("protected_dev")
+            .ok_or(ShieldError::MissingMap("protected_dev"))?;
+        let mut devices: HashMap<_, u32, u8> =
+            HashMap::try_from(map).map_err(|e| ShieldError::Load(e.to_string()))?;
+        devices
+            .insert(dev, 1, 0)
+            .map_err(|e| ShieldError::Load(e.to_string()))
+    }
+
     /// Stop shielding it.
     pub fn release(&mut self, dev: u32) -> Result<(), ShieldError> {
         let mut v = self.volumes()?;

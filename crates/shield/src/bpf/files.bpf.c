@@ -22,24 +22,47 @@ struct {
 } protected_sb SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_DEVICES);
+	__type(key, __u32);
+	__type(value, __u8);
+} protected_dev SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);
 } service SEC(".maps");
 
+/* Whether the current task is the service. */
+static __always_inline int is_service(void)
+{
+	__u32 zero = 0;
+	__u32 *tgid = bpf_map_lookup_elem(&service, &zero);
+	__u32 me = bpf_get_current_pid_tgid() >> 32;
+	return tgid && *tgid && *tgid == me;
+}
+
 /* 0 when the current task may change files of `sb`, -EPERM when not. */
 static __always_inline int refused(struct super_block *sb)
 {
 	__u32 dev = BPF_CORE_READ(sb, s_dev);
-	if (!bpf_map_lookup_elem(&protected_sb, &dev))
-		return 0;
-	__u32 zero = 0;
-	__u32 *tgid = bpf_map_lookup_elem(&service, &zero);
-	__u32 me = bpf_get_current_pid_tgid() >> 32;
-	if (tgid && *tgid && *tgid == me)
+	if (!bpf_map_lookup_elem(&protected_sb, &dev) || is_service())
 		return 0;
 	return -EPERM;
+}
+
+/* Opening a protected volume's block device (or one beneath it) for writing goes under the file
+ * system: refused to all but the service (dd onto the device, debugfs -w, mkfs). */
+static __always_inline int refused_device(struct inode *inode)
+{
+	if ((BPF_CORE_READ(inode, i_mode) & S_IFMT) != S_IFBLK)
+		return 0;
+	__u32 dev = BPF_CORE_READ(inode, i_rdev);
+	if (!bpf_map_lookup_elem(&protected_sb, &dev) && !bpf_map_lookup_elem(&protected_dev, &dev))
+		return 0;
+	return is_service() ? 0 : -EPERM;
 }
 
 SEC("lsm/file_open")
@@ -47,7 +70,9 @@ int BPF_PROG(shield_file_open, struct file *file)
 {
 	if (!(BPF_CORE_READ(file, f_mode) & FMODE_WRITE))
 		return 0;
-	return refused(BPF_CORE_READ(file, f_inode, i_sb));
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	int r = refused_device(inode);
+	return r ? r : refused(BPF_CORE_READ(inode, i_sb));
 }
 
 SEC("lsm/inode_unlink")

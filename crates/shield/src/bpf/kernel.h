@@ -18,8 +18,13 @@ struct super_block {
 } __attribute__((preserve_access_index));
 
 struct inode {
+	unsigned short i_mode;
+	dev_t i_rdev;
 	struct super_block *i_sb;
 } __attribute__((preserve_access_index));
+
+#define S_IFMT 00170000
+#define S_IFBLK 0060000
 
 struct dentry {
 	struct inode *d_inode;

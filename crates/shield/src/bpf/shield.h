@@ -7,6 +7,11 @@
  * major << 20 | minor), value = 1. */
 #define SHIELD_MAX_VOLUMES 64
 
+/* protected_dev: key = a block device under a protected volume that is not its own (the whole
+ * disk of its partition, the layers beneath a device-mapper or md device), as the kernel encodes
+ * dev_t; value = 1. The volume's own device is its superblock's: protected_sb covers it. */
+#define SHIELD_MAX_DEVICES 256
+
 /* service: one entry, key 0 = the service's thread group id (its own tasks may change files). */
 
 #endif
