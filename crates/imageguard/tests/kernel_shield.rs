@@ -5,7 +5,8 @@
 //! refused writing and deleting a file, through the volume's mount and through a second mount
 //! of its device, and opening the volume's block device (dd, debugfs -w) or a device beneath it
 //! for writing; this process (the "service") writes and deletes there (the control that must
-//! succeed); with the shield dropped, the child may again. On this machine: the shield says it
+//! succeed); with the shield dropped, the child may again. Pinned, the shield outlives the
+//! process that loaded it, is taken over by the next, and lets go only when unpinned. On this machine: the shield says it
 //! is unavailable and why.
 
 mod common;
@@ -205,7 +206,41 @@ fn in_the_vm(shared: &Path) {
 
     // Released: the child may again.
     shield.release(dev).unwrap();
-    assert_ok("child: rm once released", &child(&format!("rm -f '{f}'")));
+    let spare = sb.mnt.join("spare.mrimg");
+    std::fs::write(&spare, b"spare").unwrap();
+    let sp = spare.display().to_string();
+    assert_ok(
+        "child: append once released",
+        &child(&format!("echo x >> '{sp}'")),
+    );
     drop(shield);
+
+    // Pinned (on a bpf file system of the test's own): the shield outlives the process that
+    // loaded it (a service that dies leaves it refusing: fail closed), the next one takes it
+    // over, and only removing the pins lets go.
+    let pins = sb.path().join("bpf");
+    std::fs::create_dir_all(&pins).unwrap();
+    assert_ok(
+        "mount bpffs",
+        &sh(&format!("mount -t bpf bpf '{}'", pins.display())),
+    );
+    let mut pinned = Shield::load_pinned(std::process::id(), &pins).expect("pinned shield");
+    pinned.protect(dev).unwrap();
+    drop(pinned);
+    assert_eperm(
+        "child: append, the loading process's shield dropped (pinned)",
+        &child(&format!("echo x >> '{sp}'")),
+    );
+    let again = Shield::load_pinned(std::process::id(), &pins).expect("taking over");
+    assert_eperm(
+        "child: append, taken over",
+        &child(&format!("echo x >> '{sp}'")),
+    );
+    again.unpin().expect("unpin");
+    assert_ok(
+        "child: append once unpinned",
+        &child(&format!("echo x >> '{sp}'")),
+    );
+    let _ = sh(&format!("umount '{}'", pins.display()));
     std::fs::write(shared.join(VERDICT), "shielded").unwrap();
 }

@@ -13,7 +13,10 @@
 //! Kernels: the bpf LSM must be active (`bpf` in `/sys/kernel/security/lsm`) and the kernel
 //! must have BTF; elsewhere [`Shield::load`] says why not and the FUSE guard runs alone.
 
-use aya::maps::{Array, HashMap};
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Array, HashMap, Map, MapData};
+use aya::programs::links::FdLink;
 use aya::programs::Lsm;
 use aya::{Btf, Ebpf};
 
@@ -61,9 +64,18 @@ pub fn bpf_lsm_active() -> bool {
     active_lsms().split(',').any(|l| l.trim() == "bpf")
 }
 
-/// The shield, loaded and attached: it holds while this value lives.
+/// The shield, loaded and attached: it holds while this value lives, or, pinned, until
+/// [`Shield::unpin`] (a service that dies leaves it refusing: fail closed).
 pub struct Shield {
-    ebpf: Ebpf,
+    /// The object, when this process loaded it, and its programs' links unless pinned (they
+    /// detach when dropped).
+    _ebpf: Option<Ebpf>,
+    _links: Vec<aya::programs::lsm::LsmLink>,
+    protected_sb: HashMap<MapData, u32, u8>,
+    protected_dev: HashMap<MapData, u32, u8>,
+    service: Array<MapData, u32>,
+    /// Where it is pinned, if it is.
+    pins: Option<PathBuf>,
 }
 
 /// A superblock device as the kernel encodes `s_dev` (major << 20 | minor).
@@ -71,74 +83,150 @@ pub fn kernel_dev(major: u32, minor: u32) -> u32 {
     (major << 20) | minor
 }
 
+/// The maps the service keeps, by name.
+const MAPS: [&str; 3] = ["protected_sb", "protected_dev", "service"];
+
+fn load_error(e: impl std::fmt::Display) -> ShieldError {
+    ShieldError::Load(e.to_string())
+}
+
+/// The object loaded and its file hooks attached; the link of each is handed to `keep`.
+fn load_and_attach(
+    mut keep: impl FnMut(&str, aya::programs::lsm::LsmLink) -> Result<(), ShieldError>,
+) -> Result<Ebpf, ShieldError> {
+    if !bpf_lsm_active() {
+        return Err(ShieldError::LsmInactive(active_lsms().trim().to_string()));
+    }
+    let btf = Btf::from_sys_fs().map_err(|e| ShieldError::NoBtf(e.to_string()))?;
+    let mut ebpf = Ebpf::load(FILES_OBJECT).map_err(load_error)?;
+    for (name, hook) in FILE_PROGRAMS {
+        let program: &mut Lsm = ebpf
+            .program_mut(name)
+            .ok_or_else(|| ShieldError::Load(format!("no program {name}")))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| load_error(e))?;
+        program
+            .load(hook, &btf)
+            .map_err(|e| ShieldError::Load(format!("{name}: {e}")))?;
+        let id = program
+            .attach()
+            .map_err(|e| ShieldError::Load(format!("{name}: {e}")))?;
+        let link = program.take_link(id).map_err(load_error)?;
+        keep(name, link)?;
+    }
+    Ok(ebpf)
+}
+
 impl Shield {
-    /// Load and attach the shield for the service whose thread group is `service_tgid`.
+    /// Load and attach the shield for the service whose thread group is `service_tgid`; it
+    /// holds while the value lives.
     pub fn load(service_tgid: u32) -> Result<Shield, ShieldError> {
-        if !bpf_lsm_active() {
-            return Err(ShieldError::LsmInactive(active_lsms().trim().to_string()));
-        }
-        let btf = Btf::from_sys_fs().map_err(|e| ShieldError::NoBtf(e.to_string()))?;
-        let mut ebpf = Ebpf::load(FILES_OBJECT).map_err(|e| ShieldError::Load(e.to_string()))?;
-        {
-            let map = ebpf
-                .map_mut("service")
-                .ok_or(ShieldError::MissingMap("service"))?;
-            let mut service: Array<_, u32> =
-                Array::try_from(map).map_err(|e| ShieldError::Load(e.to_string()))?;
-            service
-                .set(0, service_tgid, 0)
-                .map_err(|e| ShieldError::Load(e.to_string()))?;
-        }
-        for (name, hook) in FILE_PROGRAMS {
-            let program: &mut Lsm = ebpf
-                .program_mut(name)
-                .ok_or_else(|| ShieldError::Load(format!("no program {name}")))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| ShieldError::Load(e.to_string()))?;
-            program
-                .load(hook, &btf)
-                .map_err(|e| ShieldError::Load(format!("{name}: {e}")))?;
-            program
-                .attach()
-                .map_err(|e| ShieldError::Load(format!("{name}: {e}")))?;
-        }
-        Ok(Shield { ebpf })
+        let mut links = vec![];
+        let mut ebpf = load_and_attach(|_, link| {
+            links.push(link);
+            Ok(())
+        })?;
+        let maps = MAPS.map(|name| ebpf.take_map(name));
+        let mut shield = Shield::from_maps(maps, None)?;
+        shield._ebpf = Some(ebpf);
+        shield._links = links;
+        shield.set_service(service_tgid)?;
+        Ok(shield)
     }
 
-    fn volumes(&mut self) -> Result<HashMap<&mut aya::maps::MapData, u32, u8>, ShieldError> {
-        let map = self
-            .ebpf
-            .map_mut("protected_sb")
-            .ok_or(ShieldError::MissingMap("protected_sb"))?;
-        HashMap::try_from(map).map_err(|e| ShieldError::Load(e.to_string()))
+    /// Load, attach and pin the shield in `dir` (on a bpf file system): its programs stay
+    /// attached and its maps as they are when this process ends, until [`Shield::unpin`]. A
+    /// shield pinned there already is taken over instead ([`Shield::take_over`]).
+    pub fn load_pinned(service_tgid: u32, dir: &Path) -> Result<Shield, ShieldError> {
+        if dir.join("service").exists() {
+            return Shield::take_over(service_tgid, dir);
+        }
+        let mut ebpf = load_and_attach(|name, link| {
+            let fd: FdLink = link.into();
+            fd.pin(dir.join(format!("link_{name}")))
+                .map(drop)
+                .map_err(|e| ShieldError::Load(format!("pinning {name}: {e}")))
+        })?;
+        let maps = MAPS.map(|name| ebpf.take_map(name));
+        for (name, map) in MAPS.iter().zip(&maps) {
+            if let Some(m) = map {
+                m.pin(dir.join(name))
+                    .map_err(|e| ShieldError::Load(format!("pinning {name}: {e}")))?;
+            }
+        }
+        let mut shield = Shield::from_maps(maps, Some(dir.to_path_buf()))?;
+        shield._ebpf = Some(ebpf);
+        shield.set_service(service_tgid)?;
+        Ok(shield)
+    }
+
+    /// Take over the shield pinned in `dir` by an earlier service: its maps, now kept by
+    /// the service whose thread group is `service_tgid`.
+    pub fn take_over(service_tgid: u32, dir: &Path) -> Result<Shield, ShieldError> {
+        let maps = MAPS.map(|name| {
+            MapData::from_pin(dir.join(name))
+                .ok()
+                .and_then(|d| Map::from_map_data(d).ok())
+        });
+        let mut shield = Shield::from_maps(maps, Some(dir.to_path_buf()))?;
+        shield.set_service(service_tgid)?;
+        Ok(shield)
+    }
+
+    fn from_maps(maps: [Option<Map>; 3], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
+        let [sb, dev, service] = maps;
+        Ok(Shield {
+            _ebpf: None,
+            _links: vec![],
+            protected_sb: HashMap::try_from(sb.ok_or(ShieldError::MissingMap("protected_sb"))?)
+                .map_err(load_error)?,
+            protected_dev: HashMap::try_from(dev.ok_or(ShieldError::MissingMap("protected_dev"))?)
+                .map_err(load_error)?,
+            service: Array::try_from(service.ok_or(ShieldError::MissingMap("service"))?)
+                .map_err(load_error)?,
+            pins,
+        })
+    }
+
+    fn set_service(&mut self, tgid: u32) -> Result<(), ShieldError> {
+        self.service.set(0, tgid, 0).map_err(load_error)
+    }
+
+    /// Remove the pins: the programs detach once nothing holds them (`imageguard off` with
+    /// the passphrase is the only way there).
+    pub fn unpin(self) -> Result<(), ShieldError> {
+        let Some(dir) = &self.pins else {
+            return Ok(());
+        };
+        let names = FILE_PROGRAMS
+            .iter()
+            .map(|(n, _)| format!("link_{n}"))
+            .chain(MAPS.iter().map(|m| m.to_string()));
+        for name in names {
+            match std::fs::remove_file(dir.join(&name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ShieldError::Load(format!("unpinning {name}: {e}"))),
+            }
+        }
+        Ok(())
     }
 
     /// Shield the file system whose superblock device is `dev` (see [`kernel_dev`]).
     pub fn protect(&mut self, dev: u32) -> Result<(), ShieldError> {
-        self.volumes()?
-            .insert(dev, 1, 0)
-            .map_err(|e| ShieldError::Load(e.to_string()))
+        self.protected_sb.insert(dev, 1, 0).map_err(load_error)
     }
 
     /// Shield the block device `dev` (kernel encoding) beneath a protected volume that is not
     /// the volume's own (its whole disk, the layers under device-mapper or md): opening it for
     /// writing is refused. The volume's own device is refused by [`Shield::protect`].
     pub fn protect_device(&mut self, dev: u32) -> Result<(), ShieldError> {
-        let map = self
-            .ebpf
-            .map_mut("protected_dev")
-            .ok_or(ShieldError::MissingMap("protected_dev"))?;
-        let mut devices: HashMap<_, u32, u8> =
-            HashMap::try_from(map).map_err(|e| ShieldError::Load(e.to_string()))?;
-        devices
-            .insert(dev, 1, 0)
-            .map_err(|e| ShieldError::Load(e.to_string()))
+        self.protected_dev.insert(dev, 1, 0).map_err(load_error)
     }
 
     /// Stop shielding it.
     pub fn release(&mut self, dev: u32) -> Result<(), ShieldError> {
-        let mut v = self.volumes()?;
-        match v.remove(&dev) {
+        match self.protected_sb.remove(&dev) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(ShieldError::Load(e.to_string())),
         }
