@@ -19,8 +19,7 @@ use common::*;
 use imageguard::sandbox::Sandbox;
 use imageguard_shield::{kernel_dev, Shield, ShieldError};
 
-const IN_VM: &str = "IMAGEGUARD_IN_VM";
-const VERDICT: &str = "verdict";
+use common::vm::{IN_VM, VERDICT};
 
 #[test]
 fn only_the_service_changes_files_on_a_shielded_volume() {
@@ -39,45 +38,14 @@ fn on_the_host() {
             Ok(_) => panic!("the shield loaded where the bpf LSM is not active"),
         }
     }
-    let shared = tempfile::Builder::new()
-        .prefix("imageguard-vm-")
-        .tempdir()
-        .unwrap();
-    let me = std::env::current_exe().unwrap();
-    let script = shared.path().join("run.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nmodprobe loop\ncat /sys/kernel/security/lsm > '{0}/lsm'\n{IN_VM}='{0}' '{1}' --exact \
-             only_the_service_changes_files_on_a_shielded_volume --nocapture > '{0}/guest.log' 2>&1\n",
-            shared.path().display(),
-            me.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new("vng")
-        .arg("--disable-kvm")
-        .arg("--run")
-        .arg(common::vm::kernel())
-        .arg("--memory")
-        .arg("2G")
-        .arg(format!("--rwdir={}", shared.path().display()))
-        .arg("--exec")
-        .arg(&script)
-        .output()
-        .expect("vng (pip install virtme-ng; apt-get install qemu-system-x86 busybox-static)");
-    let log = std::fs::read_to_string(shared.path().join("guest.log")).unwrap_or_default();
-    let lsm = std::fs::read_to_string(shared.path().join("lsm")).unwrap_or_default();
-    let verdict = std::fs::read_to_string(shared.path().join(VERDICT)).unwrap_or_default();
+    let guest =
+        common::vm::run_this_test_inside("only_the_service_changes_files_on_a_shielded_volume");
     assert_eq!(
-        verdict.trim(),
-        "shielded",
-        "in the virtual machine (active LSMs: {lsm}):\n{log}\nvng: {}",
-        String::from_utf8_lossy(&out.stderr)
+        guest.verdict, "shielded",
+        "in the virtual machine (active LSMs: {}):\n{}\nvng: {}",
+        guest.lsm, guest.log, guest.vng
     );
-    println!("{log}");
+    println!("{}", guest.log);
 }
 
 fn child(script: &str) -> std::process::Output {

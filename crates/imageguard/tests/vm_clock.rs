@@ -19,8 +19,7 @@ use std::time::Duration;
 use common::*;
 use imageguard::sandbox::Sandbox;
 
-const IN_VM: &str = "IMAGEGUARD_IN_VM";
-const VERDICT: &str = "verdict";
+use common::vm::{IN_VM, VERDICT};
 
 #[test]
 fn wall_clock_set_forward_releases_nothing() {
@@ -31,44 +30,13 @@ fn wall_clock_set_forward_releases_nothing() {
 }
 
 fn on_the_host() {
-    let shared = tempfile::Builder::new()
-        .prefix("imageguard-vm-")
-        .tempdir()
-        .unwrap();
-    let me = std::env::current_exe().unwrap();
-    let script = shared.path().join("run.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nmodprobe fuse; modprobe loop\n{IN_VM}='{0}' '{1}' --exact \
-             wall_clock_set_forward_releases_nothing --nocapture > '{0}/guest.log' 2>&1\n",
-            shared.path().display(),
-            me.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new("vng")
-        .arg("--disable-kvm")
-        .arg("--run")
-        .arg(common::vm::kernel())
-        .arg("--memory")
-        .arg("2G")
-        .arg(format!("--rwdir={}", shared.path().display()))
-        .arg("--exec")
-        .arg(&script)
-        .output()
-        .expect("vng (pip install virtme-ng; apt-get install qemu-system-x86 busybox-static)");
-    let log = std::fs::read_to_string(shared.path().join("guest.log")).unwrap_or_default();
-    let verdict = std::fs::read_to_string(shared.path().join(VERDICT)).unwrap_or_default();
+    let guest = common::vm::run_this_test_inside("wall_clock_set_forward_releases_nothing");
     assert_eq!(
-        verdict.trim(),
-        "released nothing",
-        "in the virtual machine:\n{log}\nvng: {}",
-        String::from_utf8_lossy(&out.stderr)
+        guest.verdict, "released nothing",
+        "in the virtual machine:\n{}\nvng: {}",
+        guest.log, guest.vng
     );
-    println!("{log}");
+    println!("{}", guest.log);
 }
 
 fn in_the_vm(shared: &Path) {

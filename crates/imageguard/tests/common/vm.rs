@@ -20,3 +20,63 @@ pub fn kernel() -> PathBuf {
         .pop()
         .expect("no kernel in /boot for the virtual machine (apt-get install linux-image-amd64)")
 }
+
+/// The environment variable that tells a test it runs inside the virtual machine; its value
+/// is the folder shared with the host.
+pub const IN_VM: &str = "IMAGEGUARD_IN_VM";
+
+/// The file in the shared folder a test inside writes its verdict to.
+pub const VERDICT: &str = "verdict";
+
+/// What a test run inside the virtual machine left in the shared folder.
+pub struct GuestRun {
+    /// What the test wrote as its verdict (`verdict` in the shared folder).
+    pub verdict: String,
+    /// Everything the test printed inside.
+    pub log: String,
+    /// The guest's active LSMs.
+    pub lsm: String,
+    /// What vng said (on failure, why the guest did not run).
+    pub vng: String,
+}
+
+/// Boot Debian's kernel under QEMU (TCG) with this machine's files, and run this very test
+/// binary's test `name` inside it with [`IN_VM`] set (loop and fuse modules loaded first).
+pub fn run_this_test_inside(name: &str) -> GuestRun {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = tempfile::Builder::new()
+        .prefix("imageguard-vm-")
+        .tempdir()
+        .unwrap();
+    let me = std::env::current_exe().unwrap();
+    let script = shared.path().join("run.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nmodprobe fuse; modprobe loop\ncat /sys/kernel/security/lsm > '{0}/lsm'\n\
+             {IN_VM}='{0}' '{1}' --exact {name} --nocapture > '{0}/guest.log' 2>&1\n",
+            shared.path().display(),
+            me.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new("vng")
+        .arg("--disable-kvm")
+        .arg("--run")
+        .arg(kernel())
+        .arg("--memory")
+        .arg("2G")
+        .arg(format!("--rwdir={}", shared.path().display()))
+        .arg("--exec")
+        .arg(&script)
+        .output()
+        .expect("vng (pip install virtme-ng; apt-get install qemu-system-x86 busybox-static)");
+    let read = |f: &str| std::fs::read_to_string(shared.path().join(f)).unwrap_or_default();
+    GuestRun {
+        verdict: read(VERDICT).trim().to_string(),
+        log: read("guest.log"),
+        lsm: read("lsm"),
+        vng: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
