@@ -49,6 +49,20 @@ pub enum Program {
     Imageguard,
 }
 
+impl Program {
+    /// Its name as listings show it (the same as its serde form).
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Borgmatic => "borgmatic",
+            Program::Rsnapshot => "rsnapshot",
+            Program::Timeshift => "timeshift",
+            Program::BackInTime => "back-in-time",
+            Program::Restic => "restic",
+            Program::Imageguard => "imageguard",
+        }
+    }
+}
+
 /// Where a definition backs up to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -60,6 +74,19 @@ pub enum Destination {
     /// Another machine (`ssh://`, `user@host:path`, `sftp:`, `rclone:`...): never protected
     /// from here.
     Remote { location: String },
+}
+
+/// As the definition gives it: a path, `UUID=.../folder`, or the remote location.
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Destination::Local { path } => write!(f, "{}", path.display()),
+            Destination::Device { uuid, folder } => {
+                write!(f, "UUID={uuid}/{}", folder.display())
+            }
+            Destination::Remote { location } => f.write_str(location),
+        }
+    }
 }
 
 /// One saved backup job.
@@ -168,6 +195,25 @@ pub fn destination(location: &str, home: &Path) -> Destination {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn program_names_are_their_serde_names() {
+        for p in [
+            Program::Borgmatic,
+            Program::Rsnapshot,
+            Program::Timeshift,
+            Program::BackInTime,
+            Program::Restic,
+            Program::Imageguard,
+        ] {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.name());
+        }
+        let d = Destination::Device {
+            uuid: "ab-cd".into(),
+            folder: "timeshift".into(),
+        };
+        assert_eq!(d.to_string(), "UUID=ab-cd/timeshift");
+    }
 
     #[test]
     fn remote_or_local() {

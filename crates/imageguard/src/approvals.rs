@@ -52,8 +52,13 @@ impl Standing {
     }
 }
 
+/// What names a definition: its program, file and name.
+fn key_of(d: &Definition) -> (Program, &Path, &str) {
+    (d.program, &d.file, &d.name)
+}
+
 fn same_definition(a: &Approval, d: &Definition) -> bool {
-    a.program == d.program && a.file == d.file && a.name == d.name
+    (a.program, a.file.as_path(), a.name.as_str()) == key_of(d)
 }
 
 /// Where `d` stands with `approvals`, `found` being every definition found now. A file can
@@ -74,7 +79,7 @@ pub fn standing(approvals: &[Approval], found: &[Definition], d: &Definition) ->
     }
     let mut now: Vec<(&Vec<Destination>, &Vec<PathBuf>)> = found
         .iter()
-        .filter(|f| f.program == d.program && f.file == d.file && f.name == d.name)
+        .filter(|f| key_of(f) == key_of(d))
         .map(|f| (&f.destinations, &f.sources))
         .collect();
     recorded.sort();
@@ -109,11 +114,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 fn destinations_text(d: &[Destination]) -> String {
     d.iter()
-        .map(|d| match d {
-            Destination::Local { path } => path.display().to_string(),
-            Destination::Device { uuid, folder } => format!("UUID={uuid}/{}", folder.display()),
-            Destination::Remote { location } => location.clone(),
-        })
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -206,11 +207,7 @@ fn revoke_file(approvals: &mut Vec<Approval>, file: &Path, name: Option<&str>) -
 
 /// How a definition is named to an administrator.
 pub fn label(program: Program, file: &Path, name: &str) -> String {
-    let program = serde_json::to_value(program)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    format!("{program} {} ({name})", file.display())
+    format!("{} {} ({name})", program.name(), file.display())
 }
 
 #[cfg(test)]

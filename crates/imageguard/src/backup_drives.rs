@@ -110,13 +110,13 @@ pub fn resolve(
         .collect();
     for (d, approval) in found.definitions.into_iter().zip(standings) {
         for dest in &d.destinations {
-            let (shown, folder) = match dest {
-                Destination::Local { path } => (path.display().to_string(), Some(path.clone())),
-                Destination::Device { uuid, folder } => (
-                    format!("UUID={uuid}/{}", folder.display()),
-                    mounted_uuid(table, uuid).map(|mp| mp.join(folder)),
-                ),
-                Destination::Remote { location } => (location.clone(), None),
+            let shown = dest.to_string();
+            let folder = match dest {
+                Destination::Local { path } => Some(path.clone()),
+                Destination::Device { uuid, folder } => {
+                    mounted_uuid(table, uuid).map(|mp| mp.join(folder))
+                }
+                Destination::Remote { .. } => None,
             };
             let mut r = DriveReport {
                 program: d.program,

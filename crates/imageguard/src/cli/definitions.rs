@@ -159,13 +159,9 @@ pub fn definitions(paths: &PathArgs, json: bool) -> i32 {
         );
     }
     for d in &report.destinations {
-        let program = serde_json::to_value(d.program)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
         println!(
             "{:<11} {:<34} {:<8} {:<22} {:<8} {:<21} {:<9} {}",
-            program,
+            d.program.name(),
             d.destination,
             d.location,
             d.mount_point
