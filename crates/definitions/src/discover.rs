@@ -181,13 +181,17 @@ pub fn discover(loc: &Locations) -> Parsed {
         .unwrap_or_else(|| PathBuf::from("/root"));
     let system = || Author::System(&by_uid);
     // Users' homes (root's is the administrator's: its files are root's alone).
-    let users: Vec<(u32, PathBuf)> = by_uid.iter().filter(|(u, _)| *u != 0).cloned().collect();
+    // Each home read once (two accounts may share one), as its lowest uid's: root's if root's.
+    let mut by_home = by_uid.clone();
+    by_home.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    by_home.dedup_by(|a, b| a.1 == b.1);
+    let users: Vec<(u32, PathBuf)> = by_home.iter().filter(|(u, _)| *u != 0).cloned().collect();
     for file in loc.borgmatic.iter().flat_map(|p| files(p, ".yaml")) {
         each(&mut out, &file, system(), |t, _| {
             borgmatic::parse(&file, t, &root_home)
         });
     }
-    let root_files = by_uid
+    let root_files = by_home
         .iter()
         .filter(|(u, _)| *u == 0)
         .flat_map(|(_, h)| {
@@ -218,7 +222,7 @@ pub fn discover(loc: &Locations) -> Parsed {
     for file in loc.timeshift.iter().flat_map(|p| files(p, ".json")) {
         each(&mut out, &file, system(), |t, _| timeshift::parse(&file, t));
     }
-    for (uid, home) in &by_uid {
+    for (uid, home) in &by_home {
         let file = home.join(".config/backintime/config");
         if file.is_file() {
             let author = if *uid == 0 {
