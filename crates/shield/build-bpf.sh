@@ -11,8 +11,11 @@ if [ "${1:-}" = --check ]; then
 fi
 for src in *.bpf.c; do
     obj="$out/${src%.c}.o"
-    clang -O2 -g -target bpf -D__TARGET_ARCH_x86 -I. -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj"
-    # Debug sections other than BTF name this machine's paths: drop them (BTF stays: CO-RE
+    # BTF names the source file by its full path: map the checkout's folder to `.` so the object
+    # is the same whichever folder the repository was cloned into.
+    clang -O2 -g -target bpf -D__TARGET_ARCH_x86 -fdebug-prefix-map="$PWD"=. \
+        -I. -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj"
+    # Debug sections other than BTF name this machine's paths too: drop them (BTF stays: CO-RE
     # needs it).
     llvm-strip -g "$obj"
     if [ "$out" != . ] && ! cmp -s "$obj" "${src%.c}.o"; then
