@@ -17,7 +17,7 @@ use std::process::Command;
 
 use common::*;
 use imageguard::sandbox::Sandbox;
-use imageguard_shield::{kernel_dev, Shield, ShieldError};
+use imageguard_shield::{kernel_dev, Refused, Shield, ShieldError, Task};
 
 use common::vm::{IN_VM, VERDICT};
 
@@ -32,7 +32,7 @@ fn only_the_service_changes_files_on_a_shielded_volume() {
 fn on_the_host() {
     // Here: no bpf LSM (or the hypervisor refuses BPF trampolines): unavailable, said why.
     if !imageguard_shield::bpf_lsm_active() {
-        match Shield::load(std::process::id()) {
+        match Shield::load(Task::current().unwrap()) {
             Err(ShieldError::LsmInactive(_)) => {}
             Err(e) => panic!("unavailable, but for another reason: {e}"),
             Ok(_) => panic!("the shield loaded where the bpf LSM is not active"),
@@ -64,7 +64,7 @@ fn in_the_vm(shared: &Path) {
     let before = std::fs::read(&file).unwrap();
     let st = std::fs::metadata(&sb.mnt).unwrap();
     let dev = kernel_dev(libc::major(st.dev()), libc::minor(st.dev()));
-    let mut shield = Shield::load(std::process::id()).expect("loading the shield");
+    let mut shield = Shield::load(Task::current().unwrap()).expect("loading the shield");
     shield.protect(dev).expect("shielding the volume");
     let f = file.display().to_string();
 
@@ -87,6 +87,35 @@ fn in_the_vm(shared: &Path) {
         ("removexattr", format!("setfattr -x user.tag '{f}'")),
     ] {
         assert_eperm(&format!("child: {what}"), &child(&script));
+    }
+    // Each refusal reported (event 320's facts): who, what, and the path from the volume's root.
+    let mut refusals = shield.refusals().expect("the shield's refusals");
+    let mut seen = vec![];
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while seen.len() < 14 && std::time::Instant::now() < until {
+        seen.extend(
+            refusals
+                .wait(std::time::Duration::from_millis(500))
+                .unwrap(),
+        );
+    }
+    assert!(seen.len() >= 14, "14 refusals reported: {seen:#?}");
+    for (what, path, comm) in [
+        (Refused::Unlink, "backup.mrimg", "rm"),
+        (Refused::OpenWrite, "backup.mrimg", "sh"),
+        (Refused::Create, "new.txt", "touch"),
+        (Refused::Rmdir, "kept", "rmdir"),
+        (Refused::Rename, "backup.mrimg", "mv"),
+        (Refused::RemoveXattr, "backup.mrimg", "setfattr"),
+    ] {
+        assert!(
+            seen.iter().any(|r| r.what == what
+                && r.path == path
+                && r.comm == comm
+                && r.dev == dev
+                && r.uid == 0),
+            "{what:?} of {path} by {comm} reported: {seen:#?}"
+        );
     }
     // A second mount of the same device: the same superblock, refused as well.
     let again = sb.path().join("again");
@@ -192,14 +221,14 @@ fn in_the_vm(shared: &Path) {
         "mount bpffs",
         &sh(&format!("mount -t bpf bpf '{}'", pins.display())),
     );
-    let mut pinned = Shield::load_pinned(std::process::id(), &pins).expect("pinned shield");
+    let mut pinned = Shield::load_pinned(Task::current().unwrap(), &pins).expect("pinned shield");
     pinned.protect(dev).unwrap();
     drop(pinned);
     assert_eperm(
         "child: append, the loading process's shield dropped (pinned)",
         &child(&format!("echo x >> '{sp}'")),
     );
-    let again = Shield::load_pinned(std::process::id(), &pins).expect("taking over");
+    let again = Shield::load_pinned(Task::current().unwrap(), &pins).expect("taking over");
     assert_eperm(
         "child: append, taken over",
         &child(&format!("echo x >> '{sp}'")),

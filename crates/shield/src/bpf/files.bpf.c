@@ -32,37 +32,78 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct shield_service);
 } service SEC(".maps");
 
-/* Whether the current task is the service. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SHIELD_EVENTS_BYTES);
+} events SEC(".maps");
+
+/* Whether the current task is the service's: its thread group, started when the service was. */
 static __always_inline int is_service(void)
 {
 	__u32 zero = 0;
-	__u32 *tgid = bpf_map_lookup_elem(&service, &zero);
-	__u32 me = bpf_get_current_pid_tgid() >> 32;
-	return tgid && *tgid && *tgid == me;
+	struct shield_service *s = bpf_map_lookup_elem(&service, &zero);
+	if (!s || !s->tgid || s->tgid != bpf_get_current_pid_tgid() >> 32)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 started = BPF_CORE_READ(task, group_leader, start_boottime);
+	return started / SHIELD_NSEC_PER_TICK == s->start_ticks;
 }
 
-/* 0 when the current task may change files of `sb`, -EPERM when not. */
-static __always_inline int refused(struct super_block *sb)
+/* Send event 320's facts: who, what, and the names from `d` up towards its file system's root. */
+static __always_inline void report(__u32 op, __u32 dev, struct dentry *d)
+{
+	struct shield_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return;
+	__u64 id = bpf_get_current_pid_tgid();
+	e->tgid = id >> 32;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->op = op;
+	e->dev = dev;
+	e->ino = BPF_CORE_READ(d, d_inode, i_ino);
+	e->depth = 0;
+	e->complete = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+#pragma unroll
+	for (int i = 0; i < SHIELD_PATH_DEPTH; i++) {
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		if (!d || parent == d) {
+			e->complete = 1;
+			break;
+		}
+		bpf_probe_read_kernel_str(e->names[i], SHIELD_NAME_LEN, BPF_CORE_READ(d, d_name.name));
+		e->depth = i + 1;
+		d = parent;
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* 0 when the current task may change the entry `d` of `sb`; else -EPERM, reported as `op`. */
+static __always_inline int refused(__u32 op, struct super_block *sb, struct dentry *d)
 {
 	__u32 dev = BPF_CORE_READ(sb, s_dev);
 	if (!bpf_map_lookup_elem(&protected_sb, &dev) || is_service())
 		return 0;
+	report(op, dev, d);
 	return -EPERM;
 }
 
 /* Opening a protected volume's block device (or one beneath it) for writing goes under the file
  * system: refused to all but the service (dd onto the device, debugfs -w, mkfs). */
-static __always_inline int refused_device(struct inode *inode)
+static __always_inline int refused_device(struct inode *inode, struct dentry *d)
 {
 	if ((BPF_CORE_READ(inode, i_mode) & S_IFMT) != S_IFBLK)
 		return 0;
 	__u32 dev = BPF_CORE_READ(inode, i_rdev);
 	if (!bpf_map_lookup_elem(&protected_sb, &dev) && !bpf_map_lookup_elem(&protected_dev, &dev))
 		return 0;
-	return is_service() ? 0 : -EPERM;
+	if (is_service())
+		return 0;
+	report(SHIELD_OP_OPEN_DEVICE, dev, d);
+	return -EPERM;
 }
 
 SEC("lsm/file_open")
@@ -71,20 +112,21 @@ int BPF_PROG(shield_file_open, struct file *file)
 	if (!(BPF_CORE_READ(file, f_mode) & FMODE_WRITE))
 		return 0;
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
-	int r = refused_device(inode);
-	return r ? r : refused(BPF_CORE_READ(inode, i_sb));
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	int r = refused_device(inode, d);
+	return r ? r : refused(SHIELD_OP_OPEN_WRITE, BPF_CORE_READ(inode, i_sb), d);
 }
 
 SEC("lsm/inode_unlink")
 int BPF_PROG(shield_inode_unlink, struct inode *dir, struct dentry *dentry)
 {
-	return refused(BPF_CORE_READ(dir, i_sb));
+	return refused(SHIELD_OP_UNLINK, BPF_CORE_READ(dir, i_sb), dentry);
 }
 
 SEC("lsm/inode_rmdir")
 int BPF_PROG(shield_inode_rmdir, struct inode *dir, struct dentry *dentry)
 {
-	return refused(BPF_CORE_READ(dir, i_sb));
+	return refused(SHIELD_OP_RMDIR, BPF_CORE_READ(dir, i_sb), dentry);
 }
 
 /* A rename cannot leave its file system: the source folder's decides. */
@@ -92,39 +134,39 @@ SEC("lsm/inode_rename")
 int BPF_PROG(shield_inode_rename, struct inode *old_dir, struct dentry *old_dentry,
 	     struct inode *new_dir, struct dentry *new_dentry)
 {
-	return refused(BPF_CORE_READ(old_dir, i_sb));
+	return refused(SHIELD_OP_RENAME, BPF_CORE_READ(old_dir, i_sb), old_dentry);
 }
 
 SEC("lsm/inode_link")
 int BPF_PROG(shield_inode_link, struct dentry *old_dentry, struct inode *dir,
 	     struct dentry *new_dentry)
 {
-	return refused(BPF_CORE_READ(dir, i_sb));
+	return refused(SHIELD_OP_LINK, BPF_CORE_READ(dir, i_sb), old_dentry);
 }
 
 SEC("lsm/inode_create")
 int BPF_PROG(shield_inode_create, struct inode *dir, struct dentry *dentry, int mode)
 {
-	return refused(BPF_CORE_READ(dir, i_sb));
+	return refused(SHIELD_OP_CREATE, BPF_CORE_READ(dir, i_sb), dentry);
 }
 
 SEC("lsm/inode_mkdir")
 int BPF_PROG(shield_inode_mkdir, struct inode *dir, struct dentry *dentry, int mode)
 {
-	return refused(BPF_CORE_READ(dir, i_sb));
+	return refused(SHIELD_OP_CREATE, BPF_CORE_READ(dir, i_sb), dentry);
 }
 
 SEC("lsm/inode_mknod")
 int BPF_PROG(shield_inode_mknod, struct inode *dir, struct dentry *dentry, int mode,
 	     unsigned int dev)
 {
-	return refused(BPF_CORE_READ(dir, i_sb));
+	return refused(SHIELD_OP_CREATE, BPF_CORE_READ(dir, i_sb), dentry);
 }
 
 SEC("lsm/inode_symlink")
 int BPF_PROG(shield_inode_symlink, struct inode *dir, struct dentry *dentry, const char *name)
 {
-	return refused(BPF_CORE_READ(dir, i_sb));
+	return refused(SHIELD_OP_CREATE, BPF_CORE_READ(dir, i_sb), dentry);
 }
 
 /* The first argument is the mount's user namespace (6.1) or idmap (6.3 and later): the dentry
@@ -132,29 +174,29 @@ int BPF_PROG(shield_inode_symlink, struct inode *dir, struct dentry *dentry, con
 SEC("lsm/inode_setxattr")
 int BPF_PROG(shield_inode_setxattr, void *idmap, struct dentry *dentry)
 {
-	return refused(BPF_CORE_READ(dentry, d_sb));
+	return refused(SHIELD_OP_SETXATTR, BPF_CORE_READ(dentry, d_sb), dentry);
 }
 
 SEC("lsm/inode_removexattr")
 int BPF_PROG(shield_inode_removexattr, void *idmap, struct dentry *dentry)
 {
-	return refused(BPF_CORE_READ(dentry, d_sb));
+	return refused(SHIELD_OP_REMOVEXATTR, BPF_CORE_READ(dentry, d_sb), dentry);
 }
 
 SEC("lsm/path_truncate")
 int BPF_PROG(shield_path_truncate, const struct path *path)
 {
-	return refused(BPF_CORE_READ(path, dentry, d_sb));
+	return refused(SHIELD_OP_TRUNCATE, BPF_CORE_READ(path, dentry, d_sb), BPF_CORE_READ(path, dentry));
 }
 
 SEC("lsm/path_chmod")
 int BPF_PROG(shield_path_chmod, const struct path *path, int mode)
 {
-	return refused(BPF_CORE_READ(path, dentry, d_sb));
+	return refused(SHIELD_OP_CHMOD, BPF_CORE_READ(path, dentry, d_sb), BPF_CORE_READ(path, dentry));
 }
 
 SEC("lsm/path_chown")
 int BPF_PROG(shield_path_chown, const struct path *path)
 {
-	return refused(BPF_CORE_READ(path, dentry, d_sb));
+	return refused(SHIELD_OP_CHOWN, BPF_CORE_READ(path, dentry, d_sb), BPF_CORE_READ(path, dentry));
 }

@@ -19,6 +19,7 @@ struct super_block {
 
 struct inode {
 	unsigned short i_mode;
+	unsigned long i_ino;
 	dev_t i_rdev;
 	struct super_block *i_sb;
 } __attribute__((preserve_access_index));
@@ -26,7 +27,13 @@ struct inode {
 #define S_IFMT 00170000
 #define S_IFBLK 0060000
 
+struct qstr {
+	const unsigned char *name;
+} __attribute__((preserve_access_index));
+
 struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
 	struct inode *d_inode;
 	struct super_block *d_sb;
 } __attribute__((preserve_access_index));
@@ -36,8 +43,14 @@ struct path {
 } __attribute__((preserve_access_index));
 
 struct file {
+	struct path f_path;
 	struct inode *f_inode;
 	fmode_t f_mode;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct task_struct *group_leader;
+	__u64 start_boottime;
 } __attribute__((preserve_access_index));
 
 #endif

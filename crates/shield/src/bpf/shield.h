@@ -1,7 +1,10 @@
-/* What the shield's programs and the service share: the maps' names and layouts. The Rust side
- * (src/maps.rs) uses the same names and sizes; tests check them against the object. */
+/* What the shield's programs and the service share: the maps' layouts and the events the
+ * programs send. The Rust side's structures are generated from this file by bindgen
+ * (src/bindings.rs, committed; `build-bpf.sh --check` fails when they differ). */
 #ifndef IMAGEGUARD_SHIELD_H
 #define IMAGEGUARD_SHIELD_H
+
+#include <linux/types.h>
 
 /* protected_sb: key = the protected volume's superblock device (s_dev, the kernel's encoding:
  * major << 20 | minor), value = 1. */
@@ -12,6 +15,56 @@
  * dev_t; value = 1. The volume's own device is its superblock's: protected_sb covers it. */
 #define SHIELD_MAX_DEVICES 256
 
-/* service: one entry, key 0 = the service's thread group id (its own tasks may change files). */
+/* service: one entry, key 0: the service's thread group (its own tasks may change files). A
+ * thread group id alone would let a process that inherits the number after the service died
+ * pass as the service: the group leader's start time, in clock ticks since boot as
+ * /proc/PID/stat field 22 gives it (USER_HZ = 100), must match too. */
+struct shield_service {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 start_ticks;
+};
+
+/* Nanoseconds per clock tick (USER_HZ = 100 on every architecture the shield builds for). */
+#define SHIELD_NSEC_PER_TICK 10000000ULL
+
+/* What was refused. */
+enum shield_op {
+	SHIELD_OP_OPEN_WRITE = 1,
+	SHIELD_OP_UNLINK = 2,
+	SHIELD_OP_RMDIR = 3,
+	SHIELD_OP_RENAME = 4,
+	SHIELD_OP_LINK = 5,
+	SHIELD_OP_CREATE = 6,
+	SHIELD_OP_SETXATTR = 7,
+	SHIELD_OP_REMOVEXATTR = 8,
+	SHIELD_OP_TRUNCATE = 9,
+	SHIELD_OP_CHMOD = 10,
+	SHIELD_OP_CHOWN = 11,
+	SHIELD_OP_OPEN_DEVICE = 12,
+};
+
+/* How many names of a refused entry's path an event carries (the entry's own first, then its
+ * parents'), and how long each may be (longer ones are cut). */
+#define SHIELD_PATH_DEPTH 8
+#define SHIELD_NAME_LEN 64
+
+/* events (a ring buffer): one per refusal, for event 320. */
+struct shield_event {
+	__u64 ino;
+	__u32 tgid;
+	__u32 uid;
+	/* The superblock's device, or for SHIELD_OP_OPEN_DEVICE the device opened. */
+	__u32 dev;
+	/* enum shield_op */
+	__u32 op;
+	/* Names filled in `names`; `complete`: 1 when they reach the file system's root. */
+	__u32 depth;
+	__u32 complete;
+	char comm[16];
+	char names[SHIELD_PATH_DEPTH][SHIELD_NAME_LEN];
+};
+
+#define SHIELD_EVENTS_BYTES (256 * 1024)
 
 #endif

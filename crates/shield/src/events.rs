@@ -1,0 +1,200 @@
+//! What the shield refused, as its programs report it (one `shield_event` per refusal, through
+//! the `events` ring buffer): decoded for event 320, and read by whoever keeps the shield.
+
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use aya::maps::{MapData, RingBuf};
+
+use crate::bindings::{shield_event, shield_op, SHIELD_PATH_DEPTH};
+
+/// The kind of change the shield refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    OpenWrite,
+    Unlink,
+    Rmdir,
+    Rename,
+    Link,
+    Create,
+    SetXattr,
+    RemoveXattr,
+    Truncate,
+    Chmod,
+    Chown,
+    /// Opening a shielded block device (or one beneath a shielded volume) for writing.
+    OpenDevice,
+}
+
+impl Refused {
+    fn from_op(op: u32) -> Option<Refused> {
+        Some(match op {
+            shield_op::SHIELD_OP_OPEN_WRITE => Refused::OpenWrite,
+            shield_op::SHIELD_OP_UNLINK => Refused::Unlink,
+            shield_op::SHIELD_OP_RMDIR => Refused::Rmdir,
+            shield_op::SHIELD_OP_RENAME => Refused::Rename,
+            shield_op::SHIELD_OP_LINK => Refused::Link,
+            shield_op::SHIELD_OP_CREATE => Refused::Create,
+            shield_op::SHIELD_OP_SETXATTR => Refused::SetXattr,
+            shield_op::SHIELD_OP_REMOVEXATTR => Refused::RemoveXattr,
+            shield_op::SHIELD_OP_TRUNCATE => Refused::Truncate,
+            shield_op::SHIELD_OP_CHMOD => Refused::Chmod,
+            shield_op::SHIELD_OP_CHOWN => Refused::Chown,
+            shield_op::SHIELD_OP_OPEN_DEVICE => Refused::OpenDevice,
+            _ => return None,
+        })
+    }
+}
+
+/// One refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub what: Refused,
+    /// The superblock device (kernel encoding) of the file system it was refused on, or the
+    /// device opened for [`Refused::OpenDevice`].
+    pub dev: u32,
+    pub ino: u64,
+    /// The thread group that tried, its real uid, and its command name.
+    pub tgid: u32,
+    pub uid: u32,
+    pub comm: String,
+    /// The entry's path from its file system's root, without the leading `/`. When its folders
+    /// are nested deeper than the event carries, it starts with `…/`.
+    pub path: String,
+}
+
+fn c_string(bytes: &[std::os::raw::c_char]) -> String {
+    let bytes: Vec<u8> = bytes
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(|&b| b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+impl Refusal {
+    /// Decode one ring buffer record; `None` when it is not a whole event of a known kind.
+    pub fn decode(record: &[u8]) -> Option<Refusal> {
+        if record.len() < std::mem::size_of::<shield_event>() {
+            return None;
+        }
+        // SAFETY: the record holds at least a whole `shield_event` (checked above), a plain C
+        // structure of integers and byte arrays for which any bit pattern is valid; it is read
+        // unaligned, as ring buffer records promise 8-byte alignment only.
+        let e: shield_event =
+            unsafe { std::ptr::read_unaligned(record.as_ptr().cast::<shield_event>()) };
+        let what = Refused::from_op(e.op)?;
+        let depth = (e.depth as usize).min(SHIELD_PATH_DEPTH as usize);
+        let mut names: Vec<String> = e.names[..depth].iter().map(|n| c_string(n)).collect();
+        names.reverse();
+        let mut path = names.join("/");
+        if e.complete == 0 {
+            path = format!("…/{path}");
+        }
+        Some(Refusal {
+            what,
+            dev: e.dev,
+            ino: e.ino,
+            tgid: e.tgid,
+            uid: e.uid,
+            comm: c_string(&e.comm),
+            path,
+        })
+    }
+}
+
+/// The shield's refusals as they come.
+pub struct Refusals {
+    ring: RingBuf<MapData>,
+}
+
+impl Refusals {
+    pub(crate) fn new(ring: RingBuf<MapData>) -> Refusals {
+        Refusals { ring }
+    }
+
+    /// Wait up to `timeout` for refusals and return those there are (none when the time ran
+    /// out).
+    pub fn wait(&mut self, timeout: Duration) -> std::io::Result<Vec<Refusal>> {
+        let mut out = self.drain();
+        if !out.is_empty() {
+            return Ok(out);
+        }
+        let fd = self.ring.as_fd();
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let ts = rustix::time::Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: timeout.subsec_nanos() as i64,
+        };
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        out = self.drain();
+        Ok(out)
+    }
+
+    fn drain(&mut self) -> Vec<Refusal> {
+        let mut out = vec![];
+        while let Some(item) = self.ring.next() {
+            if let Some(r) = Refusal::decode(&item) {
+                out.push(r);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(op: u32, names: &[&str], complete: bool) -> Vec<u8> {
+        // SAFETY: all-zero is a valid shield_event (integers and byte arrays).
+        let mut e: shield_event = unsafe { std::mem::zeroed() };
+        e.op = op;
+        e.tgid = 4242;
+        e.uid = 1000;
+        e.dev = (7 << 20) | 3;
+        e.ino = 12;
+        e.depth = names.len() as u32;
+        e.complete = complete as u32;
+        for (i, c) in b"rm".iter().enumerate() {
+            e.comm[i] = *c as std::os::raw::c_char;
+        }
+        for (slot, n) in e.names.iter_mut().zip(names) {
+            for (i, c) in n.bytes().enumerate() {
+                slot[i] = c as std::os::raw::c_char;
+            }
+        }
+        let size = std::mem::size_of::<shield_event>();
+        // SAFETY: reading the bytes of a plain C structure.
+        unsafe { std::slice::from_raw_parts((&e as *const shield_event).cast::<u8>(), size) }
+            .to_vec()
+    }
+
+    #[test]
+    fn a_refusal_names_its_path_from_the_root() {
+        let r = Refusal::decode(&event(
+            shield_op::SHIELD_OP_UNLINK,
+            &["b.img", "host", "backups"],
+            true,
+        ))
+        .unwrap();
+        assert_eq!(r.what, Refused::Unlink);
+        assert_eq!(r.path, "backups/host/b.img");
+        assert_eq!((r.tgid, r.uid, r.comm.as_str()), (4242, 1000, "rm"));
+        let deep =
+            Refusal::decode(&event(shield_op::SHIELD_OP_RENAME, &["x", "y"], false)).unwrap();
+        assert_eq!(deep.path, "…/y/x");
+    }
+
+    #[test]
+    fn short_records_and_unknown_kinds_are_not_refusals() {
+        assert_eq!(Refusal::decode(&[0u8; 16]), None);
+        assert_eq!(Refusal::decode(&event(99, &["x"], true)), None);
+    }
+}

@@ -1,0 +1,231 @@
+//! Loading the shield's programs with aya, attaching them, pinning them so that they outlive the
+//! service (fail closed), taking them over, and the maps the service keeps.
+
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Array, HashMap, Map, MapData, RingBuf};
+use aya::programs::links::FdLink;
+use aya::programs::Lsm;
+use aya::{Btf, Ebpf};
+
+use crate::bindings::shield_service;
+use crate::events::Refusals;
+use crate::kernel::{active_lsms, bpf_lsm_active};
+use crate::task::Task;
+
+// SAFETY: a plain C structure of integers (generated from shield.h), valid for any bits.
+unsafe impl aya::Pod for shield_service {}
+
+/// The file hooks' object, as built by `build-bpf.sh`.
+static FILES_OBJECT: &[u8] = aya::include_bytes_aligned!("bpf/files.bpf.o");
+
+/// Each program of the file hooks and the LSM hook it attaches to.
+const FILE_PROGRAMS: &[(&str, &str)] = &[
+    ("shield_file_open", "file_open"),
+    ("shield_inode_unlink", "inode_unlink"),
+    ("shield_inode_rmdir", "inode_rmdir"),
+    ("shield_inode_rename", "inode_rename"),
+    ("shield_inode_link", "inode_link"),
+    ("shield_inode_create", "inode_create"),
+    ("shield_inode_mkdir", "inode_mkdir"),
+    ("shield_inode_mknod", "inode_mknod"),
+    ("shield_inode_symlink", "inode_symlink"),
+    ("shield_inode_setxattr", "inode_setxattr"),
+    ("shield_inode_removexattr", "inode_removexattr"),
+    ("shield_path_truncate", "path_truncate"),
+    ("shield_path_chmod", "path_chmod"),
+    ("shield_path_chown", "path_chown"),
+];
+
+/// Why the shield is not there.
+#[derive(Debug, thiserror::Error)]
+pub enum ShieldError {
+    #[error("the bpf LSM is not active on this kernel (active: {0}); add bpf to the lsm= boot parameter")]
+    LsmInactive(String),
+    #[error("this kernel has no BTF (/sys/kernel/btf/vmlinux): {0}")]
+    NoBtf(String),
+    #[error("loading the shield's programs: {0}")]
+    Load(String),
+    #[error("the shield's map {0} is missing from its object")]
+    MissingMap(&'static str),
+    #[error("the service's process: {0}")]
+    Task(#[from] std::io::Error),
+}
+
+/// The shield, loaded and attached: it holds while this value lives, or, pinned, until
+/// [`Shield::unpin`] (a service that dies leaves it refusing: fail closed).
+pub struct Shield {
+    /// The object, when this process loaded it, and its programs' links unless pinned (they
+    /// detach when dropped).
+    _ebpf: Option<Ebpf>,
+    _links: Vec<aya::programs::lsm::LsmLink>,
+    protected_sb: HashMap<MapData, u32, u8>,
+    protected_dev: HashMap<MapData, u32, u8>,
+    service: Array<MapData, shield_service>,
+    /// Its refusals, until [`Shield::refusals`] hands them out.
+    refusals: Option<Refusals>,
+    /// Where it is pinned, if it is.
+    pins: Option<PathBuf>,
+}
+
+/// The maps the service keeps, by name.
+const MAPS: [&str; 4] = ["protected_sb", "protected_dev", "service", "events"];
+
+fn load_error(e: impl std::fmt::Display) -> ShieldError {
+    ShieldError::Load(e.to_string())
+}
+
+/// The object loaded and its file hooks attached; the link of each is handed to `keep`.
+fn load_and_attach(
+    mut keep: impl FnMut(&str, aya::programs::lsm::LsmLink) -> Result<(), ShieldError>,
+) -> Result<Ebpf, ShieldError> {
+    if !bpf_lsm_active() {
+        return Err(ShieldError::LsmInactive(active_lsms().trim().to_string()));
+    }
+    let btf = Btf::from_sys_fs().map_err(|e| ShieldError::NoBtf(e.to_string()))?;
+    let mut ebpf = Ebpf::load(FILES_OBJECT).map_err(load_error)?;
+    for (name, hook) in FILE_PROGRAMS {
+        let program: &mut Lsm = ebpf
+            .program_mut(name)
+            .ok_or_else(|| ShieldError::Load(format!("no program {name}")))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| load_error(e))?;
+        program
+            .load(hook, &btf)
+            .map_err(|e| ShieldError::Load(format!("{name}: {e}")))?;
+        let id = program
+            .attach()
+            .map_err(|e| ShieldError::Load(format!("{name}: {e}")))?;
+        let link = program.take_link(id).map_err(load_error)?;
+        keep(name, link)?;
+    }
+    Ok(ebpf)
+}
+
+impl Shield {
+    /// Load and attach the shield for the service `service`; it
+    /// holds while the value lives.
+    pub fn load(service: Task) -> Result<Shield, ShieldError> {
+        let mut links = vec![];
+        let mut ebpf = load_and_attach(|_, link| {
+            links.push(link);
+            Ok(())
+        })?;
+        let maps = MAPS.map(|name| ebpf.take_map(name));
+        let mut shield = Shield::from_maps(maps, None)?;
+        shield._ebpf = Some(ebpf);
+        shield._links = links;
+        shield.set_service(service)?;
+        Ok(shield)
+    }
+
+    /// Load, attach and pin the shield in `dir` (on a bpf file system): its programs stay
+    /// attached and its maps as they are when this process ends, until [`Shield::unpin`]. A
+    /// shield pinned there already is taken over instead ([`Shield::take_over`]).
+    pub fn load_pinned(service: Task, dir: &Path) -> Result<Shield, ShieldError> {
+        if dir.join("service").exists() {
+            return Shield::take_over(service, dir);
+        }
+        let mut ebpf = load_and_attach(|name, link| {
+            let fd: FdLink = link.into();
+            fd.pin(dir.join(format!("link_{name}")))
+                .map(drop)
+                .map_err(|e| ShieldError::Load(format!("pinning {name}: {e}")))
+        })?;
+        let maps = MAPS.map(|name| ebpf.take_map(name));
+        for (name, map) in MAPS.iter().zip(&maps) {
+            if let Some(m) = map {
+                m.pin(dir.join(name))
+                    .map_err(|e| ShieldError::Load(format!("pinning {name}: {e}")))?;
+            }
+        }
+        let mut shield = Shield::from_maps(maps, Some(dir.to_path_buf()))?;
+        shield._ebpf = Some(ebpf);
+        shield.set_service(service)?;
+        Ok(shield)
+    }
+
+    /// Take over the shield pinned in `dir` by an earlier service: its maps, now kept by
+    /// the service `service`.
+    pub fn take_over(service: Task, dir: &Path) -> Result<Shield, ShieldError> {
+        let maps = MAPS.map(|name| {
+            MapData::from_pin(dir.join(name))
+                .ok()
+                .and_then(|d| Map::from_map_data(d).ok())
+        });
+        let mut shield = Shield::from_maps(maps, Some(dir.to_path_buf()))?;
+        shield.set_service(service)?;
+        Ok(shield)
+    }
+
+    fn from_maps(maps: [Option<Map>; 4], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
+        let [sb, dev, service, events] = maps;
+        Ok(Shield {
+            _ebpf: None,
+            _links: vec![],
+            protected_sb: HashMap::try_from(sb.ok_or(ShieldError::MissingMap("protected_sb"))?)
+                .map_err(load_error)?,
+            protected_dev: HashMap::try_from(dev.ok_or(ShieldError::MissingMap("protected_dev"))?)
+                .map_err(load_error)?,
+            service: Array::try_from(service.ok_or(ShieldError::MissingMap("service"))?)
+                .map_err(load_error)?,
+            refusals: Some(Refusals::new(
+                RingBuf::try_from(events.ok_or(ShieldError::MissingMap("events"))?)
+                    .map_err(load_error)?,
+            )),
+            pins,
+        })
+    }
+
+    fn set_service(&mut self, task: Task) -> Result<(), ShieldError> {
+        self.service
+            .set(0, task.as_map_value(), 0)
+            .map_err(load_error)
+    }
+
+    /// What the shield refuses from now on, to be read by one thread (the first call hands it
+    /// out; later ones get `None`).
+    pub fn refusals(&mut self) -> Option<Refusals> {
+        self.refusals.take()
+    }
+
+    /// Remove the pins: the programs detach once nothing holds them (`imageguard off` with
+    /// the passphrase is the only way there).
+    pub fn unpin(self) -> Result<(), ShieldError> {
+        let Some(dir) = &self.pins else {
+            return Ok(());
+        };
+        let names = FILE_PROGRAMS
+            .iter()
+            .map(|(n, _)| format!("link_{n}"))
+            .chain(MAPS.iter().map(|m| m.to_string()));
+        for name in names {
+            match std::fs::remove_file(dir.join(&name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ShieldError::Load(format!("unpinning {name}: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Shield the file system whose superblock device is `dev` (see [`kernel_dev`]).
+    pub fn protect(&mut self, dev: u32) -> Result<(), ShieldError> {
+        self.protected_sb.insert(dev, 1, 0).map_err(load_error)
+    }
+
+    /// Shield the block device `dev` (kernel encoding) beneath a protected volume that is not
+    /// the volume's own (its whole disk, the layers under device-mapper or md): opening it for
+    /// writing is refused. The volume's own device is refused by [`Shield::protect`].
+    pub fn protect_device(&mut self, dev: u32) -> Result<(), ShieldError> {
+        self.protected_dev.insert(dev, 1, 0).map_err(load_error)
+    }
+
+    /// Stop shielding it.
+    pub fn release(&mut self, dev: u32) -> Result<(), ShieldError> {
+        match self.protected_sb.remove(&dev) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(ShieldError::Load(e.to_string())),
+        }
+    }
+}
