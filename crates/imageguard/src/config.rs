@@ -33,6 +33,11 @@ passthrough = true
 # guards' connections: waiting callers get ENOTCONN instead of hanging, nothing gets through,
 # and the guards are mounted again when the service runs. 0 = let callers wait indefinitely.
 stopped_timeout = 10
+# The kernel shield (BPF LSM programs): on a protected volume, only the service may change
+# files, whatever mount, namespace, descriptor or device leads there. "auto": on where the kernel
+# has the bpf LSM and BTF (`imageguard doctor` says how to turn them on), the FUSE guard alone
+# elsewhere; "required": the service does not start without it; "off".
+kernel_shield = "auto"
 
 # Where the saved definitions of backup programs are looked for (`imageguard definitions`).
 # These are the programs' own locations; users' ~/.config/borgmatic and Back In Time files are
@@ -196,6 +201,20 @@ pub struct GuardSection {
     /// Seconds the service may be stopped before its sentinel aborts the guards (0 = never).
     #[serde(default = "default_stopped_timeout")]
     pub stopped_timeout: u64,
+    #[serde(default)]
+    pub kernel_shield: KernelShieldMode,
+}
+
+/// Whether the service runs the kernel shield.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelShieldMode {
+    /// Where the kernel can run it.
+    #[default]
+    Auto,
+    /// Always: the service does not start without it.
+    Required,
+    Off,
 }
 
 fn default_patterns() -> Vec<String> {
@@ -240,6 +259,7 @@ impl Default for GuardSection {
             threads: default_threads(),
             passthrough: true,
             stopped_timeout: default_stopped_timeout(),
+            kernel_shield: KernelShieldMode::Auto,
         }
     }
 }
@@ -355,6 +375,21 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.protection.patterns.len(), DEFAULT_PATTERNS.len());
         assert!(c.guard.passthrough);
+        assert_eq!(c.guard.kernel_shield, KernelShieldMode::Auto);
+    }
+
+    #[test]
+    fn the_kernel_shield_is_auto_required_or_off() {
+        for (text, mode) in [
+            ("auto", KernelShieldMode::Auto),
+            ("required", KernelShieldMode::Required),
+            ("off", KernelShieldMode::Off),
+        ] {
+            let c: Config =
+                toml::from_str(&format!("[guard]\nkernel_shield = \"{text}\"\n")).unwrap();
+            assert_eq!(c.guard.kernel_shield, mode);
+        }
+        assert!(toml::from_str::<Config>("[guard]\nkernel_shield = \"maybe\"\n").is_err());
     }
 
     #[test]

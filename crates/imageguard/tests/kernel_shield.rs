@@ -1,13 +1,21 @@
-//! The kernel shield (issue 18), first step: with its BPF LSM programs attached, on a shielded
-//! volume only the service's own tasks may change files, root or not, through whatever mount
-//! leads there. Shown in a virtual machine (this machine's kernel refuses LSM programs; Debian's
-//! 6.1 under virtme-ng has the bpf LSM): a child of the test (root, another thread group) is
-//! refused writing and deleting a file, through the volume's mount and through a second mount
-//! of its device, and opening the volume's block device (dd, debugfs -w) or a device beneath it
-//! for writing; this process (the "service") writes and deletes there (the control that must
-//! succeed); with the shield dropped, the child may again. Pinned, the shield outlives the
-//! process that loaded it, is taken over by the next, and lets go only when unpinned. On this machine: the shield says it
-//! is unavailable and why.
+//! The kernel shield (issue 18): with its BPF LSM programs attached, on a shielded volume only
+//! the service's own tasks may change files, root or not, through whatever mount leads there.
+//! Shown in a virtual machine (this machine's kernel refuses LSM programs; Debian's 6.1 under
+//! virtme-ng has the bpf LSM), one boot for every case:
+//! - the shield alone: a root child (another thread group) is refused 14 kinds of change,
+//!   through the volume's mount and a second mount of its device, and opening the volume's
+//!   block device (dd, debugfs -w) or a device beneath it for writing, each reported with its
+//!   path; this process (the "service") writes and deletes there (the control); released, the
+//!   child may again; pinned, the shield outlives its loader, is taken over, and lets go only
+//!   when unpinned;
+//! - the service (`kernel_shield = "auto"`): a protected volume is shielded with its device and
+//!   loop image file; through the guard a file that is no backup is written (the control); a
+//!   second mount in the attacker's own namespace, dd onto the device and into the image file,
+//!   truncating, deleting or renaming over the image, a second loop device on it, nsenter into
+//!   the keeper namespace and /proc/<service>/fd/N are refused and logged as 320; killed, the
+//!   service leaves it shielded; restarted, it takes the same shield over; stopped, it lets go.
+//! On this machine: the shield says it is unavailable and why, the service runs without it and
+//! says so, and the FUSE guard refuses as before.
 
 mod common;
 
@@ -38,6 +46,35 @@ fn on_the_host() {
             Ok(_) => panic!("the shield loaded where the bpf LSM is not active"),
         }
     }
+    // The service runs without it, says why, and the FUSE guard protects as before.
+    let mut sb = Sandbox::new(&exe(), 64).expect("sandbox");
+    let f = sb.mnt.join("b.mrimg");
+    write_pattern(&f, 1000, 1);
+    sb.start_service().expect("service");
+    assert_ok(
+        "protect",
+        &sb.imageguard(&["protect", &sb.mnt.to_string_lossy()])
+            .unwrap(),
+    );
+    let status: serde_json::Value =
+        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    if !imageguard_shield::bpf_lsm_active() {
+        assert_eq!(status["kernel_shield_on"], false, "{status:#}");
+        let said = status["kernel_shield"].as_str().unwrap_or("");
+        assert!(
+            said.starts_with("unavailable: the bpf LSM is not active") && said.contains("doctor"),
+            "{said}"
+        );
+        assert!(
+            !sb.path().join("run/shield").exists(),
+            "nothing mounted for a shield that cannot run"
+        );
+    }
+    assert_eperm(
+        "rm through the guard, shield unavailable",
+        &child(&format!("rm -f '{}'", f.display())),
+    );
+    drop(sb);
     let guest =
         common::vm::run_this_test_inside("only_the_service_changes_files_on_a_shielded_volume");
     assert_eq!(
@@ -239,5 +276,180 @@ fn in_the_vm(shared: &Path) {
         &child(&format!("echo x >> '{sp}'")),
     );
     let _ = sh(&format!("umount '{}'", pins.display()));
+    drop(sb);
+    the_service_shields_what_it_protects();
     std::fs::write(shared.join(VERDICT), "shielded").unwrap();
+}
+
+/// The service with `kernel_shield = "auto"` (the default): a protected volume is shielded
+/// with the devices and the image file beneath it, so the guard is the only door; refusals are
+/// logged as 320; killed, the service leaves it shielded; restarted, it takes the shield over;
+/// stopped, it lets go.
+fn the_service_shields_what_it_protects() {
+    let mut sb = Sandbox::new(&exe(), 64).expect("sandbox");
+    let file = sb.mnt.join("backup.mrimg");
+    write_pattern(&file, 200_000, 5);
+    let before = std::fs::read(&file).unwrap();
+    let entry = imageguard_volume::MountTable::read()
+        .unwrap()
+        .at(&sb.mnt)
+        .cloned()
+        .expect("the volume's mount");
+    let device = entry.source.clone();
+    let image = std::fs::read_to_string(format!(
+        "/sys/dev/block/{}:{}/loop/backing_file",
+        entry.major, entry.minor
+    ))
+    .expect("the loop device's image file")
+    .trim()
+    .to_string();
+    sb.start_service().expect("service");
+    let mnt = sb.mnt.display().to_string();
+    assert_ok("protect", &sb.imageguard(&["protect", &mnt]).unwrap());
+    let status: serde_json::Value =
+        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    assert_eq!(status["kernel_shield_on"], true, "{status:#}");
+    let covered = status["volumes"][0]["kernel_shield"].as_str().unwrap_or("");
+    assert!(
+        covered.contains(&image),
+        "the image file covered: {status:#}"
+    );
+
+    // The control that must succeed: through the guard (the service writes the backing), a
+    // file that is no backup is written and the backup read.
+    let notes = sb.mnt.join("notes.txt");
+    assert_ok(
+        "child: write a file that is no backup, through the guard (the control)",
+        &child(&format!("echo hello > '{}'", notes.display())),
+    );
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "hello\n");
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    assert_eperm(
+        "child: rm of the backup through the guard",
+        &child(&format!("rm -f '{}'", file.display())),
+    );
+
+    // Around the guard, every way refused. A second mount of the device, in a mount namespace
+    // of the attacker's own (where the service's watch for foreign mounts cannot see it); the
+    // mount itself must succeed (the control), the rm be refused.
+    let again = sb.path().join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    let second_mount_rm = || {
+        child(&format!(
+            "unshare -m sh -c \"mount '{device}' '{a}' || exit 99; ls '{a}/backup.mrimg' >/dev/null \
+             || exit 98; exec rm '{a}/backup.mrimg'\"",
+            a = again.display()
+        ))
+    };
+    assert_eperm("child: rm through a second mount", &second_mount_rm());
+    assert_eperm(
+        "child: dd onto the volume's device",
+        &child(&format!(
+            "dd if=/dev/zero of='{device}' bs=4096 seek=100 count=1 conv=notrunc status=none"
+        )),
+    );
+    for (what, script) in [
+        (
+            "dd into the loop device's image file",
+            format!(
+                "dd if=/dev/zero of='{image}' bs=4096 seek=100 count=1 conv=notrunc status=none"
+            ),
+        ),
+        (
+            "truncate the image file",
+            format!("truncate -s 0 '{image}'"),
+        ),
+        ("rm the image file", format!("rm -f '{image}'")),
+        (
+            "rename over the image file",
+            format!("touch '{image}.new' && mv '{image}.new' '{image}'"),
+        ),
+        (
+            "a second loop device on the image file",
+            format!("losetup -f '{image}'"),
+        ),
+    ] {
+        assert_eperm(&format!("child: {what}"), &child(&script));
+    }
+    // Through the service itself: the keeper namespace and the service's descriptors.
+    let keeper = imageguard_volume::keeper::Keeper::new(sb.path().join("run"));
+    let kept = keeper
+        .keep_dir(&imageguard_volume::keeper::volume_id(&sb.mnt))
+        .join("backup.mrimg");
+    assert_eperm(
+        "child: rm inside the keeper namespace (nsenter)",
+        &child(&format!(
+            "nsenter --mount='{}' rm -f '{}'",
+            keeper.ns_file().display(),
+            kept.display()
+        )),
+    );
+    let pid = sb.service_pid().expect("the service's pid");
+    let through_fd = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("backup.mrimg").exists())
+        .expect("a descriptor of the service on the volume's root");
+    assert_eperm(
+        "child: rm through /proc/<service>/fd/N",
+        &child(&format!("rm -f '{}/backup.mrimg'", through_fd.display())),
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), before, "every byte intact");
+    // Logged: 320, by the kernel shield, naming the path tried from the volume's mount point.
+    let evs = events(&sb);
+    let by_shield: Vec<_> = evs
+        .iter()
+        .filter(|e| e.id == 320 && e.message.contains("kernel shield"))
+        .collect();
+    assert!(
+        by_shield
+            .iter()
+            .any(|e| e.file.as_deref() == Some(&*file.to_string_lossy())
+                && e.operation.as_deref() == Some("delete")),
+        "the rm through a second mount logged: {by_shield:#?}"
+    );
+    assert!(
+        by_shield
+            .iter()
+            .any(|e| e.file.as_deref() == Some(image.as_str())),
+        "the image file's refusal logged: {by_shield:#?}"
+    );
+
+    // Killed, the service leaves the shield pinned (fail closed); its successor takes it over.
+    sb.kill_service();
+    assert_eperm(
+        "child: rm through a second mount, the service dead",
+        &second_mount_rm(),
+    );
+    sb.start_service().expect("service again");
+    let status: serde_json::Value =
+        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    assert_eq!(status["kernel_shield_on"], true, "taken over: {status:#}");
+    assert_ok(
+        "child: write through the guard of the new service (the control)",
+        &child(&format!("echo again >> '{}'", notes.display())),
+    );
+    let links = sh("bpftool link show | grep -c lsm");
+    assert_eq!(
+        String::from_utf8_lossy(&links.stdout).trim(),
+        "14",
+        "one shield attached, taken over (not a second one loaded)"
+    );
+    assert_eperm(
+        "child: dd into the image file, taken over",
+        &child(&format!(
+            "dd if=/dev/zero of='{image}' bs=4096 seek=100 count=1 conv=notrunc status=none"
+        )),
+    );
+    // Stopped (no admin lock): the volume is given back and the shield lets go.
+    sb.stop_service().expect("stop");
+    assert_ok(
+        "child: append to the backup once the service stopped",
+        &child(&format!("echo x >> '{}'", file.display())),
+    );
+    assert!(
+        !sb.path().join("run/shield/service").exists(),
+        "the shield is unpinned at a stop that gives the volumes back"
+    );
 }

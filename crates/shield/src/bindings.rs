@@ -5,12 +5,28 @@
 
 pub const SHIELD_MAX_VOLUMES: u32 = 64;
 pub const SHIELD_MAX_DEVICES: u32 = 256;
+pub const SHIELD_MAX_INODES: u32 = 256;
 pub const SHIELD_NSEC_PER_TICK: u32 = 10000000;
 pub const SHIELD_PATH_DEPTH: u32 = 8;
 pub const SHIELD_NAME_LEN: u32 = 64;
 pub const SHIELD_EVENTS_BYTES: u32 = 262144;
 pub type __u32 = ::std::os::raw::c_uint;
 pub type __u64 = ::std::os::raw::c_ulonglong;
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct shield_inode {
+    pub dev: __u32,
+    pub _pad: __u32,
+    pub ino: __u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of shield_inode"][::std::mem::size_of::<shield_inode>() - 16usize];
+    ["Alignment of shield_inode"][::std::mem::align_of::<shield_inode>() - 8usize];
+    ["Offset of field: shield_inode::dev"][::std::mem::offset_of!(shield_inode, dev) - 0usize];
+    ["Offset of field: shield_inode::_pad"][::std::mem::offset_of!(shield_inode, _pad) - 4usize];
+    ["Offset of field: shield_inode::ino"][::std::mem::offset_of!(shield_inode, ino) - 8usize];
+};
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct shield_service {

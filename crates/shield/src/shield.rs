@@ -8,13 +8,15 @@ use aya::programs::links::FdLink;
 use aya::programs::Lsm;
 use aya::{Btf, Ebpf};
 
-use crate::bindings::shield_service;
+use crate::bindings::{shield_inode, shield_service};
 use crate::events::Refusals;
 use crate::kernel::{active_lsms, bpf_lsm_active};
 use crate::task::Task;
 
-// SAFETY: a plain C structure of integers (generated from shield.h), valid for any bits.
+// SAFETY: plain C structures of integers (generated from shield.h), valid for any bits.
 unsafe impl aya::Pod for shield_service {}
+// SAFETY: as above.
+unsafe impl aya::Pod for shield_inode {}
 
 /// The file hooks' object, as built by `build-bpf.sh`.
 static FILES_OBJECT: &[u8] = aya::include_bytes_aligned!("bpf/files.bpf.o");
@@ -61,6 +63,7 @@ pub struct Shield {
     _links: Vec<aya::programs::lsm::LsmLink>,
     protected_sb: HashMap<MapData, u32, u8>,
     protected_dev: HashMap<MapData, u32, u8>,
+    protected_inode: HashMap<MapData, shield_inode, u8>,
     service: Array<MapData, shield_service>,
     /// Its refusals, until [`Shield::refusals`] hands them out.
     refusals: Option<Refusals>,
@@ -69,7 +72,13 @@ pub struct Shield {
 }
 
 /// The maps the service keeps, by name.
-const MAPS: [&str; 4] = ["protected_sb", "protected_dev", "service", "events"];
+const MAPS: [&str; 5] = [
+    "protected_sb",
+    "protected_dev",
+    "protected_inode",
+    "service",
+    "events",
+];
 
 fn load_error(e: impl std::fmt::Display) -> ShieldError {
     ShieldError::Load(e.to_string())
@@ -158,8 +167,8 @@ impl Shield {
         Ok(shield)
     }
 
-    fn from_maps(maps: [Option<Map>; 4], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
-        let [sb, dev, service, events] = maps;
+    fn from_maps(maps: [Option<Map>; 5], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
+        let [sb, dev, inode, service, events] = maps;
         Ok(Shield {
             _ebpf: None,
             _links: vec![],
@@ -167,6 +176,10 @@ impl Shield {
                 .map_err(load_error)?,
             protected_dev: HashMap::try_from(dev.ok_or(ShieldError::MissingMap("protected_dev"))?)
                 .map_err(load_error)?,
+            protected_inode: HashMap::try_from(
+                inode.ok_or(ShieldError::MissingMap("protected_inode"))?,
+            )
+            .map_err(load_error)?,
             service: Array::try_from(service.ok_or(ShieldError::MissingMap("service"))?)
                 .map_err(load_error)?,
             refusals: Some(Refusals::new(
@@ -221,11 +234,38 @@ impl Shield {
         self.protected_dev.insert(dev, 1, 0).map_err(load_error)
     }
 
-    /// Stop shielding it.
+    /// Shield one file beneath a protected volume on another file system (the image file a
+    /// loop device reads it from): by its file system's device (kernel encoding) and inode.
+    pub fn protect_inode(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
+        self.protected_inode
+            .insert(inode_key(dev, ino), 1, 0)
+            .map_err(load_error)
+    }
+
+    /// Stop shielding the volume whose superblock device is `dev`.
     pub fn release(&mut self, dev: u32) -> Result<(), ShieldError> {
-        match self.protected_sb.remove(&dev) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(ShieldError::Load(e.to_string())),
-        }
+        removed(self.protected_sb.remove(&dev))
+    }
+
+    /// Stop shielding the device `dev` beneath a volume.
+    pub fn release_device(&mut self, dev: u32) -> Result<(), ShieldError> {
+        removed(self.protected_dev.remove(&dev))
+    }
+
+    /// Stop shielding the file `ino` of `dev`.
+    pub fn release_inode(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
+        removed(self.protected_inode.remove(&inode_key(dev, ino)))
+    }
+}
+
+fn inode_key(dev: u32, ino: u64) -> shield_inode {
+    shield_inode { dev, _pad: 0, ino }
+}
+
+/// A removal from a map: one that was not there is as good.
+fn removed(r: Result<(), aya::maps::MapError>) -> Result<(), ShieldError> {
+    match r {
+        Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        Err(e) => Err(load_error(e)),
     }
 }

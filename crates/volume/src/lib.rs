@@ -7,11 +7,13 @@
 //! - [`keeper`]: the service's private mount namespace, pinned under the runtime directory, that
 //!   holds the backing mounts of protected volumes across service restarts.
 //! - [`backing`]: acquiring, hiding and restoring one volume's backing.
+//! - [`layers`]: the devices and image files beneath a volume's block device (sysfs).
 //! - [`presence`]: whether a protected volume's device is still there (a drive pulled out).
 
 pub mod backing;
 pub mod fsid;
 pub mod keeper;
+pub mod layers;
 pub mod mountapi;
 pub mod mountinfo;
 pub mod presence;

@@ -59,6 +59,9 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
             }
         );
     }
+    if !report.kernel_shield.is_empty() {
+        println!("kernel shield: {}", report.kernel_shield);
+    }
     if report.admin_lock {
         println!("admin lock: set (off, unprotect, certify, settings changes need its passphrase)");
     }
@@ -99,6 +102,9 @@ pub fn status(paths: &PathArgs, json: bool) -> i32 {
         );
         println!("  location:        {}", v.location);
         println!("  protection:      {}", v.protection);
+        if let Some(k) = &v.kernel_shield {
+            println!("  kernel shield:   {k}");
+        }
         println!("  backup files:    {}", v.files_protected);
         println!(
             "  denied / certified writes: {} / {}",

@@ -57,6 +57,8 @@ impl Service {
             let Some(v) = self.inner.lock().volumes.remove(&mp) else {
                 continue;
             };
+            // Its device is gone: the numbers may soon name another.
+            self.uncover(&mp);
             let vref = volume_ref(&v.info);
             let absent = AbsentDrive {
                 uuid: v.info.uuid.clone(),

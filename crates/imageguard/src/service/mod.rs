@@ -9,6 +9,7 @@ pub mod adapters;
 mod admin;
 pub mod auto_protect;
 pub mod destinations;
+pub mod kernel_shield;
 pub mod metrics;
 mod notify;
 pub mod report;
@@ -107,6 +108,8 @@ pub struct Service {
     sync_places: Arc<sync_places::ServicePlaces>,
     /// The service's own clock (the retention locks' time).
     clock: Arc<imageguard_retention::ServiceClock>,
+    /// The kernel shield (`[guard] kernel_shield`), running or why not.
+    shield: kernel_shield::KernelShield,
 }
 
 fn now() -> i64 {
@@ -182,6 +185,9 @@ pub fn run(paths: PathArgs) -> Result<Stopped> {
         admin::check_sealed_files(l, &admin::sealed_files(&paths))
     });
     let config = Config::load(&paths.config)?;
+    // Before any volume is protected, so that each is shielded as it is.
+    let shield =
+        kernel_shield::KernelShield::start(config.guard.kernel_shield, &paths.runtime_dir)?;
     let store = CertifiedStore::new(paths.certified_list());
     let list = store.load()?;
     let resolver =
@@ -239,6 +245,7 @@ pub fn run(paths: PathArgs) -> Result<Stopped> {
         log,
         sync_places: Arc::new(sync_places::ServicePlaces::new(config.sync_tools.allow)),
         clock,
+        shield,
         config,
         paths: paths.clone(),
         changes: Mutex::new(()),
@@ -271,6 +278,7 @@ pub fn run(paths: PathArgs) -> Result<Stopped> {
     }
     service.protect_backup_drives(true);
     service.release_unlocked();
+    report_shield_refusals(service.clone())?;
     state = service.inner.lock().state.clone();
     state.save(&paths.service_state())?;
     service.seal(&paths.service_state());
@@ -324,6 +332,33 @@ pub fn run(paths: PathArgs) -> Result<Stopped> {
             Stopped::BySignal
         },
     )
+}
+
+/// Log what the kernel shield refuses (320), as it comes.
+fn report_shield_refusals(service: Arc<Service>) -> Result<()> {
+    eprintln!("imageguard: kernel shield {}", service.shield.describe());
+    let Some(mut refusals) = service.shield.refusals() else {
+        return Ok(());
+    };
+    std::thread::Builder::new()
+        .name("shield-events".into())
+        .spawn(move || {
+            while !service.is_stopping() {
+                match refusals.wait(std::time::Duration::from_millis(500)) {
+                    Ok(rs) => {
+                        for r in rs {
+                            service.emit(service.shield.event_of(&r));
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("kernel shield events: {e}");
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                    }
+                }
+            }
+        })
+        .context("starting the kernel shield's event thread")?;
+    Ok(())
 }
 
 /// How often the service looks for guards that stopped without being told to.
@@ -618,6 +653,21 @@ impl Service {
                     v.shared.gate.set_off(true);
                 }
                 let vref = volume_ref(&v.info);
+                if let Err(e) = self.shield.cover(&v.info, vref.clone()) {
+                    eprintln!(
+                        "imageguard: the kernel shield does not cover {}: {e:#}",
+                        mp.display()
+                    );
+                    self.emit(
+                        Event::new(EventKind::ErrorProtectingVolume)
+                            .with_volume(vref.clone())
+                            .with_error(libc::EIO)
+                            .with_detail(format!(
+                                "the kernel shield does not cover it (the guard protects it \
+                                 alone): {e:#}"
+                            )),
+                    );
+                }
                 if origin == Origin::User {
                     self.emit(Event::new(EventKind::UserProtectedVolume).with_volume(vref.clone()));
                 }
@@ -681,6 +731,7 @@ impl Service {
         let vref = volume_ref(&v.info);
         match volumes::unprotect(v, &self.keeper) {
             Ok(()) => {
+                self.uncover(mp);
                 if by_user {
                     self.emit(Event::new(EventKind::UserDisabledVolume).with_volume(vref));
                 }
@@ -801,6 +852,16 @@ impl Service {
         }
     }
 
+    /// The volume at `mp` is no longer protected: the kernel shield lets it go.
+    fn uncover(&self, mp: &Path) {
+        if let Err(e) = self.shield.uncover(mp) {
+            eprintln!(
+                "imageguard: the kernel shield keeps {}: {e:#}",
+                mp.display()
+            );
+        }
+    }
+
     fn save_state(&self, inner: &Inner) -> Result<()> {
         inner.state.save(&self.paths.service_state())?;
         self.seal(&self.paths.service_state());
@@ -859,6 +920,8 @@ impl Service {
                 kept_by_admin_lock.join(", ")
             ));
         }
+        // Volumes left closed stay shielded until the next service takes the shield over.
+        self.shield.stop(!why.is_empty());
         if why.is_empty() {
             if let Err(e) = self.keeper.dismantle() {
                 log::warn!("keeper: {e}");
@@ -891,7 +954,17 @@ impl Service {
             .into(),
             restart_on_reboot: inner.state.protection_on || inner.state.off_until_boot.is_some(),
             pid: std::process::id(),
-            volumes: inner.volumes.values().map(volumes::report).collect(),
+            volumes: inner
+                .volumes
+                .values()
+                .map(|v| {
+                    let mut r = volumes::report(v);
+                    r.kernel_shield = self.shield.describe_volume(&v.info.mount_point);
+                    r
+                })
+                .collect(),
+            kernel_shield: self.shield.describe(),
+            kernel_shield_on: self.shield.is_on(),
             absent: inner.absent.iter().map(|(mp, a)| a.report(mp)).collect(),
             certified_programs: self
                 .resolver
@@ -1116,6 +1189,7 @@ impl Service {
                 let vref = volume_ref(&v.info);
                 match volumes::eject(v, &self.keeper) {
                     Ok(()) => {
+                        self.uncover(&mp);
                         self.emit(
                             Event::new(EventKind::UserDisabledVolume)
                                 .with_volume(vref)

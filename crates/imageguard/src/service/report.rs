@@ -43,6 +43,9 @@ pub struct VolumeReport {
     /// Why it is protected when the user did not ask (automatic protection of a backup drive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the kernel shield covers of it, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_shield: Option<String>,
 }
 
 /// A protected drive that is not here now (pulled out without eject, not plugged in).
@@ -93,6 +96,11 @@ pub struct StatusReport {
     pub retention_locks: Vec<LockReport>,
     /// (event id, total occurrences).
     pub event_counts: Vec<(u32, u64)>,
+    /// The kernel shield, in words: on, off, or unavailable and why.
+    #[serde(default)]
+    pub kernel_shield: String,
+    #[serde(default)]
+    pub kernel_shield_on: bool,
 }
 
 /// A retention lock in force.

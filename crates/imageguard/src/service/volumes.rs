@@ -276,6 +276,7 @@ pub fn report(v: &ProtectedVolume) -> VolumeReport {
         also_mounted_at: i.also_mounted_at.clone(),
         writers_at_protect: i.writers_at_protect,
         reason: v.reason.clone(),
+        kernel_shield: None,
     }
 }
 

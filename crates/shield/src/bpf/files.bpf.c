@@ -29,6 +29,13 @@ struct {
 } protected_dev SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_INODES);
+	__type(key, struct shield_inode);
+	__type(value, __u8);
+} protected_inode SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
@@ -81,14 +88,36 @@ static __always_inline void report(__u32 op, __u32 dev, struct dentry *d)
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* 0 when the current task may change the entry `d` of `sb`; else -EPERM, reported as `op`. */
-static __always_inline int refused(__u32 op, struct super_block *sb, struct dentry *d)
+/* Whether the file `inode` (NULL: none) is one of the protected inodes. */
+static __always_inline int protected_inode_of(struct inode *inode)
+{
+	if (!inode)
+		return 0;
+	struct shield_inode key = {
+		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+		.ino = BPF_CORE_READ(inode, i_ino),
+	};
+	return bpf_map_lookup_elem(&protected_inode, &key) != 0;
+}
+
+/* 0 when the current task may change the entry `d` of `sb` (its file `inode`, NULL for a name
+ * still free); else -EPERM, reported as `op`. */
+static __always_inline int refused_inode(__u32 op, struct super_block *sb, struct dentry *d,
+					 struct inode *inode)
 {
 	__u32 dev = BPF_CORE_READ(sb, s_dev);
-	if (!bpf_map_lookup_elem(&protected_sb, &dev) || is_service())
+	if (!bpf_map_lookup_elem(&protected_sb, &dev) && !protected_inode_of(inode))
+		return 0;
+	if (is_service())
 		return 0;
 	report(op, dev, d);
 	return -EPERM;
+}
+
+/* The same for the entry `d`, whose file (if any) is its own. */
+static __always_inline int refused(__u32 op, struct super_block *sb, struct dentry *d)
+{
+	return refused_inode(op, sb, d, BPF_CORE_READ(d, d_inode));
 }
 
 /* Opening a protected volume's block device (or one beneath it) for writing goes under the file
@@ -114,7 +143,7 @@ int BPF_PROG(shield_file_open, struct file *file)
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
 	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
 	int r = refused_device(inode, d);
-	return r ? r : refused(SHIELD_OP_OPEN_WRITE, BPF_CORE_READ(inode, i_sb), d);
+	return r ? r : refused_inode(SHIELD_OP_OPEN_WRITE, BPF_CORE_READ(inode, i_sb), d, inode);
 }
 
 SEC("lsm/inode_unlink")
@@ -129,12 +158,14 @@ int BPF_PROG(shield_inode_rmdir, struct inode *dir, struct dentry *dentry)
 	return refused(SHIELD_OP_RMDIR, BPF_CORE_READ(dir, i_sb), dentry);
 }
 
-/* A rename cannot leave its file system: the source folder's decides. */
+/* A rename cannot leave its file system; its source and a file it would replace decide. */
 SEC("lsm/inode_rename")
 int BPF_PROG(shield_inode_rename, struct inode *old_dir, struct dentry *old_dentry,
 	     struct inode *new_dir, struct dentry *new_dentry)
 {
-	return refused(SHIELD_OP_RENAME, BPF_CORE_READ(old_dir, i_sb), old_dentry);
+	int r = refused(SHIELD_OP_RENAME, BPF_CORE_READ(old_dir, i_sb), old_dentry);
+	/* Renaming over a protected file replaces it (its name then leads elsewhere). */
+	return r ? r : refused(SHIELD_OP_RENAME, BPF_CORE_READ(new_dir, i_sb), new_dentry);
 }
 
 SEC("lsm/inode_link")

@@ -15,6 +15,17 @@
  * dev_t; value = 1. The volume's own device is its superblock's: protected_sb covers it. */
 #define SHIELD_MAX_DEVICES 256
 
+/* protected_inode: a file beneath a protected volume on another file system (the image file a
+ * loop device reads the volume from), by its superblock's device and inode number; value = 1.
+ * Opening it for writing, truncating, deleting, renaming it or over it, linking it and changing
+ * its attributes are refused. */
+struct shield_inode {
+	__u32 dev;
+	__u32 _pad;
+	__u64 ino;
+};
+#define SHIELD_MAX_INODES 256
+
 /* service: one entry, key 0: the service's thread group (its own tasks may change files). A
  * thread group id alone would let a process that inherits the number after the service died
  * pass as the service: the group leader's start time, in clock ticks since boot as

@@ -1,0 +1,343 @@
+//! The kernel shield as the service drives it (`[guard] kernel_shield`): loaded at start, or
+//! taken over from the service before it (pinned in a bpf file system of its own under the
+//! runtime directory); while a whole volume is protected, its superblock, the block devices
+//! beneath it and the image files its loop devices read are shielded, so the guard is the only
+//! way to change it; what the shield refuses is logged as event 320. A folder of a larger file
+//! system is not shielded (the shield decides by superblock: the rest of that file system must
+//! stay writable).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use imageguard_policy::{Event, EventKind, Operation, VolumeRef};
+use imageguard_shield::{kernel_dev, Refusal, Refusals, Refused, Shield, Task};
+use imageguard_volume::backing::VolumeInfo;
+use imageguard_volume::{mountapi, BackingMode};
+use parking_lot::Mutex;
+
+use crate::config::KernelShieldMode;
+
+/// Where the shield is pinned, under the runtime directory: a bpf file system mounted there.
+pub fn pin_dir(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join("shield")
+}
+
+/// What the shield covers for one protected volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cover {
+    /// The volume's superblock (kernel encoding).
+    sb: u32,
+    /// Block devices beneath it.
+    devices: Vec<u32>,
+    /// Image files beneath it: (their file system's device, inode), and their paths.
+    files: Vec<(u32, u64, PathBuf)>,
+    /// For event 320: the volume as events name it.
+    volume: VolumeRef,
+    mount_point: PathBuf,
+}
+
+/// The shield, as the service runs it.
+pub struct KernelShield {
+    mode: KernelShieldMode,
+    /// Why it is not running (`auto` on a kernel that cannot), when it is not.
+    unavailable: Option<String>,
+    shield: Mutex<Option<Shield>>,
+    covers: Mutex<BTreeMap<PathBuf, Cover>>,
+    runtime_dir: PathBuf,
+}
+
+/// Whether `dir` is the root of a bpf file system.
+fn is_bpffs(dir: &Path) -> bool {
+    const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+    rustix::fs::statfs(dir).is_ok_and(|s| s.f_type == BPF_FS_MAGIC)
+}
+
+impl KernelShield {
+    /// Start the shield as `mode` says: `required` fails when this kernel cannot run it;
+    /// `auto` runs without it and says why.
+    pub fn start(mode: KernelShieldMode, runtime_dir: &Path) -> Result<KernelShield> {
+        let mut ks = KernelShield {
+            mode,
+            unavailable: None,
+            shield: Mutex::new(None),
+            covers: Mutex::new(BTreeMap::new()),
+            runtime_dir: runtime_dir.to_path_buf(),
+        };
+        if mode == KernelShieldMode::Off {
+            return Ok(ks);
+        }
+        match Self::load(runtime_dir) {
+            Ok(s) => *ks.shield.lock() = Some(s),
+            Err(e) if mode == KernelShieldMode::Required => {
+                return Err(e.context(
+                    "the kernel shield is required ([guard] kernel_shield = \"required\"); \
+                     `imageguard doctor` says what this kernel lacks",
+                ))
+            }
+            Err(e) => ks.unavailable = Some(format!("{e:#}")),
+        }
+        Ok(ks)
+    }
+
+    fn load(runtime_dir: &Path) -> Result<Shield> {
+        if !imageguard_shield::bpf_lsm_active() {
+            // Said before anything is mounted for it.
+            return Err(imageguard_shield::ShieldError::LsmInactive(
+                imageguard_shield::active_lsms().trim().to_string(),
+            )
+            .into());
+        }
+        let dir = pin_dir(runtime_dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // The runtime directory becomes a private mount of its own (as the keeper makes it)
+        // before the bpf file system goes under it: made later, it would hide the pins from
+        // the next service, which would load a second shield beside the first.
+        let rd = runtime_dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", runtime_dir.display()))?;
+        let table = imageguard_volume::MountTable::read().context("reading the mount table")?;
+        if table.at(&rd).is_none() {
+            mountapi::bind(&rd, &rd).with_context(|| format!("bind-mounting {}", rd.display()))?;
+        }
+        mountapi::make_private(&rd, false)
+            .with_context(|| format!("making {} private", rd.display()))?;
+        if !is_bpffs(&dir) {
+            // A bpf file system of the shield's own: its pins are the only files in it.
+            rustix::mount::mount(
+                "imageguard-shield",
+                &dir,
+                "bpf",
+                rustix::mount::MountFlags::NOSUID
+                    | rustix::mount::MountFlags::NODEV
+                    | rustix::mount::MountFlags::NOEXEC,
+                c"mode=0700",
+            )
+            .with_context(|| format!("mounting a bpf file system on {}", dir.display()))?;
+        }
+        let task = Task::current().context("the service's own process")?;
+        Ok(Shield::load_pinned(task, &dir)?)
+    }
+
+    /// Whether the shield runs.
+    pub fn is_on(&self) -> bool {
+        self.shield.lock().is_some()
+    }
+
+    /// In words, for `status`.
+    pub fn describe(&self) -> String {
+        match (self.mode, &self.unavailable) {
+            (KernelShieldMode::Off, _) => "off ([guard] kernel_shield = \"off\")".into(),
+            (_, Some(why)) => format!(
+                "unavailable: {why} (the FUSE guard protects alone; `imageguard doctor` says \
+                 how to turn it on)"
+            ),
+            (_, None) => format!(
+                "on ({} volume(s) shielded: only the service changes them, whatever mount, \
+                 descriptor or device leads there)",
+                self.covers.lock().len()
+            ),
+        }
+    }
+
+    /// What the shield covers of the protected volume at `mount_point`, in words (`None`: not
+    /// shielded).
+    pub fn describe_volume(&self, mount_point: &Path) -> Option<String> {
+        let covers = self.covers.lock();
+        let c = covers.get(mount_point)?;
+        let mut parts = vec!["its file system".to_string()];
+        if !c.devices.is_empty() {
+            parts.push(format!("{} device(s) beneath", c.devices.len()));
+        }
+        let mut files: Vec<&PathBuf> = c.files.iter().map(|f| &f.2).collect();
+        files.dedup();
+        for f in files {
+            parts.push(format!("image file {}", f.display()));
+        }
+        Some(parts.join(", "))
+    }
+
+    /// Shield the volume just protected: a whole volume's superblock, the devices beneath it
+    /// and its image files. Nothing for a folder, or when the shield is not running.
+    pub fn cover(&self, info: &VolumeInfo, volume: VolumeRef) -> Result<()> {
+        if info.mode != BackingMode::Hidden {
+            return Ok(());
+        }
+        let mut guard = self.shield.lock();
+        let Some(shield) = guard.as_mut() else {
+            return Ok(());
+        };
+        let (major, minor) = parse_device_number(&info.device_number)
+            .with_context(|| format!("device number {:?}", info.device_number))?;
+        let layers = imageguard_volume::layers::beneath(major, minor);
+        let mut files = vec![];
+        for f in &layers.backing_files {
+            match imageguard_volume::layers::file_identities(f) {
+                Ok(ids) => files.extend(
+                    ids.into_iter()
+                        .map(|(major, minor, ino)| (kernel_dev(major, minor), ino, f.clone())),
+                ),
+                Err(e) => log::warn!("kernel shield: image file {}: {e}", f.display()),
+            }
+        }
+        let cover = Cover {
+            sb: kernel_dev(major, minor),
+            devices: layers
+                .devices
+                .iter()
+                .map(|&(a, b)| kernel_dev(a, b))
+                .collect(),
+            files,
+            volume,
+            mount_point: info.mount_point.clone(),
+        };
+        shield.protect(cover.sb)?;
+        for &d in &cover.devices {
+            shield.protect_device(d)?;
+        }
+        for (dev, ino, _) in &cover.files {
+            shield.protect_inode(*dev, *ino)?;
+        }
+        self.covers.lock().insert(info.mount_point.clone(), cover);
+        Ok(())
+    }
+
+    /// Stop shielding the volume at `mount_point` (given back or gone): what no other
+    /// protected volume needs is released.
+    pub fn uncover(&self, mount_point: &Path) -> Result<()> {
+        let mut covers = self.covers.lock();
+        let Some(gone) = covers.remove(mount_point) else {
+            return Ok(());
+        };
+        let mut guard = self.shield.lock();
+        let Some(shield) = guard.as_mut() else {
+            return Ok(());
+        };
+        let others: Vec<&Cover> = covers.values().collect();
+        if !others.iter().any(|c| c.sb == gone.sb) {
+            shield.release(gone.sb)?;
+        }
+        for d in gone.devices {
+            if !others.iter().any(|c| c.devices.contains(&d)) {
+                shield.release_device(d)?;
+            }
+        }
+        for (dev, ino, _) in gone.files {
+            if !others
+                .iter()
+                .any(|c| c.files.iter().any(|f| (f.0, f.1) == (dev, ino)))
+            {
+                shield.release_inode(dev, ino)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What the shield refuses, for the thread that logs it (once).
+    pub fn refusals(&self) -> Option<Refusals> {
+        self.shield.lock().as_mut().and_then(|s| s.refusals())
+    }
+
+    /// Event 320 for a refusal: the volume whose superblock, device or image file it was
+    /// refused on, and the path tried.
+    pub fn event_of(&self, r: &Refusal) -> Event {
+        let covers = self.covers.lock();
+        let cover = covers.values().find(|c| match r.what {
+            Refused::OpenDevice => c.sb == r.dev || c.devices.contains(&r.dev),
+            _ => c.sb == r.dev || c.files.iter().any(|f| (f.0, f.1) == (r.dev, r.ino)),
+        });
+        let file = match (cover, r.what) {
+            (_, Refused::OpenDevice) => format!(
+                "block device {}:{} ({})",
+                r.dev >> 20,
+                r.dev & 0xfffff,
+                r.path.rsplit('/').next().unwrap_or(&r.path)
+            ),
+            (Some(c), _) if c.sb == r.dev => c.mount_point.join(&r.path).display().to_string(),
+            (Some(c), _) => c
+                .files
+                .iter()
+                .find(|f| (f.0, f.1) == (r.dev, r.ino))
+                .map_or_else(|| r.path.clone(), |f| f.2.display().to_string()),
+            (None, _) => r.path.clone(),
+        };
+        let exe = std::fs::read_link(format!("/proc/{}/exe", r.tgid))
+            .map_or_else(|_| r.comm.clone(), |p| p.display().to_string());
+        let mut e = Event::new(EventKind::BlockedFileAccess)
+            .with_process(exe, r.tgid)
+            .with_file(file)
+            .with_operation(operation_of(r.what))
+            .with_detail(format!(
+                "by the kernel shield (uid {}, outside the guard: only the service may change \
+                 a protected volume)",
+                r.uid
+            ));
+        if let Some(c) = cover {
+            e = e.with_volume(c.volume.clone());
+        }
+        e
+    }
+
+    /// The service stops. `keep`: the volumes stay closed (a stop the admin lock did not
+    /// authorize, a retention lock in force): the shield stays pinned and refusing until the
+    /// next service takes it over. Otherwise it is unpinned and its file system unmounted, and
+    /// it detaches as this process ends.
+    pub fn stop(&self, keep: bool) {
+        let Some(shield) = self.shield.lock().take() else {
+            return;
+        };
+        if keep {
+            return;
+        }
+        if let Err(e) = shield.unpin() {
+            log::warn!("kernel shield: {e}");
+        }
+        let dir = pin_dir(&self.runtime_dir);
+        if let Err(e) = rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::DETACH) {
+            log::warn!("kernel shield: unmounting {}: {e}", dir.display());
+        }
+        let _ = std::fs::remove_dir(&dir);
+    }
+}
+
+/// The policy's name for what the shield refused.
+fn operation_of(what: Refused) -> Operation {
+    match what {
+        Refused::OpenWrite | Refused::OpenDevice => Operation::OpenWrite,
+        Refused::Unlink => Operation::Delete,
+        Refused::Rmdir => Operation::RemoveDirectory,
+        Refused::Rename => Operation::Rename,
+        Refused::Link => Operation::HardLink,
+        Refused::Create => Operation::CreateInStructure,
+        Refused::SetXattr => Operation::SetXattr,
+        Refused::RemoveXattr => Operation::RemoveXattr,
+        Refused::Truncate => Operation::Truncate,
+        Refused::Chmod | Refused::Chown => Operation::SetAttributes,
+    }
+}
+
+/// "major:minor".
+fn parse_device_number(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once(':')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_runs_nothing_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = KernelShield::start(KernelShieldMode::Off, dir.path()).unwrap();
+        assert!(!ks.is_on());
+        assert!(ks.describe().starts_with("off"));
+        assert!(!pin_dir(dir.path()).exists());
+    }
+
+    #[test]
+    fn device_numbers_parse() {
+        assert_eq!(parse_device_number("7:3"), Some((7, 3)));
+        assert_eq!(parse_device_number("7"), None);
+    }
+}
