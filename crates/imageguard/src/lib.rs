@@ -7,6 +7,7 @@ pub mod backup_drives;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod kernel_features;
 pub mod paths;
 pub mod sandbox;
 pub mod service;

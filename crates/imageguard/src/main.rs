@@ -2,7 +2,8 @@
 
 use clap::Parser;
 use imageguard::cli::{
-    self, certify, demo, events, exit, metrics, protect, settings, status, verify, Cli, Command,
+    self, certify, demo, doctor, events, exit, metrics, protect, settings, status, verify, Cli,
+    Command,
 };
 
 fn main() {
@@ -39,6 +40,7 @@ fn main() {
         Command::On => protect::on(p),
         Command::Stop => protect::stop(p),
         Command::Status { json } => status::status(p, *json),
+        Command::Doctor { json } => doctor::doctor(p, *json),
         Command::Verify { mount_points, json } => verify::verify(p, mount_points, *json),
         Command::Probe { op, file } => verify::probe_child(op, file),
         Command::Metrics => metrics::metrics(p),

@@ -12,8 +12,12 @@
 //!   loop image file; through the guard a file that is no backup is written (the control); a
 //!   second mount in the attacker's own namespace, dd onto the device and into the image file,
 //!   truncating, deleting or renaming over the image, a second loop device on it, nsenter into
-//!   the keeper namespace and /proc/<service>/fd/N are refused and logged as 320; killed, the
-//!   service leaves it shielded; restarted, it takes the same shield over; stopped, it lets go.
+//!   the keeper namespace and /proc/<service>/fd/N are refused and logged as 320; so are its
+//!   cwd, root, maps, namespaces and ptrace (the same on another process: the control); killed,
+//!   the service leaves it shielded; restarted, it takes the same shield over; with the admin
+//!   lock set, kill -TERM/-KILL/-STOP/-INT/-HUP are refused; stopped with the passphrase, it
+//!   lets go.
+//!
 //! On this machine: the shield says it is unavailable and why, the service runs without it and
 //! says so, and the FUSE guard refuses as before.
 
@@ -70,6 +74,7 @@ fn on_the_host() {
             "nothing mounted for a shield that cannot run"
         );
     }
+    assert_doctor_says(&sb);
     assert_eperm(
         "rm through the guard, shield unavailable",
         &child(&format!("rm -f '{}'", f.display())),
@@ -83,6 +88,31 @@ fn on_the_host() {
         guest.lsm, guest.log, guest.vng
     );
     println!("{}", guest.log);
+}
+
+/// `imageguard doctor --json` says what this kernel has: the bpf LSM as it is here, and what
+/// the running service says of its shield.
+fn assert_doctor_says(sb: &Sandbox) {
+    let out = sb.imageguard(&["doctor", "--json"]).unwrap();
+    assert_ok("doctor", &out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let features = v["features"].as_array().expect("features");
+    let lsm = features
+        .iter()
+        .find(|f| f["feature"] == "bpf LSM")
+        .expect("the bpf LSM's finding");
+    let active = imageguard_shield::bpf_lsm_active();
+    assert_eq!(
+        lsm["standing"],
+        if active { "ok" } else { "missing" },
+        "{v:#}"
+    );
+    if !active {
+        assert!(lsm["advice"].as_str().unwrap().contains("bpf"), "{v:#}");
+    }
+    let service = v["kernel_shield"]["service"].as_str().unwrap_or("");
+    assert_eq!(service.starts_with("on"), active, "{v:#}");
+    assert_eq!(v["kernel_shield"]["configured"], "auto", "{v:#}");
 }
 
 fn child(script: &str) -> std::process::Output {
@@ -309,6 +339,7 @@ fn the_service_shields_what_it_protects() {
     let status: serde_json::Value =
         serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
     assert_eq!(status["kernel_shield_on"], true, "{status:#}");
+    assert_doctor_says(&sb);
     let covered = status["volumes"][0]["kernel_shield"].as_str().unwrap_or("");
     assert!(
         covered.contains(&image),
@@ -384,17 +415,61 @@ fn the_service_shields_what_it_protects() {
             kept.display()
         )),
     );
+    // Into the service: its descriptors, root, working folder, memory and namespaces, and
+    // ptrace, refused; the same on another root process go through (the control).
     let pid = sb.service_pid().expect("the service's pid");
-    let through_fd = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.join("backup.mrimg").exists())
-        .expect("a descriptor of the service on the volume's root");
-    assert_eperm(
-        "child: rm through /proc/<service>/fd/N",
-        &child(&format!("rm -f '{}/backup.mrimg'", through_fd.display())),
-    );
+    let mut other = Command::new("sleep").arg("60").spawn().unwrap();
+    let into = |pid: u32| {
+        vec![
+            (
+                "readlink /proc/PID/cwd",
+                format!("readlink -e /proc/{pid}/cwd"),
+            ),
+            ("ls /proc/PID/root/", format!("ls /proc/{pid}/root/")),
+            (
+                "cat /proc/PID/maps",
+                format!("cat /proc/{pid}/maps > /dev/null"),
+            ),
+            (
+                "readlink /proc/PID/ns/mnt",
+                format!("readlink /proc/{pid}/ns/mnt | grep -q mnt"),
+            ),
+            (
+                "readlink /proc/PID/fd/0",
+                format!("readlink /proc/{pid}/fd/0 | grep -q ."),
+            ),
+            (
+                "ptrace attach",
+                format!(
+                    "python3 -c 'import ctypes,sys; l=ctypes.CDLL(None, use_errno=True); \
+                     r=l.ptrace(16,{pid},0,0); sys.exit(0 if r==0 else 1)'"
+                ),
+            ),
+        ]
+    };
+    for (what, script) in into(other.id()) {
+        assert_ok(
+            &format!("child: {what} of another process (control)"),
+            &child(&script),
+        );
+    }
+    let _ = other.kill();
+    let _ = other.wait();
+    for (what, script) in into(pid) {
+        let o = child(&script);
+        assert!(
+            !o.status.success(),
+            "child: {what} of the service went through"
+        );
+    }
+    let fds = String::from_utf8_lossy(&child(&format!("ls /proc/{pid}/fd")).stdout).to_string();
+    for n in fds.split_whitespace() {
+        let o = child(&format!("rm /proc/{pid}/fd/{n}/backup.mrimg"));
+        assert!(
+            !o.status.success(),
+            "rm through /proc/{pid}/fd/{n} went through"
+        );
+    }
     assert_eq!(std::fs::read(&file).unwrap(), before, "every byte intact");
     // Logged: 320, by the kernel shield, naming the path tried from the volume's mount point.
     let evs = events(&sb);
@@ -433,8 +508,8 @@ fn the_service_shields_what_it_protects() {
     let links = sh("bpftool link show | grep -c lsm");
     assert_eq!(
         String::from_utf8_lossy(&links.stdout).trim(),
-        "14",
-        "one shield attached, taken over (not a second one loaded)"
+        "16",
+        "one shield attached (16 programs), taken over (not a second one loaded)"
     );
     assert_eperm(
         "child: dd into the image file, taken over",
@@ -442,8 +517,45 @@ fn the_service_shields_what_it_protects() {
             "dd if=/dev/zero of='{image}' bs=4096 seek=100 count=1 conv=notrunc status=none"
         )),
     );
-    // Stopped (no admin lock): the volume is given back and the shield lets go.
-    sb.stop_service().expect("stop");
+    // With the admin lock set, no signal stops the service: it stops only with the passphrase.
+    let secret = sb.path().join("secret");
+    std::fs::write(&secret, "correct horse battery staple\n").unwrap();
+    let s = secret.to_string_lossy().to_string();
+    assert_ok(
+        "lock set",
+        &sb.imageguard(&["lock", "set", "--new-passphrase-file", &s])
+            .unwrap(),
+    );
+    let pid = sb.service_pid().expect("the service's pid");
+    for sig in ["TERM", "KILL", "STOP", "INT", "HUP"] {
+        assert_eperm(
+            &format!("child: kill -{sig} of the service, admin lock set"),
+            &child(&format!("/bin/kill -s {sig} {pid}")),
+        );
+    }
+    assert_ok(
+        "the service answers after the signals",
+        &sb.imageguard(&["status"]).unwrap(),
+    );
+    let evs = events(&sb);
+    assert!(
+        evs.iter()
+            .any(|e| e.id == 320 && e.message.contains("signal 9 to the service")),
+        "the refused SIGKILL logged"
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e.id == 320 && e.message.contains("reaching into the service")),
+        "reaching into the service logged"
+    );
+    // Stopped with the passphrase: the volume is given back and the shield lets go.
+    assert_ok(
+        "stop with the passphrase",
+        &sb.imageguard(&["--passphrase-file", &s, "stop"]).unwrap(),
+    );
+    let exit = sb.wait_service(std::time::Duration::from_secs(30)).unwrap();
+    assert_eq!(exit.code(), Some(10), "{}", sb.service_log());
+    assert_eq!(std::fs::read(&file).unwrap(), before, "every byte intact");
     assert_ok(
         "child: append to the backup once the service stopped",
         &child(&format!("echo x >> '{}'", file.display())),

@@ -31,7 +31,7 @@ const _: () = {
 #[derive(Debug, Copy, Clone)]
 pub struct shield_service {
     pub tgid: __u32,
-    pub _pad: __u32,
+    pub admin_locked: __u32,
     pub start_ticks: __u64,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
@@ -40,8 +40,8 @@ const _: () = {
     ["Alignment of shield_service"][::std::mem::align_of::<shield_service>() - 8usize];
     ["Offset of field: shield_service::tgid"]
         [::std::mem::offset_of!(shield_service, tgid) - 0usize];
-    ["Offset of field: shield_service::_pad"]
-        [::std::mem::offset_of!(shield_service, _pad) - 4usize];
+    ["Offset of field: shield_service::admin_locked"]
+        [::std::mem::offset_of!(shield_service, admin_locked) - 4usize];
     ["Offset of field: shield_service::start_ticks"]
         [::std::mem::offset_of!(shield_service, start_ticks) - 8usize];
 };
@@ -61,6 +61,8 @@ pub mod shield_op {
     pub const SHIELD_OP_CHMOD: Type = 10;
     pub const SHIELD_OP_CHOWN: Type = 11;
     pub const SHIELD_OP_OPEN_DEVICE: Type = 12;
+    pub const SHIELD_OP_PTRACE: Type = 13;
+    pub const SHIELD_OP_SIGNAL: Type = 14;
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -72,12 +74,14 @@ pub struct shield_event {
     pub op: __u32,
     pub depth: __u32,
     pub complete: __u32,
+    pub target: __u32,
+    pub signal: __u32,
     pub comm: [::std::os::raw::c_char; 16usize],
     pub names: [[::std::os::raw::c_char; 64usize]; 8usize],
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of shield_event"][::std::mem::size_of::<shield_event>() - 560usize];
+    ["Size of shield_event"][::std::mem::size_of::<shield_event>() - 568usize];
     ["Alignment of shield_event"][::std::mem::align_of::<shield_event>() - 8usize];
     ["Offset of field: shield_event::ino"][::std::mem::offset_of!(shield_event, ino) - 0usize];
     ["Offset of field: shield_event::tgid"][::std::mem::offset_of!(shield_event, tgid) - 8usize];
@@ -87,6 +91,10 @@ const _: () = {
     ["Offset of field: shield_event::depth"][::std::mem::offset_of!(shield_event, depth) - 24usize];
     ["Offset of field: shield_event::complete"]
         [::std::mem::offset_of!(shield_event, complete) - 28usize];
-    ["Offset of field: shield_event::comm"][::std::mem::offset_of!(shield_event, comm) - 32usize];
-    ["Offset of field: shield_event::names"][::std::mem::offset_of!(shield_event, names) - 48usize];
+    ["Offset of field: shield_event::target"]
+        [::std::mem::offset_of!(shield_event, target) - 32usize];
+    ["Offset of field: shield_event::signal"]
+        [::std::mem::offset_of!(shield_event, signal) - 36usize];
+    ["Offset of field: shield_event::comm"][::std::mem::offset_of!(shield_event, comm) - 40usize];
+    ["Offset of field: shield_event::names"][::std::mem::offset_of!(shield_event, names) - 56usize];
 };

@@ -24,6 +24,10 @@ pub enum Refused {
     Chown,
     /// Opening a shielded block device (or one beneath a shielded volume) for writing.
     OpenDevice,
+    /// Reaching into the service (ptrace, /proc/PID/mem, fd, root, cwd, ns, process_vm_*).
+    Ptrace,
+    /// A signal to the service while the admin lock is set.
+    Signal,
 }
 
 impl Refused {
@@ -41,6 +45,8 @@ impl Refused {
             shield_op::SHIELD_OP_CHMOD => Refused::Chmod,
             shield_op::SHIELD_OP_CHOWN => Refused::Chown,
             shield_op::SHIELD_OP_OPEN_DEVICE => Refused::OpenDevice,
+            shield_op::SHIELD_OP_PTRACE => Refused::Ptrace,
+            shield_op::SHIELD_OP_SIGNAL => Refused::Signal,
             _ => return None,
         })
     }
@@ -59,8 +65,13 @@ pub struct Refusal {
     pub uid: u32,
     pub comm: String,
     /// The entry's path from its file system's root, without the leading `/`. When its folders
-    /// are nested deeper than the event carries, it starts with `…/`.
+    /// are nested deeper than the event carries, it starts with `…/`. For [`Refused::Ptrace`]
+    /// and [`Refused::Signal`]: the command name of the process reached.
     pub path: String,
+    /// For [`Refused::Ptrace`] and [`Refused::Signal`]: the thread group reached, and the
+    /// signal.
+    pub target: u32,
+    pub signal: u32,
 }
 
 fn c_string(bytes: &[std::os::raw::c_char]) -> String {
@@ -99,6 +110,8 @@ impl Refusal {
             uid: e.uid,
             comm: c_string(&e.comm),
             path,
+            target: e.target,
+            signal: e.signal,
         })
     }
 }

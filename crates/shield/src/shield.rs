@@ -18,11 +18,11 @@ unsafe impl aya::Pod for shield_service {}
 // SAFETY: as above.
 unsafe impl aya::Pod for shield_inode {}
 
-/// The file hooks' object, as built by `build-bpf.sh`.
-static FILES_OBJECT: &[u8] = aya::include_bytes_aligned!("bpf/files.bpf.o");
+/// The shield's object, as built by `build-bpf.sh`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!("bpf/shield.bpf.o");
 
-/// Each program of the file hooks and the LSM hook it attaches to.
-const FILE_PROGRAMS: &[(&str, &str)] = &[
+/// Each program and the LSM hook it attaches to.
+const PROGRAMS: &[(&str, &str)] = &[
     ("shield_file_open", "file_open"),
     ("shield_inode_unlink", "inode_unlink"),
     ("shield_inode_rmdir", "inode_rmdir"),
@@ -37,6 +37,8 @@ const FILE_PROGRAMS: &[(&str, &str)] = &[
     ("shield_path_truncate", "path_truncate"),
     ("shield_path_chmod", "path_chmod"),
     ("shield_path_chown", "path_chown"),
+    ("shield_ptrace_access_check", "ptrace_access_check"),
+    ("shield_task_kill", "task_kill"),
 ];
 
 /// Why the shield is not there.
@@ -65,6 +67,9 @@ pub struct Shield {
     protected_dev: HashMap<MapData, u32, u8>,
     protected_inode: HashMap<MapData, shield_inode, u8>,
     service: Array<MapData, shield_service>,
+    /// The service, as the programs know it, and whether the admin lock is set.
+    task: Task,
+    admin_locked: bool,
     /// Its refusals, until [`Shield::refusals`] hands them out.
     refusals: Option<Refusals>,
     /// Where it is pinned, if it is.
@@ -92,8 +97,8 @@ fn load_and_attach(
         return Err(ShieldError::LsmInactive(active_lsms().trim().to_string()));
     }
     let btf = Btf::from_sys_fs().map_err(|e| ShieldError::NoBtf(e.to_string()))?;
-    let mut ebpf = Ebpf::load(FILES_OBJECT).map_err(load_error)?;
-    for (name, hook) in FILE_PROGRAMS {
+    let mut ebpf = Ebpf::load(OBJECT).map_err(load_error)?;
+    for (name, hook) in PROGRAMS {
         let program: &mut Lsm = ebpf
             .program_mut(name)
             .ok_or_else(|| ShieldError::Load(format!("no program {name}")))?
@@ -182,6 +187,11 @@ impl Shield {
             .map_err(load_error)?,
             service: Array::try_from(service.ok_or(ShieldError::MissingMap("service"))?)
                 .map_err(load_error)?,
+            task: Task {
+                tgid: 0,
+                start_ticks: 0,
+            },
+            admin_locked: false,
             refusals: Some(Refusals::new(
                 RingBuf::try_from(events.ok_or(ShieldError::MissingMap("events"))?)
                     .map_err(load_error)?,
@@ -191,9 +201,23 @@ impl Shield {
     }
 
     fn set_service(&mut self, task: Task) -> Result<(), ShieldError> {
-        self.service
-            .set(0, task.as_map_value(), 0)
-            .map_err(load_error)
+        self.task = task;
+        self.write_service()
+    }
+
+    fn write_service(&mut self) -> Result<(), ShieldError> {
+        let value = shield_service {
+            tgid: self.task.tgid,
+            admin_locked: self.admin_locked as u32,
+            start_ticks: self.task.start_ticks,
+        };
+        self.service.set(0, value, 0).map_err(load_error)
+    }
+
+    /// The admin lock is set (or not): while it is, no other task may signal the service.
+    pub fn set_admin_locked(&mut self, locked: bool) -> Result<(), ShieldError> {
+        self.admin_locked = locked;
+        self.write_service()
     }
 
     /// What the shield refuses from now on, to be read by one thread (the first call hands it
@@ -208,7 +232,7 @@ impl Shield {
         let Some(dir) = &self.pins else {
             return Ok(());
         };
-        let names = FILE_PROGRAMS
+        let names = PROGRAMS
             .iter()
             .map(|(n, _)| format!("link_{n}"))
             .chain(MAPS.iter().map(|m| m.to_string()));

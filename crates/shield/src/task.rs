@@ -1,8 +1,6 @@
 //! The service as the shield knows it: a thread group and the moment its leader started, so a
 //! process that inherits the number after the service died is not taken for it.
 
-use crate::bindings::shield_service;
-
 /// A thread group: its id and its leader's start, in clock ticks since boot (USER_HZ), as
 /// `/proc/PID/stat` gives them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,14 +28,6 @@ impl Task {
             tgid: pid,
             start_ticks,
         })
-    }
-
-    pub(crate) fn as_map_value(&self) -> shield_service {
-        shield_service {
-            tgid: self.tgid,
-            _pad: 0,
-            start_ticks: self.start_ticks,
-        }
     }
 }
 

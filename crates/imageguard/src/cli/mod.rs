@@ -3,6 +3,7 @@
 pub mod certify;
 pub mod definitions;
 pub mod demo;
+pub mod doctor;
 pub mod events;
 pub mod generate;
 pub mod helpers;
@@ -106,6 +107,13 @@ pub enum Command {
     /// What `verify` runs as its uncertified child.
     #[command(hide = true)]
     Probe { op: String, file: PathBuf },
+    /// What this kernel offers imageguard (the bpf LSM and BTF for the kernel shield, Yama,
+    /// lockdown, Secure Boot, module signatures, FUSE passthrough and io_uring) and how to turn
+    /// on what is missing.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show whether protection is on, the protected volumes and event counts.
     Status {
         #[arg(long)]

@@ -70,6 +70,7 @@ impl Service {
             lock.seal(&f)?;
         }
         *self.admin_lock.lock() = Some(lock);
+        self.shield_admin_lock(true);
         self.emit(
             Event::new(EventKind::UserProtectedVolume)
                 .with_volume(path_ref(&self.paths.state_dir))
@@ -92,12 +93,21 @@ impl Service {
             return Ok(Response::ok("no admin lock is set"));
         }
         std::fs::remove_file(AdminLock::file(&self.paths.state_dir))?;
+        self.shield_admin_lock(false);
         self.emit(
             Event::new(EventKind::UserDisabledVolume)
                 .with_volume(path_ref(&self.paths.state_dir))
                 .with_detail("admin lock cleared"),
         );
         Ok(Response::ok("admin lock cleared"))
+    }
+
+    /// Tell the kernel shield whether the admin lock is set (then no other task may signal
+    /// the service).
+    pub(super) fn shield_admin_lock(&self, locked: bool) {
+        if let Err(e) = self.shield.set_admin_locked(locked) {
+            eprintln!("imageguard: the kernel shield: {e:#}");
+        }
     }
 
     /// The files the admin lock seals.

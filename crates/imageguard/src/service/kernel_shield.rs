@@ -233,6 +233,14 @@ impl KernelShield {
         Ok(())
     }
 
+    /// The admin lock is set or removed: while it is set, no other task may signal the service.
+    pub fn set_admin_locked(&self, locked: bool) -> Result<()> {
+        if let Some(s) = self.shield.lock().as_mut() {
+            s.set_admin_locked(locked)?;
+        }
+        Ok(())
+    }
+
     /// What the shield refuses, for the thread that logs it (once).
     pub fn refusals(&self) -> Option<Refusals> {
         self.shield.lock().as_mut().and_then(|s| s.refusals())
@@ -247,6 +255,7 @@ impl KernelShield {
             _ => c.sb == r.dev || c.files.iter().any(|f| (f.0, f.1) == (r.dev, r.ino)),
         });
         let file = match (cover, r.what) {
+            (_, Refused::Ptrace | Refused::Signal) => format!("/proc/{}", r.target),
             (_, Refused::OpenDevice) => format!(
                 "block device {}:{} ({})",
                 r.dev >> 20,
@@ -263,15 +272,30 @@ impl KernelShield {
         };
         let exe = std::fs::read_link(format!("/proc/{}/exe", r.tgid))
             .map_or_else(|_| r.comm.clone(), |p| p.display().to_string());
-        let mut e = Event::new(EventKind::BlockedFileAccess)
-            .with_process(exe, r.tgid)
-            .with_file(file)
-            .with_operation(operation_of(r.what))
-            .with_detail(format!(
+        let detail = match r.what {
+            Refused::Ptrace => format!(
+                "by the kernel shield (uid {}): reaching into the service ({}: ptrace, its \
+                 memory, descriptors, root, working folder or namespaces) is refused",
+                r.uid, r.path
+            ),
+            Refused::Signal => format!(
+                "by the kernel shield (uid {}): signal {} to the service ({}) refused while the \
+                 admin lock is set (`imageguard stop` with the passphrase stops it)",
+                r.uid, r.signal, r.path
+            ),
+            _ => format!(
                 "by the kernel shield (uid {}, outside the guard: only the service may change \
                  a protected volume)",
                 r.uid
-            ));
+            ),
+        };
+        let mut e = Event::new(EventKind::BlockedFileAccess)
+            .with_process(exe, r.tgid)
+            .with_file(file)
+            .with_detail(detail);
+        if let Some(op) = operation_of(r.what) {
+            e = e.with_operation(op);
+        }
         if let Some(c) = cover {
             e = e.with_volume(c.volume.clone());
         }
@@ -300,9 +324,9 @@ impl KernelShield {
     }
 }
 
-/// The policy's name for what the shield refused.
-fn operation_of(what: Refused) -> Operation {
-    match what {
+/// The policy's name for what the shield refused (none for reaching into the service).
+fn operation_of(what: Refused) -> Option<Operation> {
+    Some(match what {
         Refused::OpenWrite | Refused::OpenDevice => Operation::OpenWrite,
         Refused::Unlink => Operation::Delete,
         Refused::Rmdir => Operation::RemoveDirectory,
@@ -313,7 +337,8 @@ fn operation_of(what: Refused) -> Operation {
         Refused::RemoveXattr => Operation::RemoveXattr,
         Refused::Truncate => Operation::Truncate,
         Refused::Chmod | Refused::Chown => Operation::SetAttributes,
-    }
+        Refused::Ptrace | Refused::Signal => return None,
+    })
 }
 
 /// "major:minor".

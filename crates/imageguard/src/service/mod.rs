@@ -263,6 +263,8 @@ pub fn run(paths: PathArgs) -> Result<Stopped> {
     });
     // The clock saved itself as it started.
     service.seal(&clock_file);
+    let locked = service.admin_lock.lock().is_some();
+    service.shield_admin_lock(locked);
     service.carry_locks_over();
     let mut state = service.inner.lock().state.clone();
     let table = imageguard_volume::MountTable::read().ok();

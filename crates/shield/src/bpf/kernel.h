@@ -49,6 +49,8 @@ struct file {
 } __attribute__((preserve_access_index));
 
 struct task_struct {
+	int tgid;
+	char comm[16];
 	struct task_struct *group_leader;
 	__u64 start_boottime;
 } __attribute__((preserve_access_index));

@@ -32,7 +32,9 @@ struct shield_inode {
  * /proc/PID/stat field 22 gives it (USER_HZ = 100), must match too. */
 struct shield_service {
 	__u32 tgid;
-	__u32 _pad;
+	/* 1 while the admin lock is set: then no other task may signal the service (it stops only
+	 * through its own authenticated path). */
+	__u32 admin_locked;
 	__u64 start_ticks;
 };
 
@@ -53,6 +55,10 @@ enum shield_op {
 	SHIELD_OP_CHMOD = 10,
 	SHIELD_OP_CHOWN = 11,
 	SHIELD_OP_OPEN_DEVICE = 12,
+	/* Reaching into the service: ptrace, /proc/PID/mem, fd, root, cwd, ns, process_vm_*. */
+	SHIELD_OP_PTRACE = 13,
+	/* A signal to the service while the admin lock is set. */
+	SHIELD_OP_SIGNAL = 14,
 };
 
 /* How many names of a refused entry's path an event carries (the entry's own first, then its
@@ -60,7 +66,8 @@ enum shield_op {
 #define SHIELD_PATH_DEPTH 8
 #define SHIELD_NAME_LEN 64
 
-/* events (a ring buffer): one per refusal, for event 320. */
+/* events (a ring buffer): one per refusal, for event 320. For the task hooks, names[0] is the
+ * command name of the task reached. */
 struct shield_event {
 	__u64 ino;
 	__u32 tgid;
@@ -72,6 +79,9 @@ struct shield_event {
 	/* Names filled in `names`; `complete`: 1 when they reach the file system's root. */
 	__u32 depth;
 	__u32 complete;
+	/* For SHIELD_OP_PTRACE and SHIELD_OP_SIGNAL: the thread group reached, and the signal. */
+	__u32 target;
+	__u32 signal;
 	char comm[16];
 	char names[SHIELD_PATH_DEPTH][SHIELD_NAME_LEN];
 };

@@ -1,92 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
-/* The shield's file hooks: on a protected volume's file system, only the service (the FUSE
+/* The shield's file hooks (included by shield.bpf.c): on a protected volume's file system, only the service (the FUSE
  * guard's own tasks) may change files, whatever path, mount or descriptor leads there. Every
  * change to a file's data needs it opened for writing (write, truncate through the descriptor,
  * fallocate, a shared writable mapping, copy_file_range and clone into it): file_open refuses
  * that; the names and attributes have their own hooks below. Hooks whose arguments moved
  * between kernels are left out until chosen from the kernel's BTF (inode_setattr, which alone
  * sees utimes: the FUSE guard still refuses it through the guard). */
-#include "kernel.h"
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-#include <bpf/bpf_core_read.h>
-#include "shield.h"
-
-char LICENSE[] SEC("license") = "GPL";
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SHIELD_MAX_VOLUMES);
-	__type(key, __u32);
-	__type(value, __u8);
-} protected_sb SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SHIELD_MAX_DEVICES);
-	__type(key, __u32);
-	__type(value, __u8);
-} protected_dev SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SHIELD_MAX_INODES);
-	__type(key, struct shield_inode);
-	__type(value, __u8);
-} protected_inode SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct shield_service);
-} service SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, SHIELD_EVENTS_BYTES);
-} events SEC(".maps");
-
-/* Whether the current task is the service's: its thread group, started when the service was. */
-static __always_inline int is_service(void)
-{
-	__u32 zero = 0;
-	struct shield_service *s = bpf_map_lookup_elem(&service, &zero);
-	if (!s || !s->tgid || s->tgid != bpf_get_current_pid_tgid() >> 32)
-		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 started = BPF_CORE_READ(task, group_leader, start_boottime);
-	return started / SHIELD_NSEC_PER_TICK == s->start_ticks;
-}
-
-/* Send event 320's facts: who, what, and the names from `d` up towards its file system's root. */
-static __always_inline void report(__u32 op, __u32 dev, struct dentry *d)
-{
-	struct shield_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e)
-		return;
-	__u64 id = bpf_get_current_pid_tgid();
-	e->tgid = id >> 32;
-	e->uid = (__u32)bpf_get_current_uid_gid();
-	e->op = op;
-	e->dev = dev;
-	e->ino = BPF_CORE_READ(d, d_inode, i_ino);
-	e->depth = 0;
-	e->complete = 0;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-#pragma unroll
-	for (int i = 0; i < SHIELD_PATH_DEPTH; i++) {
-		struct dentry *parent = BPF_CORE_READ(d, d_parent);
-		if (!d || parent == d) {
-			e->complete = 1;
-			break;
-		}
-		bpf_probe_read_kernel_str(e->names[i], SHIELD_NAME_LEN, BPF_CORE_READ(d, d_name.name));
-		e->depth = i + 1;
-		d = parent;
-	}
-	bpf_ringbuf_submit(e, 0);
-}
+#ifndef IMAGEGUARD_FILES_BPF_H
+#define IMAGEGUARD_FILES_BPF_H
 
 /* Whether the file `inode` (NULL: none) is one of the protected inodes. */
 static __always_inline int protected_inode_of(struct inode *inode)
@@ -231,3 +152,5 @@ int BPF_PROG(shield_path_chown, const struct path *path)
 {
 	return refused(SHIELD_OP_CHOWN, BPF_CORE_READ(path, dentry, d_sb), BPF_CORE_READ(path, dentry));
 }
+
+#endif

@@ -1,0 +1,93 @@
+/* The shield's maps (layouts in shield.h) and what every hook family uses: whether the current
+ * task is the service, and reporting a refusal. Included once, by shield.bpf.c. */
+#ifndef IMAGEGUARD_MAPS_BPF_H
+#define IMAGEGUARD_MAPS_BPF_H
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_VOLUMES);
+	__type(key, __u32);
+	__type(value, __u8);
+} protected_sb SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_DEVICES);
+	__type(key, __u32);
+	__type(value, __u8);
+} protected_dev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_INODES);
+	__type(key, struct shield_inode);
+	__type(value, __u8);
+} protected_inode SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct shield_service);
+} service SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SHIELD_EVENTS_BYTES);
+} events SEC(".maps");
+
+/* Whether `task` belongs to the service: its thread group, started when the service was. */
+static __always_inline int task_is_service(struct task_struct *task)
+{
+	__u32 zero = 0;
+	struct shield_service *s = bpf_map_lookup_elem(&service, &zero);
+	if (!s || !s->tgid || s->tgid != (__u32)BPF_CORE_READ(task, tgid))
+		return 0;
+	__u64 started = BPF_CORE_READ(task, group_leader, start_boottime);
+	return started / SHIELD_NSEC_PER_TICK == s->start_ticks;
+}
+
+/* Whether the current task is the service's. */
+static __always_inline int is_service(void)
+{
+	return task_is_service((struct task_struct *)bpf_get_current_task());
+}
+
+/* A refusal's event with who tried and what, the rest zero; NULL when the buffer is full. */
+static __always_inline struct shield_event *new_event(__u32 op, __u32 dev)
+{
+	struct shield_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return 0;
+	__builtin_memset(e, 0, sizeof(*e));
+	__u64 id = bpf_get_current_pid_tgid();
+	e->tgid = id >> 32;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->op = op;
+	e->dev = dev;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+/* Send event 320's facts: who, what, and the names from `d` up towards its file system's root. */
+static __always_inline void report(__u32 op, __u32 dev, struct dentry *d)
+{
+	struct shield_event *e = new_event(op, dev);
+	if (!e)
+		return;
+	e->ino = BPF_CORE_READ(d, d_inode, i_ino);
+#pragma unroll
+	for (int i = 0; i < SHIELD_PATH_DEPTH; i++) {
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		if (!d || parent == d) {
+			e->complete = 1;
+			break;
+		}
+		bpf_probe_read_kernel_str(e->names[i], SHIELD_NAME_LEN, BPF_CORE_READ(d, d_name.name));
+		e->depth = i + 1;
+		d = parent;
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+#endif
