@@ -6,6 +6,7 @@
 pub const SHIELD_MAX_VOLUMES: u32 = 64;
 pub const SHIELD_MAX_DEVICES: u32 = 256;
 pub const SHIELD_MAX_INODES: u32 = 256;
+pub const SHIELD_MAX_IDS: u32 = 64;
 pub const SHIELD_NSEC_PER_TICK: u32 = 10000000;
 pub const SHIELD_PATH_DEPTH: u32 = 8;
 pub const SHIELD_NAME_LEN: u32 = 64;
@@ -27,16 +28,39 @@ const _: () = {
     ["Offset of field: shield_inode::_pad"][::std::mem::offset_of!(shield_inode, _pad) - 4usize];
     ["Offset of field: shield_inode::ino"][::std::mem::offset_of!(shield_inode, ino) - 8usize];
 };
+pub mod shield_kind {
+    #[allow(unused_imports)]
+    use super::*;
+    pub type Type = ::std::os::raw::c_uint;
+    pub const SHIELD_KIND_PROG: Type = 1;
+    pub const SHIELD_KIND_MAP: Type = 2;
+    pub const SHIELD_KIND_LINK: Type = 3;
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct shield_id {
+    pub kind: __u32,
+    pub id: __u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of shield_id"][::std::mem::size_of::<shield_id>() - 8usize];
+    ["Alignment of shield_id"][::std::mem::align_of::<shield_id>() - 4usize];
+    ["Offset of field: shield_id::kind"][::std::mem::offset_of!(shield_id, kind) - 0usize];
+    ["Offset of field: shield_id::id"][::std::mem::offset_of!(shield_id, id) - 4usize];
+};
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct shield_service {
     pub tgid: __u32,
     pub admin_locked: __u32,
     pub start_ticks: __u64,
+    pub pins_dev: __u32,
+    pub _pad: __u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of shield_service"][::std::mem::size_of::<shield_service>() - 16usize];
+    ["Size of shield_service"][::std::mem::size_of::<shield_service>() - 24usize];
     ["Alignment of shield_service"][::std::mem::align_of::<shield_service>() - 8usize];
     ["Offset of field: shield_service::tgid"]
         [::std::mem::offset_of!(shield_service, tgid) - 0usize];
@@ -44,6 +68,10 @@ const _: () = {
         [::std::mem::offset_of!(shield_service, admin_locked) - 4usize];
     ["Offset of field: shield_service::start_ticks"]
         [::std::mem::offset_of!(shield_service, start_ticks) - 8usize];
+    ["Offset of field: shield_service::pins_dev"]
+        [::std::mem::offset_of!(shield_service, pins_dev) - 16usize];
+    ["Offset of field: shield_service::_pad"]
+        [::std::mem::offset_of!(shield_service, _pad) - 20usize];
 };
 pub mod shield_op {
     #[allow(unused_imports)]
@@ -63,6 +91,7 @@ pub mod shield_op {
     pub const SHIELD_OP_OPEN_DEVICE: Type = 12;
     pub const SHIELD_OP_PTRACE: Type = 13;
     pub const SHIELD_OP_SIGNAL: Type = 14;
+    pub const SHIELD_OP_UNDO: Type = 15;
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]

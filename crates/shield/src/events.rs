@@ -28,6 +28,9 @@ pub enum Refused {
     Ptrace,
     /// A signal to the service while the admin lock is set.
     Signal,
+    /// Reaching the shield itself: its pins, or a descriptor for one of its programs, maps or
+    /// links (`target` is the id, `signal` the kind: 1 program, 2 map, 3 link; 0 the pins).
+    Undo,
 }
 
 impl Refused {
@@ -47,6 +50,7 @@ impl Refused {
             shield_op::SHIELD_OP_OPEN_DEVICE => Refused::OpenDevice,
             shield_op::SHIELD_OP_PTRACE => Refused::Ptrace,
             shield_op::SHIELD_OP_SIGNAL => Refused::Signal,
+            shield_op::SHIELD_OP_UNDO => Refused::Undo,
             _ => return None,
         })
     }

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, HashMap, Map, MapData, RingBuf};
-use aya::programs::links::FdLink;
+use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::Lsm;
 use aya::{Btf, Ebpf};
 
-use crate::bindings::{shield_inode, shield_service};
+use crate::bindings::{shield_id, shield_inode, shield_kind, shield_service};
 use crate::events::Refusals;
 use crate::kernel::{active_lsms, bpf_lsm_active};
 use crate::task::Task;
@@ -17,6 +17,8 @@ use crate::task::Task;
 unsafe impl aya::Pod for shield_service {}
 // SAFETY: as above.
 unsafe impl aya::Pod for shield_inode {}
+// SAFETY: as above.
+unsafe impl aya::Pod for shield_id {}
 
 /// The shield's object, as built by `build-bpf.sh`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!("bpf/shield.bpf.o");
@@ -39,6 +41,9 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("shield_path_chown", "path_chown"),
     ("shield_ptrace_access_check", "ptrace_access_check"),
     ("shield_task_kill", "task_kill"),
+    ("shield_task_free", "task_free"),
+    ("shield_inode_permission", "inode_permission"),
+    ("shield_bpf", "bpf"),
 ];
 
 /// Why the shield is not there.
@@ -66,6 +71,12 @@ pub struct Shield {
     protected_sb: HashMap<MapData, u32, u8>,
     protected_dev: HashMap<MapData, u32, u8>,
     protected_inode: HashMap<MapData, shield_inode, u8>,
+    own_ids: HashMap<MapData, shield_id, u8>,
+    /// The pinned links, held open while this process lives (unmounting the pins' file system
+    /// does not detach them then).
+    _pinned_links: Vec<PinnedLink>,
+    /// The superblock device of the bpf file system the shield is pinned in (0: not pinned).
+    pins_dev: u32,
     service: Array<MapData, shield_service>,
     /// The service, as the programs know it, and whether the admin lock is set.
     task: Task,
@@ -77,12 +88,13 @@ pub struct Shield {
 }
 
 /// The maps the service keeps, by name.
-const MAPS: [&str; 5] = [
+const MAPS: [&str; 6] = [
     "protected_sb",
     "protected_dev",
     "protected_inode",
     "service",
     "events",
+    "own_ids",
 ];
 
 fn load_error(e: impl std::fmt::Display) -> ShieldError {
@@ -125,10 +137,14 @@ impl Shield {
             links.push(link);
             Ok(())
         })?;
+        let ids = own_ids(&ebpf)?;
         let maps = MAPS.map(|name| ebpf.take_map(name));
         let mut shield = Shield::from_maps(maps, None)?;
         shield._ebpf = Some(ebpf);
         shield._links = links;
+        for id in ids {
+            shield.own_ids.insert(id, 1, 0).map_err(load_error)?;
+        }
         shield.set_service(service)?;
         Ok(shield)
     }
@@ -140,12 +156,16 @@ impl Shield {
         if dir.join("service").exists() {
             return Shield::take_over(service, dir);
         }
+        let mut pinned = vec![];
         let mut ebpf = load_and_attach(|name, link| {
             let fd: FdLink = link.into();
-            fd.pin(dir.join(format!("link_{name}")))
-                .map(drop)
-                .map_err(|e| ShieldError::Load(format!("pinning {name}: {e}")))
+            pinned.push(
+                fd.pin(dir.join(format!("link_{name}")))
+                    .map_err(|e| ShieldError::Load(format!("pinning {name}: {e}")))?,
+            );
+            Ok(())
         })?;
+        let ids = own_ids(&ebpf)?;
         let maps = MAPS.map(|name| ebpf.take_map(name));
         for (name, map) in MAPS.iter().zip(&maps) {
             if let Some(m) = map {
@@ -155,6 +175,11 @@ impl Shield {
         }
         let mut shield = Shield::from_maps(maps, Some(dir.to_path_buf()))?;
         shield._ebpf = Some(ebpf);
+        shield._pinned_links = pinned;
+        for id in ids {
+            shield.own_ids.insert(id, 1, 0).map_err(load_error)?;
+        }
+        shield.pins_dev = pins_dev(dir)?;
         shield.set_service(service)?;
         Ok(shield)
     }
@@ -168,12 +193,22 @@ impl Shield {
                 .and_then(|d| Map::from_map_data(d).ok())
         });
         let mut shield = Shield::from_maps(maps, Some(dir.to_path_buf()))?;
+        // The links' pins, held open by this process as by its predecessor.
+        for (name, _) in PROGRAMS {
+            let pin = dir.join(format!("link_{name}"));
+            shield._pinned_links.push(
+                PinnedLink::from_pin(&pin).map_err(|e| {
+                    ShieldError::Load(format!("taking over {}: {e}", pin.display()))
+                })?,
+            );
+        }
+        shield.pins_dev = pins_dev(dir)?;
         shield.set_service(service)?;
         Ok(shield)
     }
 
-    fn from_maps(maps: [Option<Map>; 5], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
-        let [sb, dev, inode, service, events] = maps;
+    fn from_maps(maps: [Option<Map>; 6], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
+        let [sb, dev, inode, service, events, ids] = maps;
         Ok(Shield {
             _ebpf: None,
             _links: vec![],
@@ -187,6 +222,10 @@ impl Shield {
             .map_err(load_error)?,
             service: Array::try_from(service.ok_or(ShieldError::MissingMap("service"))?)
                 .map_err(load_error)?,
+            own_ids: HashMap::try_from(ids.ok_or(ShieldError::MissingMap("own_ids"))?)
+                .map_err(load_error)?,
+            _pinned_links: vec![],
+            pins_dev: 0,
             task: Task {
                 tgid: 0,
                 start_ticks: 0,
@@ -210,6 +249,8 @@ impl Shield {
             tgid: self.task.tgid,
             admin_locked: self.admin_locked as u32,
             start_ticks: self.task.start_ticks,
+            pins_dev: self.pins_dev,
+            _pad: 0,
         };
         self.service.set(0, value, 0).map_err(load_error)
     }
@@ -280,6 +321,52 @@ impl Shield {
     pub fn release_inode(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
         removed(self.protected_inode.remove(&inode_key(dev, ino)))
     }
+}
+
+/// The superblock device (kernel encoding) of the bpf file system at `dir`.
+fn pins_dev(dir: &Path) -> Result<u32, ShieldError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir)?;
+    Ok(crate::kernel::kernel_dev(
+        rustix::fs::major(m.dev()),
+        rustix::fs::minor(m.dev()),
+    ))
+}
+
+/// The ids of the shield's programs, of the maps they use and of their links, as the kernel
+/// numbers them, for `own_ids`.
+fn own_ids(ebpf: &Ebpf) -> Result<Vec<shield_id>, ShieldError> {
+    let mut ids = vec![];
+    let mut programs = vec![];
+    for (_, program) in ebpf.programs() {
+        let info = program.info().map_err(load_error)?;
+        programs.push(info.id());
+        for map in info.map_ids().map_err(load_error)?.unwrap_or_default() {
+            let id = shield_id {
+                kind: shield_kind::SHIELD_KIND_MAP,
+                id: map,
+            };
+            if !ids
+                .iter()
+                .any(|i: &shield_id| (i.kind, i.id) == (id.kind, id.id))
+            {
+                ids.push(id);
+            }
+        }
+    }
+    ids.extend(programs.iter().map(|&id| shield_id {
+        kind: shield_kind::SHIELD_KIND_PROG,
+        id,
+    }));
+    for link in aya::programs::loaded_links().flatten() {
+        if programs.contains(&link.program_id()) {
+            ids.push(shield_id {
+                kind: shield_kind::SHIELD_KIND_LINK,
+                id: link.id(),
+            });
+        }
+    }
+    Ok(ids)
 }
 
 fn inode_key(dev: u32, ino: u64) -> shield_inode {

@@ -256,6 +256,12 @@ impl KernelShield {
         });
         let file = match (cover, r.what) {
             (_, Refused::Ptrace | Refused::Signal) => format!("/proc/{}", r.target),
+            (_, Refused::Undo) => match r.signal {
+                1 => format!("BPF program id {}", r.target),
+                2 => format!("BPF map id {}", r.target),
+                3 => format!("BPF link id {}", r.target),
+                _ => pin_dir(&self.runtime_dir).display().to_string(),
+            },
             (_, Refused::OpenDevice) => format!(
                 "block device {}:{} ({})",
                 r.dev >> 20,
@@ -282,6 +288,11 @@ impl KernelShield {
                 "by the kernel shield (uid {}): signal {} to the service ({}) refused while the \
                  admin lock is set (`imageguard stop` with the passphrase stops it)",
                 r.uid, r.signal, r.path
+            ),
+            Refused::Undo => format!(
+                "by the kernel shield (uid {}): undoing the shield (its pins, programs, maps or \
+                 links) is the service's alone",
+                r.uid
             ),
             _ => format!(
                 "by the kernel shield (uid {}, outside the guard: only the service may change \
@@ -337,7 +348,7 @@ fn operation_of(what: Refused) -> Option<Operation> {
         Refused::RemoveXattr => Operation::RemoveXattr,
         Refused::Truncate => Operation::Truncate,
         Refused::Chmod | Refused::Chown => Operation::SetAttributes,
-        Refused::Ptrace | Refused::Signal => return None,
+        Refused::Ptrace | Refused::Signal | Refused::Undo => return None,
     })
 }
 

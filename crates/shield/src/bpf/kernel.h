@@ -49,6 +49,7 @@ struct file {
 } __attribute__((preserve_access_index));
 
 struct task_struct {
+	int pid;
 	int tgid;
 	char comm[16];
 	struct task_struct *group_leader;

@@ -32,6 +32,13 @@ struct {
 } service SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_IDS);
+	__type(key, struct shield_id);
+	__type(value, __u8);
+} own_ids SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, SHIELD_EVENTS_BYTES);
 } events SEC(".maps");

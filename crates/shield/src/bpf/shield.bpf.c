@@ -12,3 +12,4 @@ char LICENSE[] SEC("license") = "GPL";
 #include "maps.bpf.h"
 #include "files.bpf.h"
 #include "tasks.bpf.h"
+#include "self.bpf.h"

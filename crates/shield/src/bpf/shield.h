@@ -26,6 +26,19 @@ struct shield_inode {
 };
 #define SHIELD_MAX_INODES 256
 
+/* own_ids: the shield's own programs, maps and links by kind and id; value = 1. Nobody but the
+ * service may get a descriptor for them by id (to detach a link, write a map). */
+enum shield_kind {
+	SHIELD_KIND_PROG = 1,
+	SHIELD_KIND_MAP = 2,
+	SHIELD_KIND_LINK = 3,
+};
+struct shield_id {
+	__u32 kind;
+	__u32 id;
+};
+#define SHIELD_MAX_IDS 64
+
 /* service: one entry, key 0: the service's thread group (its own tasks may change files). A
  * thread group id alone would let a process that inherits the number after the service died
  * pass as the service: the group leader's start time, in clock ticks since boot as
@@ -36,6 +49,10 @@ struct shield_service {
 	 * through its own authenticated path). */
 	__u32 admin_locked;
 	__u64 start_ticks;
+	/* The superblock device of the bpf file system the shield is pinned in (0: none): nobody
+	 * but the service may open, list, remove or add anything there. */
+	__u32 pins_dev;
+	__u32 _pad;
 };
 
 /* Nanoseconds per clock tick (USER_HZ = 100 on every architecture the shield builds for). */
@@ -59,6 +76,8 @@ enum shield_op {
 	SHIELD_OP_PTRACE = 13,
 	/* A signal to the service while the admin lock is set. */
 	SHIELD_OP_SIGNAL = 14,
+	/* Reaching the shield itself: its pins, or a descriptor for its programs, maps or links. */
+	SHIELD_OP_UNDO = 15,
 };
 
 /* How many names of a refused entry's path an event carries (the entry's own first, then its

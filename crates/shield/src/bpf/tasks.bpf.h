@@ -43,4 +43,18 @@ int BPF_PROG(shield_task_kill, struct task_struct *p, void *info, int sig, const
 	return -EPERM;
 }
 
+/* The service's group leader is freed (it ended and was reaped): no service lives. The file
+ * hooks go on refusing every change (fail closed); the shield's own pins open for the next
+ * service to take over. */
+SEC("lsm/task_free")
+int BPF_PROG(shield_task_free, struct task_struct *task)
+{
+	__u32 zero = 0;
+	struct shield_service *s = bpf_map_lookup_elem(&service, &zero);
+	if (!s || !s->tgid || (__u32)BPF_CORE_READ(task, pid) != s->tgid || !task_is_service(task))
+		return 0;
+	s->tgid = 0;
+	return 0;
+}
+
 #endif
