@@ -90,6 +90,110 @@ fn on_the_host() {
     println!("{}", guest.log);
 }
 
+/// A SCSI WRITE(10) of one zeroed block at `lba`, sent with SG_IO on `node` opened read-only
+/// (root's CAP_SYS_RAWIO lets write commands through a read-only descriptor): exits 0 when the
+/// device took it.
+fn sg_write(node: &str, lba: u32) -> std::process::Output {
+    let script = format!(
+        r#"
+import ctypes, fcntl, os, sys
+class H(ctypes.Structure):
+    _fields_ = [("interface_id", ctypes.c_int), ("dxfer_direction", ctypes.c_int),
+        ("cmd_len", ctypes.c_ubyte), ("mx_sb_len", ctypes.c_ubyte), ("iovec_count", ctypes.c_ushort),
+        ("dxfer_len", ctypes.c_uint), ("dxferp", ctypes.c_void_p), ("cmdp", ctypes.c_void_p),
+        ("sbp", ctypes.c_void_p), ("timeout", ctypes.c_uint), ("flags", ctypes.c_uint),
+        ("pack_id", ctypes.c_int), ("usr_ptr", ctypes.c_void_p), ("status", ctypes.c_ubyte),
+        ("masked_status", ctypes.c_ubyte), ("msg_status", ctypes.c_ubyte), ("sb_len_wr", ctypes.c_ubyte),
+        ("host_status", ctypes.c_ushort), ("driver_status", ctypes.c_ushort), ("resid", ctypes.c_int),
+        ("duration", ctypes.c_uint), ("info", ctypes.c_uint)]
+lba = {lba}
+cdb = (ctypes.c_ubyte * 10)(0x2A, 0, (lba >> 24) & 255, (lba >> 16) & 255, (lba >> 8) & 255, lba & 255, 0, 0, 1, 0)
+data = (ctypes.c_ubyte * 512)()
+sense = (ctypes.c_ubyte * 32)()
+h = H(interface_id=ord("S"), dxfer_direction=-2, cmd_len=10, mx_sb_len=32, dxfer_len=512,
+      dxferp=ctypes.addressof(data), cmdp=ctypes.addressof(cdb), sbp=ctypes.addressof(sense), timeout=5000)
+fd = os.open("{node}", os.O_RDONLY)
+try:
+    fcntl.ioctl(fd, 0x2285, h)
+except OSError as e:
+    sys.stderr.write("SG_IO: " + os.strerror(e.errno)); sys.exit(1)
+sys.exit(0 if h.status == 0 and h.host_status == 0 and h.driver_status == 0 else 2)
+"#
+    );
+    child(&format!("python3 -c '{}'", script.replace('\'', "'\"'\"'")))
+}
+
+/// A SCSI disk (scsi_debug) protected by the service: before, SG_IO writes it through its
+/// block device and its /dev/sg node opened read-only (the control); protected, both refused,
+/// and so is opening the sg node for writing.
+fn scsi_commands_beneath_the_file_system(sb: &mut Sandbox) {
+    assert_ok(
+        "modprobe scsi_debug",
+        &sh("modprobe scsi_debug dev_size_mb=32 num_tgts=1 max_luns=1"),
+    );
+    // The disk appears once the host is scanned (seconds under emulation).
+    let mut disk = String::new();
+    for _ in 0..120 {
+        disk = String::from_utf8_lossy(
+            &sh("for d in /sys/block/sd*; do grep -qs scsi_debug $d/device/model && basename $d; done")
+                .stdout,
+        )
+        .trim()
+        .to_string();
+        if !disk.is_empty() && Path::new(&format!("/dev/{disk}")).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(disk.starts_with("sd"), "the scsi_debug disk: {disk:?}");
+    let sg = String::from_utf8_lossy(
+        &sh(&format!("basename /sys/block/{disk}/device/scsi_generic/*")).stdout,
+    )
+    .trim()
+    .to_string();
+    let (dev, sgdev) = (format!("/dev/{disk}"), format!("/dev/{sg}"));
+    assert_ok(
+        "mkfs on the SCSI disk",
+        &sh(&format!("mkfs.ext4 -q -F {dev}")),
+    );
+    let mnt = sb.path().join("scsi");
+    std::fs::create_dir_all(&mnt).unwrap();
+    assert_ok("mount", &sh(&format!("mount {dev} '{}'", mnt.display())));
+    write_pattern(&mnt.join("disk.mrimg"), 50_000, 9);
+    // The control: SG_IO writes go through while the disk is not protected.
+    assert_ok(
+        "SG_IO WRITE on the block device (control)",
+        &sg_write(&dev, 60_000),
+    );
+    assert_ok(
+        "SG_IO WRITE on the sg node (control)",
+        &sg_write(&sgdev, 60_001),
+    );
+    assert_ok(
+        "protect the SCSI disk",
+        &sb.imageguard(&["protect", &mnt.to_string_lossy()]).unwrap(),
+    );
+    assert_eperm(
+        "child: SG_IO WRITE on the protected block device",
+        &sg_write(&dev, 60_000),
+    );
+    assert_eperm(
+        "child: SG_IO WRITE on its sg node",
+        &sg_write(&sgdev, 60_001),
+    );
+    assert_eperm(
+        "child: the sg node opened for writing",
+        &child(&format!("exec 3>{sgdev}")),
+    );
+    assert_ok(
+        "unprotect the SCSI disk",
+        &sb.imageguard(&["unprotect", &mnt.to_string_lossy()])
+            .unwrap(),
+    );
+    assert_ok("SG_IO WRITE once unprotected", &sg_write(&sgdev, 60_002));
+    let _ = sh(&format!("umount '{}'", mnt.display()));
+}
+
 /// `imageguard doctor --json` says what this kernel has: the bpf LSM as it is here, and what
 /// the running service says of its shield.
 fn assert_doctor_says(sb: &Sandbox) {
@@ -490,6 +594,8 @@ fn the_service_shields_what_it_protects() {
             .any(|e| e.file.as_deref() == Some(image.as_str())),
         "the image file's refusal logged: {by_shield:#?}"
     );
+
+    scsi_commands_beneath_the_file_system(&mut sb);
 
     // The shield's own undoing: its pins (unlink, BPF_OBJ_GET, even a listing) and its
     // programs, maps and links by id, refused; still refusing afterwards.

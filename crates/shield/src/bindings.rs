@@ -5,6 +5,7 @@
 
 pub const SHIELD_MAX_VOLUMES: u32 = 64;
 pub const SHIELD_MAX_DEVICES: u32 = 256;
+pub const SHIELD_CHAR_DEV: u32 = 2147483648;
 pub const SHIELD_MAX_INODES: u32 = 256;
 pub const SHIELD_MAX_IDS: u32 = 64;
 pub const SHIELD_NSEC_PER_TICK: u32 = 10000000;

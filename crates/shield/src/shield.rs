@@ -26,6 +26,7 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!("bpf/shield.bpf.o");
 /// Each program and the LSM hook it attaches to.
 const PROGRAMS: &[(&str, &str)] = &[
     ("shield_file_open", "file_open"),
+    ("shield_file_ioctl", "file_ioctl"),
     ("shield_inode_unlink", "inode_unlink"),
     ("shield_inode_rmdir", "inode_rmdir"),
     ("shield_inode_rename", "inode_rename"),
@@ -297,6 +298,23 @@ impl Shield {
     /// writing is refused. The volume's own device is refused by [`Shield::protect`].
     pub fn protect_device(&mut self, dev: u32) -> Result<(), ShieldError> {
         self.protected_dev.insert(dev, 1, 0).map_err(load_error)
+    }
+
+    /// Shield a character device that sends commands to a disk beneath a protected volume (its
+    /// SCSI generic, bsg or NVMe generic node): opening it for writing, and SG_IO or NVMe
+    /// passthrough on it, are refused.
+    pub fn protect_char_device(&mut self, dev: u32) -> Result<(), ShieldError> {
+        self.protected_dev
+            .insert(dev | crate::bindings::SHIELD_CHAR_DEV, 1, 0)
+            .map_err(load_error)
+    }
+
+    /// Stop shielding the character device `dev`.
+    pub fn release_char_device(&mut self, dev: u32) -> Result<(), ShieldError> {
+        removed(
+            self.protected_dev
+                .remove(&(dev | crate::bindings::SHIELD_CHAR_DEV)),
+        )
     }
 
     /// Shield one file beneath a protected volume on another file system (the image file a

@@ -12,6 +12,10 @@ pub struct Layers {
     pub devices: Vec<(u32, u32)>,
     /// Image files loop devices among them (or itself) read.
     pub backing_files: Vec<PathBuf>,
+    /// Character devices that send commands to the disks among them (or itself): SCSI generic
+    /// (`/dev/sgN`), block SCSI generic (`/dev/bsg/...`) and NVMe generic (`/dev/ngXnY`)
+    /// nodes, through which a disk is written without opening it for writing.
+    pub char_devices: Vec<(u32, u32)>,
 }
 
 /// How deep layers are followed (a loop over a partition of a loop over an md device...).
@@ -27,6 +31,12 @@ pub fn beneath_in(sys: &Path, major: u32, minor: u32) -> Layers {
     let mut layers = Layers::default();
     walk(sys, (major, minor), 0, &mut layers);
     layers.devices.retain(|&d| d != (major, minor));
+    let disks: Vec<(u32, u32)> = std::iter::once((major, minor))
+        .chain(layers.devices.iter().copied())
+        .collect();
+    for d in disks {
+        command_nodes(sys, d, &mut layers.char_devices);
+    }
     layers
 }
 
@@ -109,6 +119,33 @@ pub fn file_identities(path: &Path) -> std::io::Result<Vec<(u32, u32, u64)>> {
     Ok(ids)
 }
 
+/// The command nodes of the disk `dev` (its `device/` folder in sysfs: `scsi_generic/*`,
+/// `bsg/*`, and for NVMe the controller's `ng*` namespaces).
+fn command_nodes(sys: &Path, dev: (u32, u32), out: &mut Vec<(u32, u32)>) {
+    let device = sys.join(format!("dev/block/{}:{}/device", dev.0, dev.1));
+    let mut dev_files = vec![];
+    for sub in ["scsi_generic", "bsg"] {
+        if let Ok(entries) = std::fs::read_dir(device.join(sub)) {
+            dev_files.extend(entries.flatten().map(|e| e.path().join("dev")));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(&device) {
+        dev_files.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("ng"))
+                .map(|e| e.path().join("dev")),
+        );
+    }
+    for f in dev_files {
+        if let Some(d) = read_dev(&f) {
+            if !out.contains(&d) {
+                out.push(d);
+            }
+        }
+    }
+}
+
 /// A sysfs `dev` file: "major:minor".
 fn read_dev(file: &Path) -> Option<(u32, u32)> {
     let text = std::fs::read_to_string(file).ok()?;
@@ -129,6 +166,13 @@ mod tests {
             std::fs::write(root.join(path).join("dev"), format!("{n}\n")).unwrap();
         };
         dev("devices/sda", "8:0");
+        dev("devices/host0/target0/0:0:0:0/scsi_generic/sg0", "21:0");
+        dev("devices/host0/target0/0:0:0:0/bsg/0:0:0:0", "247:0");
+        symlink(
+            root.join("devices/host0/target0/0:0:0:0"),
+            root.join("devices/sda/device"),
+        )
+        .unwrap();
         dev("devices/sda/sda1", "8:1");
         std::fs::write(root.join("devices/sda/sda1/partition"), "1\n").unwrap();
         dev("devices/dm-0", "253:0");
@@ -178,6 +222,13 @@ mod tests {
         devices.sort();
         assert_eq!(devices, vec![(7, 0), (8, 0), (8, 1), (9, 0)]);
         assert_eq!(l.backing_files, vec![PathBuf::from("/images/disk.img")]);
+        let mut chars = l.char_devices.clone();
+        chars.sort();
+        assert_eq!(
+            chars,
+            vec![(21, 0), (247, 0)],
+            "sda's SCSI generic and bsg nodes"
+        );
     }
 
     #[test]

@@ -30,6 +30,8 @@ struct Cover {
     sb: u32,
     /// Block devices beneath it.
     devices: Vec<u32>,
+    /// Character devices that send commands to its disks (SCSI generic, bsg, NVMe generic).
+    char_devices: Vec<u32>,
     /// Image files beneath it: (their file system's device, inode), and their paths.
     files: Vec<(u32, u64, PathBuf)>,
     /// For event 320: the volume as events name it.
@@ -149,6 +151,12 @@ impl KernelShield {
         if !c.devices.is_empty() {
             parts.push(format!("{} device(s) beneath", c.devices.len()));
         }
+        if !c.char_devices.is_empty() {
+            parts.push(format!(
+                "{} command node(s) of its disk (SCSI generic, bsg, NVMe generic)",
+                c.char_devices.len()
+            ));
+        }
         let mut files: Vec<&PathBuf> = c.files.iter().map(|f| &f.2).collect();
         files.dedup();
         for f in files {
@@ -187,6 +195,11 @@ impl KernelShield {
                 .iter()
                 .map(|&(a, b)| kernel_dev(a, b))
                 .collect(),
+            char_devices: layers
+                .char_devices
+                .iter()
+                .map(|&(a, b)| kernel_dev(a, b))
+                .collect(),
             files,
             volume,
             mount_point: info.mount_point.clone(),
@@ -194,6 +207,9 @@ impl KernelShield {
         shield.protect(cover.sb)?;
         for &d in &cover.devices {
             shield.protect_device(d)?;
+        }
+        for &d in &cover.char_devices {
+            shield.protect_char_device(d)?;
         }
         for (dev, ino, _) in &cover.files {
             shield.protect_inode(*dev, *ino)?;
@@ -220,6 +236,11 @@ impl KernelShield {
         for d in gone.devices {
             if !others.iter().any(|c| c.devices.contains(&d)) {
                 shield.release_device(d)?;
+            }
+        }
+        for d in gone.char_devices {
+            if !others.iter().any(|c| c.char_devices.contains(&d)) {
+                shield.release_char_device(d)?;
             }
         }
         for (dev, ino, _) in gone.files {
@@ -251,7 +272,9 @@ impl KernelShield {
     pub fn event_of(&self, r: &Refusal) -> Event {
         let covers = self.covers.lock();
         let cover = covers.values().find(|c| match r.what {
-            Refused::OpenDevice => c.sb == r.dev || c.devices.contains(&r.dev),
+            Refused::OpenDevice => {
+                c.sb == r.dev || c.devices.contains(&r.dev) || c.char_devices.contains(&r.dev)
+            }
             _ => c.sb == r.dev || c.files.iter().any(|f| (f.0, f.1) == (r.dev, r.ino)),
         });
         let file = match (cover, r.what) {
@@ -263,7 +286,7 @@ impl KernelShield {
                 _ => pin_dir(&self.runtime_dir).display().to_string(),
             },
             (_, Refused::OpenDevice) => format!(
-                "block device {}:{} ({})",
+                "device {}:{} ({})",
                 r.dev >> 20,
                 r.dev & 0xfffff,
                 r.path.rsplit('/').next().unwrap_or(&r.path)

@@ -41,18 +41,52 @@ static __always_inline int refused(__u32 op, struct super_block *sb, struct dent
 	return refused_inode(op, sb, d, BPF_CORE_READ(d, d_inode));
 }
 
-/* Opening a protected volume's block device (or one beneath it) for writing goes under the file
- * system: refused to all but the service (dd onto the device, debugfs -w, mkfs). */
+/* Whether the device file `inode` is a protected volume's block device or a device registered
+ * beneath one (protected_dev: block devices by number; character devices, such as the SCSI
+ * generic and NVMe generic nodes of its disk, by number with SHIELD_CHAR_DEV set). */
+static __always_inline int shielded_device(struct inode *inode)
+{
+	__u16 fmt = BPF_CORE_READ(inode, i_mode) & S_IFMT;
+	__u32 dev = BPF_CORE_READ(inode, i_rdev);
+	if (fmt == S_IFBLK)
+		return bpf_map_lookup_elem(&protected_sb, &dev) || bpf_map_lookup_elem(&protected_dev, &dev);
+	if (fmt != S_IFCHR)
+		return 0;
+	__u32 key = dev | SHIELD_CHAR_DEV;
+	return bpf_map_lookup_elem(&protected_dev, &key) != 0;
+}
+
+/* Opening such a device for writing goes under the file system: refused to all but the service
+ * (dd onto the device, debugfs -w, mkfs, a SCSI command written to /dev/sgN). */
 static __always_inline int refused_device(struct inode *inode, struct dentry *d)
 {
-	if ((BPF_CORE_READ(inode, i_mode) & S_IFMT) != S_IFBLK)
+	if (!shielded_device(inode) || is_service())
 		return 0;
-	__u32 dev = BPF_CORE_READ(inode, i_rdev);
-	if (!bpf_map_lookup_elem(&protected_sb, &dev) && !bpf_map_lookup_elem(&protected_dev, &dev))
+	report(SHIELD_OP_OPEN_DEVICE, BPF_CORE_READ(inode, i_rdev), d);
+	return -EPERM;
+}
+
+/* Ioctls that write a device without opening it for writing: SCSI generic (SG_IO works on a
+ * descriptor opened read-only for a task with CAP_SYS_RAWIO, as root has) and NVMe passthrough. */
+#define SG_IO 0x2285
+static __always_inline int writes_device(unsigned int cmd)
+{
+	if (cmd == SG_IO)
+		return 1;
+	/* NVME_IOCTL_*: type 'N', numbers 0x41 (admin) to 0x48 (io64). */
+	__u32 type = (cmd >> 8) & 0xff, nr = cmd & 0xff;
+	return type == 'N' && nr >= 0x41 && nr <= 0x48;
+}
+
+SEC("lsm/file_ioctl")
+int BPF_PROG(shield_file_ioctl, struct file *file, unsigned int cmd, unsigned long arg)
+{
+	if (!writes_device(cmd))
 		return 0;
-	if (is_service())
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	if (!shielded_device(inode) || is_service())
 		return 0;
-	report(SHIELD_OP_OPEN_DEVICE, dev, d);
+	report(SHIELD_OP_OPEN_DEVICE, BPF_CORE_READ(inode, i_rdev), BPF_CORE_READ(file, f_path.dentry));
 	return -EPERM;
 }
 

@@ -26,6 +26,7 @@ struct inode {
 
 #define S_IFMT 00170000
 #define S_IFBLK 0060000
+#define S_IFCHR 0020000
 
 struct qstr {
 	const unsigned char *name;

@@ -14,6 +14,10 @@
  * disk of its partition, the layers beneath a device-mapper or md device), as the kernel encodes
  * dev_t; value = 1. The volume's own device is its superblock's: protected_sb covers it. */
 #define SHIELD_MAX_DEVICES 256
+/* Set in a protected_dev key that names a character device (a disk's SCSI generic or NVMe
+ * generic node): the kernel's dev_t uses 12 bits of major, and no character major reaches
+ * 2048. */
+#define SHIELD_CHAR_DEV 0x80000000U
 
 /* protected_inode: a file beneath a protected volume on another file system (the image file a
  * loop device reads the volume from), by its superblock's device and inode number; value = 1.
