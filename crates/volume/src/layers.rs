@@ -148,9 +148,7 @@ fn command_nodes(sys: &Path, dev: (u32, u32), out: &mut Vec<(u32, u32)>) {
 
 /// A sysfs `dev` file: "major:minor".
 fn read_dev(file: &Path) -> Option<(u32, u32)> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let (major, minor) = text.trim().split_once(':')?;
-    Some((major.parse().ok()?, minor.parse().ok()?))
+    crate::mountinfo::parse_device_number(std::fs::read_to_string(file).ok()?.trim())
 }
 
 #[cfg(test)]

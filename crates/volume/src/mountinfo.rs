@@ -29,6 +29,12 @@ impl MountEntry {
     }
 }
 
+/// A device number as mountinfo and sysfs write it: "major:minor", in decimal.
+pub fn parse_device_number(s: &str) -> Option<(u32, u32)> {
+    let (major, minor) = s.split_once(':')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
 fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -81,12 +87,12 @@ pub fn parse(text: &str) -> Vec<MountEntry> {
             if l.len() < 6 || r.len() < 3 {
                 return None;
             }
-            let (major, minor) = l[2].split_once(':')?;
+            let (major, minor) = parse_device_number(l[2])?;
             Some(MountEntry {
                 id: l[0].parse().ok()?,
                 parent: l[1].parse().ok()?,
-                major: major.parse().ok()?,
-                minor: minor.parse().ok()?,
+                major,
+                minor,
                 root: PathBuf::from(unescape(l[3])),
                 mount_point: PathBuf::from(unescape(l[4])),
                 options: l[5].to_string(),
@@ -136,6 +142,14 @@ impl MountTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_numbers_are_decimal_major_colon_minor() {
+        assert_eq!(parse_device_number("7:3"), Some((7, 3)));
+        assert_eq!(parse_device_number("259:65536"), Some((259, 65536)));
+        assert_eq!(parse_device_number("7"), None);
+        assert_eq!(parse_device_number("a:1"), None);
+    }
 
     const SAMPLE: &str = "\
 22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw

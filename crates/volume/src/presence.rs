@@ -33,8 +33,7 @@ impl Presence {
     }
 
     fn record_under(root: PathBuf, device_number: &str) -> Option<Presence> {
-        let (major, minor) = device_number.split_once(':')?;
-        let (major, minor): (u32, u32) = (major.parse().ok()?, minor.parse().ok()?);
+        let (major, minor) = crate::mountinfo::parse_device_number(device_number)?;
         if major == 0 {
             return None;
         }

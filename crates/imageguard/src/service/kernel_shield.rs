@@ -175,7 +175,7 @@ impl KernelShield {
         let Some(shield) = guard.as_mut() else {
             return Ok(());
         };
-        let (major, minor) = parse_device_number(&info.device_number)
+        let (major, minor) = imageguard_volume::mountinfo::parse_device_number(&info.device_number)
             .with_context(|| format!("device number {:?}", info.device_number))?;
         let layers = imageguard_volume::layers::beneath(major, minor);
         let mut files = vec![];
@@ -375,12 +375,6 @@ fn operation_of(what: Refused) -> Option<Operation> {
     })
 }
 
-/// "major:minor".
-fn parse_device_number(s: &str) -> Option<(u32, u32)> {
-    let (a, b) = s.split_once(':')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,11 +386,5 @@ mod tests {
         assert!(!ks.is_on());
         assert!(ks.describe().starts_with("off"));
         assert!(!pin_dir(dir.path()).exists());
-    }
-
-    #[test]
-    fn device_numbers_parse() {
-        assert_eq!(parse_device_number("7:3"), Some((7, 3)));
-        assert_eq!(parse_device_number("7"), None);
     }
 }
