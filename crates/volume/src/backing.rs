@@ -259,16 +259,12 @@ pub fn prepare(path: &Path, keeper: &Keeper) -> Result<Prepared, VolumeError> {
             keeper.ensure().map_err(io_at(&keeper.ns_file()))?;
             let tree = mountapi::clone_tree(&mp).map_err(io_at(&mp))?;
             let dir = keeper.keep_dir(&id);
-            let (major, minor) = (entry.major, entry.minor);
             let root = keeper
                 .run_inside({
                     let dir = dir.clone();
                     move || {
                         std::fs::create_dir_all(&dir)?;
                         mountapi::move_mount_to(&tree, &dir)?;
-                        if let Err(e) = drop_other_copies(major, minor, &dir) {
-                            log::warn!("keeper: other mounts of {major}:{minor}: {e}");
-                        }
                         mountapi::open_dir(&dir)
                     }
                 })
@@ -294,24 +290,6 @@ pub fn prepare(path: &Path, keeper: &Keeper) -> Result<Prepared, VolumeError> {
             })
         }
     }
-}
-
-/// In the keeper: detach every mount of the device but the backing at `keep` (the keeper began
-/// as a copy of the host's mounts, so a drive mounted before it was made is also mounted there
-/// at its old place, which would hold the device after an eject or an unplug).
-fn drop_other_copies(major: u32, minor: u32, keep: &Path) -> io::Result<()> {
-    // This thread's namespace (the keeper's), not the process's.
-    let table = MountTable::read_from(Path::new("/proc/thread-self/mountinfo"))?;
-    for e in table.entries.iter().rev() {
-        if e.major == major && e.minor == minor && e.mount_point != keep {
-            match mountapi::detach(&e.mount_point) {
-                // Already gone with a copy above it.
-                Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {}
-                other => other?,
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Give a hidden volume back to the host at its mount point (after the guard was unmounted).

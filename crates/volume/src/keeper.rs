@@ -74,7 +74,7 @@ impl Keeper {
             .max(1);
         let mut last = None;
         for attempt in 0..2 * cpus {
-            match self.create_on(&file, Some(attempt % cpus)) {
+            match self.create_on(&file, &rd, Some(attempt % cpus)) {
                 Err(e) if e.kind() == io::ErrorKind::InvalidInput => last = Some(e),
                 r => return r,
             }
@@ -82,9 +82,10 @@ impl Keeper {
         Err(last.unwrap_or_else(|| io::Error::other("no keeper namespace")))
     }
 
-    /// Create a new mount namespace on a thread (pinned to `cpu` when given) and bind its nsfs
-    /// file onto `file`.
-    fn create_on(&self, file: &Path, cpu: Option<usize>) -> io::Result<()> {
+    /// Create a new mount namespace on a thread (pinned to `cpu` when given), strip it down to
+    /// what the keeper needs, and bind its nsfs file onto `file`.
+    fn create_on(&self, file: &Path, runtime_dir: &Path, cpu: Option<usize>) -> io::Result<()> {
+        let runtime_dir = runtime_dir.to_path_buf();
         let (tid_tx, tid_rx) = mpsc::channel::<io::Result<i32>>();
         let (done_tx, done_rx) = mpsc::channel::<()>();
         let t = std::thread::spawn(move || {
@@ -101,6 +102,7 @@ impl Keeper {
                     return Err(last_error("unshare mount namespace"));
                 }
                 mountapi::make_private(Path::new("/"), true)?;
+                strip_host_copies(&runtime_dir)?;
                 Ok(unsafe { libc::gettid() })
             })();
             let ok = r.is_ok();
@@ -165,6 +167,41 @@ impl Keeper {
         }
         Ok(())
     }
+}
+
+/// In a keeper namespace just made (this thread's): detach every mount it copied from the host
+/// but those it needs, the mounts the runtime directory sits on and /proc. A copy would hold its
+/// file system for as long as the keeper lives: a drive unmounted in the host would stay busy
+/// (no fsck, no eject, no `losetup -d`, no `cryptsetup close`), and a FUSE mount (another
+/// service's guard) would not end when it is unmounted in the host.
+fn strip_host_copies(runtime_dir: &Path) -> io::Result<()> {
+    let needed = |e: &MountEntry| {
+        runtime_dir.starts_with(&e.mount_point) || e.mount_point == Path::new("/proc")
+    };
+    // Stacked mounts need one pass per layer; a subtree goes with its parent.
+    for _ in 0..16 {
+        let table = MountTable::read_from(Path::new("/proc/thread-self/mountinfo"))?;
+        let extra: Vec<&MountEntry> = table.entries.iter().filter(|e| !needed(e)).collect();
+        if extra.is_empty() {
+            return Ok(());
+        }
+        for e in extra.into_iter().rev() {
+            match mountapi::detach(&e.mount_point) {
+                // Gone with its parent, or hidden under another mount: the next pass sees.
+                Err(err) if matches!(err.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => {}
+                other => other?,
+            }
+        }
+    }
+    let left: Vec<PathBuf> = MountTable::read_from(Path::new("/proc/thread-self/mountinfo"))?
+        .entries
+        .into_iter()
+        .filter(|e| !needed(e))
+        .map(|e| e.mount_point)
+        .collect();
+    Err(io::Error::other(format!(
+        "keeper namespace: host mounts that would not go: {left:?}"
+    )))
 }
 
 /// A stable directory name for a volume's mount point.
