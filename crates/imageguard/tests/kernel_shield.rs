@@ -3,7 +3,8 @@
 //! Shown in a virtual machine (this machine's kernel refuses LSM programs; Debian's 6.1 under
 //! virtme-ng has the bpf LSM), one boot for every case:
 //! - the shield alone: a root child (another thread group) is refused 14 kinds of change,
-//!   through the volume's mount and a second mount of its device, and opening the volume's
+//!   through the volume's mount and a second mount of its device made before (a third is
+//!   refused, and so is unmounting it), and opening the volume's
 //!   block device (dd, debugfs -w) or a device beneath it for writing, each reported with its
 //!   path; this process (the "service") writes and deletes there (the control); released, the
 //!   child may again; pinned, the shield outlives its loader, is taken over, and lets go only
@@ -13,10 +14,15 @@
 //!   second mount in the attacker's own namespace, dd onto the device and into the image file,
 //!   truncating, deleting or renaming over the image, a second loop device on it, nsenter into
 //!   the keeper namespace and /proc/<service>/fd/N are refused and logged as 320; so are its
-//!   cwd, root, maps, namespaces and ptrace (the same on another process: the control); killed,
-//!   the service leaves it shielded; restarted, it takes the same shield over; with the admin
-//!   lock set, kill -TERM/-KILL/-STOP/-INT/-HUP are refused; stopped with the passphrase, it
-//!   lets go.
+//!   cwd, root, maps, namespaces and ptrace (the same on another process: the control); so are
+//!   mounts (over and inside the guard, a bind into it, umount -l and remount of it, umount of
+//!   the backing in the keeper, open_tree + move_mount of the guard or a clone of it; the same
+//!   where nothing is protected go through); a certified process is reached into by nobody, and
+//!   a traced process may not execute a certified program (an uncertified one: the control); an
+//!   fmod_ret program may not load, nor a kprobe program once the admin lock is set (before:
+//!   the control); killed, the service leaves it shielded; restarted, it takes the same shield
+//!   over; with the admin lock set, kill -TERM/-KILL/-STOP/-INT/-HUP are refused; stopped with
+//!   the passphrase, it lets go.
 //!
 //! On this machine: the shield says it is unavailable and why, the service runs without it and
 //! says so, and the FUSE guard refuses as before.
@@ -223,6 +229,23 @@ fn child(script: &str) -> std::process::Output {
     sh(script)
 }
 
+/// Whether a failed command said it was refused (EPERM: "Operation not permitted", or as
+/// mount(8) words it, "permission denied", and umount(8), "must be superuser").
+fn refused_words(o: &std::process::Output) -> bool {
+    let e = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    e.contains("operation not permitted")
+        || e.contains("permission denied")
+        || e.contains("must be superuser")
+}
+
+/// `o` failed, saying it was refused.
+fn assert_refused(what: &str, o: &std::process::Output) {
+    assert!(
+        !o.status.success() && refused_words(o),
+        "{what}: went through, or failed otherwise: {o:?}"
+    );
+}
+
 fn in_the_vm(shared: &Path) {
     let sb = Sandbox::new(&exe(), 64).expect("sandbox");
     let file = sb.mnt.join("backup.mrimg");
@@ -235,6 +258,18 @@ fn in_the_vm(shared: &Path) {
     let before = std::fs::read(&file).unwrap();
     let st = std::fs::metadata(&sb.mnt).unwrap();
     let dev = kernel_dev(libc::major(st.dev()), libc::minor(st.dev()));
+    // The device mounted a second time before it is shielded (the control: mounting it works).
+    let again = sb.path().join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    let device = imageguard_volume::MountTable::read()
+        .unwrap()
+        .at(&sb.mnt)
+        .map(|e| e.source.clone())
+        .expect("the volume's device");
+    assert_ok(
+        "mount the device again (before the shield)",
+        &sh(&format!("mount '{device}' '{}'", again.display())),
+    );
     let mut shield = Shield::load(Task::current().unwrap()).expect("loading the shield");
     shield.protect(dev).expect("shielding the volume");
     let f = file.display().to_string();
@@ -288,18 +323,7 @@ fn in_the_vm(shared: &Path) {
             "{what:?} of {path} by {comm} reported: {seen:#?}"
         );
     }
-    // A second mount of the same device: the same superblock, refused as well.
-    let again = sb.path().join("again");
-    std::fs::create_dir_all(&again).unwrap();
-    let device = imageguard_volume::MountTable::read()
-        .unwrap()
-        .at(&sb.mnt)
-        .map(|e| e.source.clone())
-        .expect("the volume's device");
-    assert_ok(
-        "mount the device again",
-        &sh(&format!("mount '{device}' '{}'", again.display())),
-    );
+    // A second mount of the same device made before: the same superblock, refused as well.
     let other = again.join("backup.mrimg").display().to_string();
     assert_eperm(
         "child: rm through a second mount",
@@ -311,7 +335,19 @@ fn in_the_vm(shared: &Path) {
             "dd if=/dev/zero of='{other}' bs=1 count=1 conv=notrunc status=none"
         )),
     );
-    let _ = sh(&format!("umount '{}'", again.display()));
+    // Mounting it once more, or unmounting a mount of it, is refused; this process (the
+    // "service") unmounts it.
+    let third = sb.path().join("third");
+    std::fs::create_dir_all(&third).unwrap();
+    assert_refused(
+        "child: mount the shielded device again",
+        &child(&format!("mount '{device}' '{}'", third.display())),
+    );
+    assert_refused(
+        "child: umount a mount of the shielded device",
+        &child(&format!("umount '{}'", again.display())),
+    );
+    imageguard_volume::mountapi::detach(&again).expect("the service unmounts it");
     // Under the file system: the volume's block device opened for writing.
     assert_eperm(
         "child: dd onto the volume's device",
@@ -437,6 +473,18 @@ fn the_service_shields_what_it_protects() {
     .expect("the loop device's image file")
     .trim()
     .to_string();
+    let again = sb.path().join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    let second_mount = || {
+        child(&format!(
+            "unshare -m sh -c \"mount '{device}' '{a}' && ls '{a}/backup.mrimg' >/dev/null\"",
+            a = again.display()
+        ))
+    };
+    assert_ok(
+        "child: a second mount of the device before protection (the control)",
+        &second_mount(),
+    );
     sb.start_service().expect("service");
     let mnt = sb.mnt.display().to_string();
     assert_ok("protect", &sb.imageguard(&["protect", &mnt]).unwrap());
@@ -465,18 +513,12 @@ fn the_service_shields_what_it_protects() {
     );
 
     // Around the guard, every way refused. A second mount of the device, in a mount namespace
-    // of the attacker's own (where the service's watch for foreign mounts cannot see it); the
-    // mount itself must succeed (the control), the rm be refused.
-    let again = sb.path().join("again");
-    std::fs::create_dir_all(&again).unwrap();
-    let second_mount_rm = || {
-        child(&format!(
-            "unshare -m sh -c \"mount '{device}' '{a}' || exit 99; ls '{a}/backup.mrimg' >/dev/null \
-             || exit 98; exec rm '{a}/backup.mrimg'\"",
-            a = again.display()
-        ))
-    };
-    assert_eperm("child: rm through a second mount", &second_mount_rm());
+    // of the attacker's own (where the service's watch for foreign mounts cannot see it):
+    // refused (before protection the same mount worked: the control, above).
+    assert_refused(
+        "child: a second mount of the protected device",
+        &second_mount(),
+    );
     assert_eperm(
         "child: dd onto the volume's device",
         &child(&format!(
@@ -511,13 +553,124 @@ fn the_service_shields_what_it_protects() {
     let kept = keeper
         .keep_dir(&imageguard_volume::keeper::volume_id(&sb.mnt))
         .join("backup.mrimg");
-    assert_eperm(
-        "child: rm inside the keeper namespace (nsenter)",
-        &child(&format!(
+    let keeper_rm = || {
+        child(&format!(
             "nsenter --mount='{}' rm -f '{}'",
             keeper.ns_file().display(),
             kept.display()
+        ))
+    };
+    assert_eperm(
+        "child: rm inside the keeper namespace (nsenter)",
+        &keeper_rm(),
+    );
+    // Mounts: nothing on or inside the guard, no unmount or move of the guard or of the
+    // backing in the keeper; the same on a folder that is not protected go through (the
+    // control).
+    let free = sb.path().join("free");
+    let free2 = sb.path().join("free2");
+    std::fs::create_dir_all(&free).unwrap();
+    std::fs::create_dir_all(&free2).unwrap();
+    let inside = sb.mnt.join("inside");
+    assert_ok(
+        "child: mkdir of a folder that is no backup, through the guard (the control)",
+        &child(&format!("mkdir '{}'", inside.display())),
+    );
+    // A mount's tree opened (or cloned, `clone`) with open_tree and attached at `to` with
+    // move_mount: the new mount API.
+    let move_mount = |from: &Path, to: &Path, clone: bool| {
+        child(&format!(
+            "python3 -c 'import ctypes,os,sys; l=ctypes.CDLL(None, use_errno=True); \
+             fd=l.syscall(428, -100, b\"{}\", {}); \
+             fd >= 0 or sys.exit(\"open_tree: \" + os.strerror(ctypes.get_errno())); \
+             r=l.syscall(429, fd, b\"\", -100, b\"{}\", 4); \
+             r == 0 or sys.exit(\"move_mount: \" + os.strerror(ctypes.get_errno()))'",
+            from.display(),
+            if clone { "0x8001" } else { "0" },
+            to.display()
+        ))
+    };
+    assert_ok(
+        "child: mount, bind, move and unmount where nothing is protected (the control)",
+        &child(&format!(
+            "mount -t tmpfs none '{f}' && mount --bind '{f}' '{f2}' && umount '{f2}' && umount '{f}'",
+            f = free.display(),
+            f2 = free2.display()
         )),
+    );
+    assert_ok(
+        "child: tmpfs for the new mount API's control",
+        &child(&format!("mount -t tmpfs none '{}'", free.display())),
+    );
+    assert_ok(
+        "child: open_tree + move_mount where nothing is protected (the control)",
+        &move_mount(&free, &free2, false),
+    );
+    assert_ok(
+        "child: clean up the control's mount",
+        &child(&format!("umount '{}'", free2.display())),
+    );
+    let kept_dir = kept.parent().unwrap().to_path_buf();
+    for (what, o) in [
+        (
+            "a tmpfs mounted over the guard",
+            child(&format!("mount -t tmpfs none '{mnt}'")),
+        ),
+        (
+            "a tmpfs mounted inside the guard",
+            child(&format!("mount -t tmpfs none '{}'", inside.display())),
+        ),
+        (
+            "a bind mount onto a folder inside the guard",
+            child(&format!(
+                "mount --bind '{}' '{}'",
+                free.display(),
+                inside.display()
+            )),
+        ),
+        (
+            "umount -l of the guard",
+            child(&format!("umount -l '{mnt}'")),
+        ),
+        (
+            "remount of the guard read-only",
+            child(&format!("mount -i -o remount,ro '{mnt}'")),
+        ),
+        (
+            "umount -l of the backing in the keeper namespace",
+            child(&format!(
+                "nsenter --mount='{}' umount -l '{}'",
+                keeper.ns_file().display(),
+                kept_dir.display()
+            )),
+        ),
+        (
+            "the guard moved away (open_tree + move_mount)",
+            move_mount(&sb.mnt, &free2, false),
+        ),
+        (
+            "a clone of the guard attached elsewhere (open_tree clone + move_mount)",
+            move_mount(&sb.mnt, &free2, true),
+        ),
+    ] {
+        assert_refused(&format!("child: {what}"), &o);
+    }
+    let _ = child(&format!("umount '{}'", free.display()));
+    assert_ok(
+        "child: write through the guard after the mount attempts (the control)",
+        &child(&format!("echo more >> '{}'", notes.display())),
+    );
+    let evs = events(&sb);
+    assert!(
+        evs.iter().any(|e| e.id == 320
+            && e.message.contains("mounting the protected volume again")
+            && e.file.as_deref() == Some(&*inside.to_string_lossy())),
+        "the mount inside the guard logged: {evs:#?}"
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e.id == 320 && e.message.contains("unmounting or moving the guard")),
+        "the unmount of the guard logged: {evs:#?}"
     );
     // Into the service: its descriptors, root, working folder, memory and namespaces, and
     // ptrace, refused; the same on another root process go through (the control).
@@ -566,6 +719,76 @@ fn the_service_shields_what_it_protects() {
             "child: {what} of the service went through"
         );
     }
+    // Into a certified process: the same refused (a copy of sleep, certified, started after);
+    // a traced process may not execute it, where it executes an uncertified one (the control).
+    let holder = sb.path().join("holder");
+    std::fs::copy("/usr/bin/sleep", &holder).unwrap();
+    assert_ok(
+        "certify the holder",
+        &sb.imageguard(&["certify", &holder.display().to_string()])
+            .unwrap(),
+    );
+    let mut certified = Command::new(&holder).arg("60").spawn().unwrap();
+    let certified_pid = certified.id();
+    for (what, script) in into(certified_pid) {
+        let o = child(&script);
+        assert!(
+            !o.status.success(),
+            "child: {what} of a certified process went through"
+        );
+    }
+    let _ = certified.kill();
+    let _ = certified.wait();
+    // A child that asks to be traced (PTRACE_TRACEME), then executes `program`: exits 0 when
+    // the exec went through (the child then stops, and is killed), 1 saying why it did not.
+    let traced_exec = sb.path().join("traced_exec.py");
+    std::fs::write(
+        &traced_exec,
+        "import ctypes, os, sys\n\
+         l = ctypes.CDLL(None, use_errno=True)\n\
+         pid = os.fork()\n\
+         if pid == 0:\n\
+         \x20   l.ptrace(0, 0, 0, 0)\n\
+         \x20   try:\n\
+         \x20       os.execv(sys.argv[1], [sys.argv[1], '0'])\n\
+         \x20   except OSError as e:\n\
+         \x20       print('exec:', e.strerror, file=sys.stderr)\n\
+         \x20       os._exit(1)\n\
+         _, st = os.waitpid(pid, 0)\n\
+         if os.WIFSTOPPED(st):\n\
+         \x20   os.kill(pid, 9)\n\
+         \x20   os.waitpid(pid, 0)\n\
+         \x20   sys.exit(0)\n\
+         sys.exit(os.WEXITSTATUS(st) if os.WIFEXITED(st) else 3)\n",
+    )
+    .unwrap();
+    let exec_traced = |program: &Path| {
+        child(&format!(
+            "python3 '{}' '{}'",
+            traced_exec.display(),
+            program.display()
+        ))
+    };
+    assert_ok(
+        "child: a traced process executes an uncertified program (the control)",
+        &exec_traced(Path::new("/usr/bin/sleep")),
+    );
+    assert_refused(
+        "child: a traced process executes a certified program",
+        &exec_traced(&holder),
+    );
+    let evs = events(&sb);
+    assert!(
+        evs.iter().any(|e| e.id == 320
+            && e.message.contains("reaching into a certified process")
+            && e.file.as_deref() == Some(&*format!("/proc/{certified_pid}"))),
+        "reaching into the certified process logged: {evs:#?}"
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e.id == 320 && e.message.contains("a traced process may not execute")),
+        "the traced exec logged: {evs:#?}"
+    );
     let fds = String::from_utf8_lossy(&child(&format!("ls /proc/{pid}/fd")).stdout).to_string();
     for n in fds.split_whitespace() {
         let o = child(&format!("rm /proc/{pid}/fd/{n}/backup.mrimg"));
@@ -638,8 +861,8 @@ fn the_service_shields_what_it_protects() {
         );
     }
     assert_eperm(
-        "child: rm through a second mount after the attempts on the shield",
-        &second_mount_rm(),
+        "child: rm in the keeper namespace after the attempts on the shield",
+        &keeper_rm(),
     );
     assert!(
         events(&sb)
@@ -651,8 +874,8 @@ fn the_service_shields_what_it_protects() {
     // Killed, the service leaves the shield pinned (fail closed); its successor takes it over.
     sb.kill_service();
     assert_eperm(
-        "child: rm through a second mount, the service dead",
-        &second_mount_rm(),
+        "child: rm in the keeper namespace, the service dead",
+        &keeper_rm(),
     );
     sb.start_service().expect("service again");
     let status: serde_json::Value =
@@ -668,6 +891,40 @@ fn the_service_shields_what_it_protects() {
             "dd if=/dev/zero of='{image}' bs=4096 seek=100 count=1 conv=notrunc status=none"
         )),
     );
+    // BPF programs that could overrule the shield: an fmod_ret program (on a security_*
+    // function it replaces the LSM's answer) is refused always; a kprobe program (it may write
+    // the memory of the process it fires in) loads until the admin lock is set (the control).
+    let bpf_load = sb.path().join("bpf_load.py");
+    std::fs::write(
+        &bpf_load,
+        "import ctypes, os, sys\n\
+         l = ctypes.CDLL(None, use_errno=True)\n\
+         insns = bytes([0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])\n\
+         lic = ctypes.create_string_buffer(b'GPL')\n\
+         code = ctypes.create_string_buffer(insns, len(insns))\n\
+         attr = ctypes.create_string_buffer(128)\n\
+         ctypes.memmove(ctypes.addressof(attr), int(sys.argv[1]).to_bytes(4, 'little') + (2).to_bytes(4, 'little') \
+         + ctypes.addressof(code).to_bytes(8, 'little') + ctypes.addressof(lic).to_bytes(8, 'little'), 24)\n\
+         ctypes.memmove(ctypes.addressof(attr) + 68, int(sys.argv[2]).to_bytes(4, 'little'), 4)\n\
+         fd = l.syscall(321, 5, attr, 128)\n\
+         if fd < 0:\n\
+         \x20   print('bpf:', os.strerror(ctypes.get_errno()), file=sys.stderr)\n\
+         \x20   sys.exit(1)\n\
+         os.close(fd)\n",
+    )
+    .unwrap();
+    let load = |prog_type: u32, attach: u32| {
+        child(&format!(
+            "python3 '{}' {prog_type} {attach}",
+            bpf_load.display()
+        ))
+    };
+    // BPF_PROG_TYPE_TRACING = 26 with BPF_MODIFY_RETURN = 26; BPF_PROG_TYPE_KPROBE = 2.
+    assert_eperm("child: load an fmod_ret program", &load(26, 26));
+    assert_ok(
+        "child: load a kprobe program, no admin lock (the control)",
+        &load(2, 0),
+    );
     // With the admin lock set, no signal stops the service: it stops only with the passphrase.
     let secret = sb.path().join("secret");
     std::fs::write(&secret, "correct horse battery staple\n").unwrap();
@@ -677,6 +934,7 @@ fn the_service_shields_what_it_protects() {
         &sb.imageguard(&["lock", "set", "--new-passphrase-file", &s])
             .unwrap(),
     );
+    assert_eperm("child: load a kprobe program, admin lock set", &load(2, 0));
     let pid = sb.service_pid().expect("the service's pid");
     for sig in ["TERM", "KILL", "STOP", "INT", "HUP"] {
         assert_eperm(
@@ -698,6 +956,11 @@ fn the_service_shields_what_it_protects() {
         evs.iter()
             .any(|e| e.id == 320 && e.message.contains("reaching into the service")),
         "reaching into the service logged"
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e.id == 320 && e.message.contains("BPF program of type 2")),
+        "the kprobe load logged"
     );
     // Stopped with the passphrase: the volume is given back and the shield lets go.
     assert_ok(

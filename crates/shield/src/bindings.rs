@@ -6,7 +6,10 @@
 pub const SHIELD_MAX_VOLUMES: u32 = 64;
 pub const SHIELD_MAX_DEVICES: u32 = 256;
 pub const SHIELD_CHAR_DEV: u32 = 2147483648;
+pub const SHIELD_MAX_GUARDS: u32 = 64;
 pub const SHIELD_MAX_INODES: u32 = 256;
+pub const SHIELD_MAX_PROGRAMS: u32 = 512;
+pub const SHIELD_MAX_CERTIFIED_TASKS: u32 = 8192;
 pub const SHIELD_MAX_IDS: u32 = 64;
 pub const SHIELD_NSEC_PER_TICK: u32 = 10000000;
 pub const SHIELD_PATH_DEPTH: u32 = 8;
@@ -93,6 +96,11 @@ pub mod shield_op {
     pub const SHIELD_OP_PTRACE: Type = 13;
     pub const SHIELD_OP_SIGNAL: Type = 14;
     pub const SHIELD_OP_UNDO: Type = 15;
+    pub const SHIELD_OP_MOUNT: Type = 16;
+    pub const SHIELD_OP_UNMOUNT: Type = 17;
+    pub const SHIELD_OP_PTRACE_CERTIFIED: Type = 18;
+    pub const SHIELD_OP_EXEC_TRACED: Type = 19;
+    pub const SHIELD_OP_BPF_LOAD: Type = 20;
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]

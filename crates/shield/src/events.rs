@@ -31,6 +31,17 @@ pub enum Refused {
     /// Reaching the shield itself: its pins, or a descriptor for one of its programs, maps or
     /// links (`target` is the id, `signal` the kind: 1 program, 2 map, 3 link; 0 the pins).
     Undo,
+    /// Mounting a protected volume again, or anything on or inside it or its guard.
+    Mount,
+    /// Unmounting a guard or a hidden backing, or moving it away.
+    Unmount,
+    /// Reaching into a certified process (as [`Refused::Ptrace`] for the service).
+    PtraceCertified,
+    /// A traced process executing a certified program (`path`: the program's name).
+    ExecTraced,
+    /// Loading a BPF program that could overrule the shield (`target`: its program type,
+    /// `signal`: its expected attach type).
+    BpfLoad,
 }
 
 impl Refused {
@@ -51,6 +62,11 @@ impl Refused {
             shield_op::SHIELD_OP_PTRACE => Refused::Ptrace,
             shield_op::SHIELD_OP_SIGNAL => Refused::Signal,
             shield_op::SHIELD_OP_UNDO => Refused::Undo,
+            shield_op::SHIELD_OP_MOUNT => Refused::Mount,
+            shield_op::SHIELD_OP_UNMOUNT => Refused::Unmount,
+            shield_op::SHIELD_OP_PTRACE_CERTIFIED => Refused::PtraceCertified,
+            shield_op::SHIELD_OP_EXEC_TRACED => Refused::ExecTraced,
+            shield_op::SHIELD_OP_BPF_LOAD => Refused::BpfLoad,
             _ => return None,
         })
     }

@@ -40,7 +40,14 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("shield_path_truncate", "path_truncate"),
     ("shield_path_chmod", "path_chmod"),
     ("shield_path_chown", "path_chown"),
+    ("shield_sb_kern_mount", "sb_kern_mount"),
+    ("shield_sb_mount", "sb_mount"),
+    ("shield_move_mount", "move_mount"),
+    ("shield_sb_umount", "sb_umount"),
     ("shield_ptrace_access_check", "ptrace_access_check"),
+    ("shield_bprm_creds_for_exec", "bprm_creds_for_exec"),
+    ("shield_bprm_check_security", "bprm_check_security"),
+    ("shield_bprm_committed_creds", "bprm_committed_creds"),
     ("shield_task_kill", "task_kill"),
     ("shield_task_free", "task_free"),
     ("shield_inode_permission", "inode_permission"),
@@ -70,8 +77,10 @@ pub struct Shield {
     _ebpf: Option<Ebpf>,
     _links: Vec<aya::programs::lsm::LsmLink>,
     protected_sb: HashMap<MapData, u32, u8>,
+    guard_sb: HashMap<MapData, u32, u8>,
     protected_dev: HashMap<MapData, u32, u8>,
     protected_inode: HashMap<MapData, shield_inode, u8>,
+    certified_exe: HashMap<MapData, shield_inode, u8>,
     own_ids: HashMap<MapData, shield_id, u8>,
     /// The pinned links, held open while this process lives (unmounting the pins' file system
     /// does not detach them then).
@@ -89,10 +98,12 @@ pub struct Shield {
 }
 
 /// The maps the service keeps, by name.
-const MAPS: [&str; 6] = [
+const MAPS: [&str; 8] = [
     "protected_sb",
+    "guard_sb",
     "protected_dev",
     "protected_inode",
+    "certified_exe",
     "service",
     "events",
     "own_ids",
@@ -208,17 +219,23 @@ impl Shield {
         Ok(shield)
     }
 
-    fn from_maps(maps: [Option<Map>; 6], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
-        let [sb, dev, inode, service, events, ids] = maps;
+    fn from_maps(maps: [Option<Map>; 8], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
+        let [sb, guard, dev, inode, certified, service, events, ids] = maps;
         Ok(Shield {
             _ebpf: None,
             _links: vec![],
             protected_sb: HashMap::try_from(sb.ok_or(ShieldError::MissingMap("protected_sb"))?)
                 .map_err(load_error)?,
+            guard_sb: HashMap::try_from(guard.ok_or(ShieldError::MissingMap("guard_sb"))?)
+                .map_err(load_error)?,
             protected_dev: HashMap::try_from(dev.ok_or(ShieldError::MissingMap("protected_dev"))?)
                 .map_err(load_error)?,
             protected_inode: HashMap::try_from(
                 inode.ok_or(ShieldError::MissingMap("protected_inode"))?,
+            )
+            .map_err(load_error)?,
+            certified_exe: HashMap::try_from(
+                certified.ok_or(ShieldError::MissingMap("certified_exe"))?,
             )
             .map_err(load_error)?,
             service: Array::try_from(service.ok_or(ShieldError::MissingMap("service"))?)
@@ -293,6 +310,17 @@ impl Shield {
         self.protected_sb.insert(dev, 1, 0).map_err(load_error)
     }
 
+    /// Shield the guard whose superblock device is `dev`: nobody but the service may mount on
+    /// or inside it, unmount it or move it (changes through it stay the guard's to decide).
+    pub fn protect_guard(&mut self, dev: u32) -> Result<(), ShieldError> {
+        self.guard_sb.insert(dev, 1, 0).map_err(load_error)
+    }
+
+    /// Stop shielding the guard whose superblock device is `dev`.
+    pub fn release_guard(&mut self, dev: u32) -> Result<(), ShieldError> {
+        removed(self.guard_sb.remove(&dev))
+    }
+
     /// Shield the block device `dev` (kernel encoding) beneath a protected volume that is not
     /// the volume's own (its whole disk, the layers under device-mapper or md): opening it for
     /// writing is refused. The volume's own device is refused by [`Shield::protect`].
@@ -323,6 +351,20 @@ impl Shield {
         self.protected_inode
             .insert(inode_key(dev, ino), 1, 0)
             .map_err(load_error)
+    }
+
+    /// A certified program's file (native program or script), by its file system's device
+    /// (kernel encoding) and inode as exec opens it: processes that execute it, and what they
+    /// fork, are reached into by nobody but the service, and no traced process may execute it.
+    pub fn protect_program(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
+        self.certified_exe
+            .insert(inode_key(dev, ino), 1, 0)
+            .map_err(load_error)
+    }
+
+    /// No longer a certified program's file.
+    pub fn release_program(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
+        removed(self.certified_exe.remove(&inode_key(dev, ino)))
     }
 
     /// Stop shielding the volume whose superblock device is `dev`.

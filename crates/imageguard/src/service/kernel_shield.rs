@@ -6,10 +6,11 @@
 //! system is not shielded (the shield decides by superblock: the rest of that file system must
 //! stay writable).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use imageguard_policy::certification::CertifiedList;
 use imageguard_policy::{Event, EventKind, Operation, VolumeRef};
 use imageguard_shield::{kernel_dev, Refusal, Refusals, Refused, Shield, Task};
 use imageguard_volume::backing::VolumeInfo;
@@ -26,8 +27,11 @@ pub fn pin_dir(runtime_dir: &Path) -> PathBuf {
 /// What the shield covers for one protected volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cover {
-    /// The volume's superblock (kernel encoding).
-    sb: u32,
+    /// The guard's superblock (kernel encoding), when its mount is found.
+    guard: Option<u32>,
+    /// A whole volume's superblock (none for a folder: the rest of its file system must stay
+    /// writable).
+    sb: Option<u32>,
     /// Block devices beneath it.
     devices: Vec<u32>,
     /// Character devices that send commands to its disks (SCSI generic, bsg, NVMe generic).
@@ -39,6 +43,91 @@ struct Cover {
     mount_point: PathBuf,
 }
 
+impl Cover {
+    /// What to shield of the volume `info` describes.
+    fn of(info: &VolumeInfo, volume: VolumeRef) -> Result<Cover> {
+        let guard = imageguard_volume::MountTable::read()
+            .context("reading the mount table")?
+            .at(&info.mount_point)
+            .filter(|e| e.fstype == imageguard_volume::backing::GUARD_FSTYPE)
+            .map(|e| kernel_dev(e.major, e.minor));
+        let mut cover = Cover {
+            guard,
+            sb: None,
+            devices: vec![],
+            char_devices: vec![],
+            files: vec![],
+            volume,
+            mount_point: info.mount_point.clone(),
+        };
+        if info.mode != BackingMode::Hidden {
+            return Ok(cover);
+        }
+        let (major, minor) = imageguard_volume::mountinfo::parse_device_number(&info.device_number)
+            .with_context(|| format!("device number {:?}", info.device_number))?;
+        let layers = imageguard_volume::layers::beneath(major, minor);
+        for f in &layers.backing_files {
+            match imageguard_volume::layers::file_identities(f) {
+                Ok(ids) => cover.files.extend(
+                    ids.into_iter()
+                        .map(|(major, minor, ino)| (kernel_dev(major, minor), ino, f.clone())),
+                ),
+                Err(e) => log::warn!("kernel shield: image file {}: {e}", f.display()),
+            }
+        }
+        cover.sb = Some(kernel_dev(major, minor));
+        cover.devices = layers
+            .devices
+            .iter()
+            .map(|&(a, b)| kernel_dev(a, b))
+            .collect();
+        cover.char_devices = layers
+            .char_devices
+            .iter()
+            .map(|&(a, b)| kernel_dev(a, b))
+            .collect();
+        Ok(cover)
+    }
+}
+
+/// Let go of what `gone` shielded that no cover in `covers` needs.
+fn release_unneeded(
+    shield: &mut Shield,
+    gone: Cover,
+    covers: &BTreeMap<PathBuf, Cover>,
+) -> Result<()> {
+    let others: Vec<&Cover> = covers.values().collect();
+    if let Some(g) = gone.guard {
+        if !others.iter().any(|c| c.guard == Some(g)) {
+            shield.release_guard(g)?;
+        }
+    }
+    if let Some(sb) = gone.sb {
+        if !others.iter().any(|c| c.sb == Some(sb)) {
+            shield.release(sb)?;
+        }
+    }
+    for d in gone.devices {
+        if !others.iter().any(|c| c.devices.contains(&d)) {
+            shield.release_device(d)?;
+        }
+    }
+    for d in gone.char_devices {
+        if !others.iter().any(|c| c.char_devices.contains(&d)) {
+            shield.release_char_device(d)?;
+        }
+    }
+    for (dev, ino, _) in gone.files {
+        if !others
+            .iter()
+            .any(|c| c.files.iter().any(|f| (f.0, f.1) == (dev, ino)))
+        {
+            shield.release_inode(dev, ino)?;
+        }
+    }
+    Ok(())
+}
+
 /// The shield, as the service runs it.
 pub struct KernelShield {
     mode: KernelShieldMode,
@@ -46,6 +135,8 @@ pub struct KernelShield {
     unavailable: Option<String>,
     shield: Mutex<Option<Shield>>,
     covers: Mutex<BTreeMap<PathBuf, Cover>>,
+    /// Certified programs' files as exec opens them (device in kernel encoding, inode).
+    programs: Mutex<BTreeSet<(u32, u64)>>,
     runtime_dir: PathBuf,
 }
 
@@ -64,6 +155,7 @@ impl KernelShield {
             unavailable: None,
             shield: Mutex::new(None),
             covers: Mutex::new(BTreeMap::new()),
+            programs: Mutex::new(BTreeSet::new()),
             runtime_dir: runtime_dir.to_path_buf(),
         };
         if mode == KernelShieldMode::Off {
@@ -147,7 +239,13 @@ impl KernelShield {
     pub fn describe_volume(&self, mount_point: &Path) -> Option<String> {
         let covers = self.covers.lock();
         let c = covers.get(mount_point)?;
-        let mut parts = vec!["its file system".to_string()];
+        let mut parts = vec![];
+        if c.guard.is_some() {
+            parts.push("its guard's mount (nothing mounted on or in it, no unmount)".to_string());
+        }
+        if c.sb.is_some() {
+            parts.push("its file system".to_string());
+        }
         if !c.devices.is_empty() {
             parts.push(format!("{} device(s) beneath", c.devices.len()));
         }
@@ -162,49 +260,26 @@ impl KernelShield {
         for f in files {
             parts.push(format!("image file {}", f.display()));
         }
-        Some(parts.join(", "))
+        (!parts.is_empty()).then(|| parts.join(", "))
     }
 
-    /// Shield the volume just protected: a whole volume's superblock, the devices beneath it
-    /// and its image files. Nothing for a folder, or when the shield is not running.
+    /// Shield the volume just protected: its guard (nobody mounts on or inside it, unmounts or
+    /// moves it), and for a whole volume its superblock, the devices beneath it and its image
+    /// files. A cover this mount point had (its guard mounted again) is replaced, the new one
+    /// shielded before what only the old one needed is let go. Nothing when the shield is not
+    /// running.
     pub fn cover(&self, info: &VolumeInfo, volume: VolumeRef) -> Result<()> {
-        if info.mode != BackingMode::Hidden {
-            return Ok(());
-        }
         let mut guard = self.shield.lock();
         let Some(shield) = guard.as_mut() else {
             return Ok(());
         };
-        let (major, minor) = imageguard_volume::mountinfo::parse_device_number(&info.device_number)
-            .with_context(|| format!("device number {:?}", info.device_number))?;
-        let layers = imageguard_volume::layers::beneath(major, minor);
-        let mut files = vec![];
-        for f in &layers.backing_files {
-            match imageguard_volume::layers::file_identities(f) {
-                Ok(ids) => files.extend(
-                    ids.into_iter()
-                        .map(|(major, minor, ino)| (kernel_dev(major, minor), ino, f.clone())),
-                ),
-                Err(e) => log::warn!("kernel shield: image file {}: {e}", f.display()),
-            }
+        let cover = Cover::of(info, volume)?;
+        if let Some(g) = cover.guard {
+            shield.protect_guard(g)?;
         }
-        let cover = Cover {
-            sb: kernel_dev(major, minor),
-            devices: layers
-                .devices
-                .iter()
-                .map(|&(a, b)| kernel_dev(a, b))
-                .collect(),
-            char_devices: layers
-                .char_devices
-                .iter()
-                .map(|&(a, b)| kernel_dev(a, b))
-                .collect(),
-            files,
-            volume,
-            mount_point: info.mount_point.clone(),
-        };
-        shield.protect(cover.sb)?;
+        if let Some(sb) = cover.sb {
+            shield.protect(sb)?;
+        }
         for &d in &cover.devices {
             shield.protect_device(d)?;
         }
@@ -214,43 +289,53 @@ impl KernelShield {
         for (dev, ino, _) in &cover.files {
             shield.protect_inode(*dev, *ino)?;
         }
-        self.covers.lock().insert(info.mount_point.clone(), cover);
+        let mut covers = self.covers.lock();
+        if let Some(old) = covers.insert(info.mount_point.clone(), cover) {
+            release_unneeded(shield, old, &covers)?;
+        }
         Ok(())
     }
 
     /// Stop shielding the volume at `mount_point` (given back or gone): what no other
     /// protected volume needs is released.
     pub fn uncover(&self, mount_point: &Path) -> Result<()> {
+        let mut guard = self.shield.lock();
         let mut covers = self.covers.lock();
         let Some(gone) = covers.remove(mount_point) else {
             return Ok(());
         };
+        let Some(shield) = guard.as_mut() else {
+            return Ok(());
+        };
+        release_unneeded(shield, gone, &covers)
+    }
+
+    /// The certified programs are those of `list` (at start, after `certify` and `uncertify`,
+    /// and on every watchdog round, so a program replaced at its path is followed): each file
+    /// as exec opens it now (on overlayfs, its layers' identities too), so that nothing but the
+    /// service reaches into their processes.
+    pub fn set_certified(&self, list: &CertifiedList) -> Result<()> {
         let mut guard = self.shield.lock();
         let Some(shield) = guard.as_mut() else {
             return Ok(());
         };
-        let others: Vec<&Cover> = covers.values().collect();
-        if !others.iter().any(|c| c.sb == gone.sb) {
-            shield.release(gone.sb)?;
-        }
-        for d in gone.devices {
-            if !others.iter().any(|c| c.devices.contains(&d)) {
-                shield.release_device(d)?;
+        let mut now = BTreeSet::new();
+        for entry in &list.entries {
+            if let Ok(ids) = imageguard_volume::layers::file_identities(Path::new(&entry.path)) {
+                now.extend(
+                    ids.into_iter()
+                        .map(|(major, minor, ino)| (kernel_dev(major, minor), ino)),
+                );
             }
         }
-        for d in gone.char_devices {
-            if !others.iter().any(|c| c.char_devices.contains(&d)) {
-                shield.release_char_device(d)?;
-            }
+        let mut programs = self.programs.lock();
+        for &(dev, ino) in now.difference(&programs) {
+            shield.protect_program(dev, ino)?;
         }
-        for (dev, ino, _) in gone.files {
-            if !others
-                .iter()
-                .any(|c| c.files.iter().any(|f| (f.0, f.1) == (dev, ino)))
-            {
-                shield.release_inode(dev, ino)?;
-            }
+        for &(dev, ino) in programs.difference(&now) {
+            shield.release_program(dev, ino)?;
         }
+        *programs = now;
         Ok(())
     }
 
@@ -273,12 +358,20 @@ impl KernelShield {
         let covers = self.covers.lock();
         let cover = covers.values().find(|c| match r.what {
             Refused::OpenDevice => {
-                c.sb == r.dev || c.devices.contains(&r.dev) || c.char_devices.contains(&r.dev)
+                c.sb == Some(r.dev) || c.devices.contains(&r.dev) || c.char_devices.contains(&r.dev)
             }
-            _ => c.sb == r.dev || c.files.iter().any(|f| (f.0, f.1) == (r.dev, r.ino)),
+            _ => {
+                c.sb == Some(r.dev)
+                    || c.guard == Some(r.dev)
+                    || c.files.iter().any(|f| (f.0, f.1) == (r.dev, r.ino))
+            }
         });
         let file = match (cover, r.what) {
-            (_, Refused::Ptrace | Refused::Signal) => format!("/proc/{}", r.target),
+            (_, Refused::Ptrace | Refused::PtraceCertified | Refused::Signal) => {
+                format!("/proc/{}", r.target)
+            }
+            (_, Refused::ExecTraced) => r.path.trim_start_matches("…/").to_string(),
+            (_, Refused::BpfLoad) => "bpf(BPF_PROG_LOAD)".to_string(),
             (_, Refused::Undo) => match r.signal {
                 1 => format!("BPF program id {}", r.target),
                 2 => format!("BPF map id {}", r.target),
@@ -291,7 +384,9 @@ impl KernelShield {
                 r.dev & 0xfffff,
                 r.path.rsplit('/').next().unwrap_or(&r.path)
             ),
-            (Some(c), _) if c.sb == r.dev => c.mount_point.join(&r.path).display().to_string(),
+            (Some(c), _) if c.sb == Some(r.dev) || c.guard == Some(r.dev) => {
+                c.mount_point.join(&r.path).display().to_string()
+            }
             (Some(c), _) => c
                 .files
                 .iter()
@@ -307,6 +402,22 @@ impl KernelShield {
                  memory, descriptors, root, working folder or namespaces) is refused",
                 r.uid, r.path
             ),
+            Refused::PtraceCertified => format!(
+                "by the kernel shield (uid {}): reaching into a certified process ({}: ptrace, \
+                 its memory, descriptors, root, working folder or namespaces) is refused",
+                r.uid, r.path
+            ),
+            Refused::ExecTraced => format!(
+                "by the kernel shield (uid {}): a traced process may not execute a certified \
+                 program (its tracer would hold it)",
+                r.uid
+            ),
+            Refused::BpfLoad => format!(
+                "by the kernel shield (uid {}): a BPF program of type {} (attach type {}) could \
+                 overrule it (an fmod_ret program or an extension always; with the admin lock \
+                 set, every tracing program: it may write a certified process's memory)",
+                r.uid, r.target, r.signal
+            ),
             Refused::Signal => format!(
                 "by the kernel shield (uid {}): signal {} to the service ({}) refused while the \
                  admin lock is set (`imageguard stop` with the passphrase stops it)",
@@ -315,6 +426,16 @@ impl KernelShield {
             Refused::Undo => format!(
                 "by the kernel shield (uid {}): undoing the shield (its pins, programs, maps or \
                  links) is the service's alone",
+                r.uid
+            ),
+            Refused::Mount => format!(
+                "by the kernel shield (uid {}): mounting the protected volume again, or a file \
+                 system on or inside it, is the service's alone",
+                r.uid
+            ),
+            Refused::Unmount => format!(
+                "by the kernel shield (uid {}): unmounting or moving the guard or the hidden \
+                 volume is the service's alone (`imageguard unprotect` or `eject`)",
                 r.uid
             ),
             _ => format!(
@@ -371,7 +492,14 @@ fn operation_of(what: Refused) -> Option<Operation> {
         Refused::RemoveXattr => Operation::RemoveXattr,
         Refused::Truncate => Operation::Truncate,
         Refused::Chmod | Refused::Chown => Operation::SetAttributes,
-        Refused::Ptrace | Refused::Signal | Refused::Undo => return None,
+        Refused::Ptrace
+        | Refused::Signal
+        | Refused::Undo
+        | Refused::Mount
+        | Refused::Unmount
+        | Refused::PtraceCertified
+        | Refused::ExecTraced
+        | Refused::BpfLoad => return None,
     })
 }
 

@@ -267,6 +267,7 @@ pub fn run(paths: PathArgs) -> Result<Stopped> {
     service.shield_admin_lock(locked);
     service.carry_locks_over();
     let mut state = service.inner.lock().state.clone();
+    service.shield_certified();
     let table = imageguard_volume::MountTable::read().ok();
     if !on {
         eprintln!("imageguard: protection is off (turn it on with `imageguard on`)");
@@ -383,6 +384,9 @@ fn watch_guards(service: Arc<Service>) -> Result<()> {
                 // the sync rules must never count a device number that is no longer a guard.
                 service.refresh_sync_places(&service.inner.lock());
                 round += 1;
+                if round.is_multiple_of(8) {
+                    service.shield_certified();
+                }
                 if round.is_multiple_of(RETENTION_SAVE_ROUNDS) {
                     service.save_retention();
                     service.expire_locks();
@@ -854,6 +858,14 @@ impl Service {
         }
     }
 
+    /// The kernel shield follows the certified programs (their processes are reached into by
+    /// nobody but the service).
+    fn shield_certified(&self) {
+        if let Err(e) = self.shield.set_certified(&self.resolver.list()) {
+            log::warn!("kernel shield: certified programs: {e:#}");
+        }
+    }
+
     /// The volume at `mp` is no longer protected: the kernel shield lets it go.
     fn uncover(&self, mp: &Path) {
         if let Err(e) = self.shield.uncover(mp) {
@@ -1049,6 +1061,7 @@ impl Service {
         self.store.save(&list)?;
         self.seal(&self.paths.certified_list());
         self.resolver.set_list(list, Some(&renewed));
+        self.shield_certified();
         Ok(Response::Ok {
             message: msg,
             warnings: c.warnings,
@@ -1065,6 +1078,7 @@ impl Service {
         self.store.save(&list)?;
         self.seal(&self.paths.certified_list());
         self.resolver.set_list(list, None);
+        self.shield_certified();
         Ok(Response::ok(format!("uncertified {}", removed.path)))
     }
 

@@ -13,8 +13,11 @@ typedef unsigned int fmode_t;
 #define FMODE_WRITE 0x2
 #define EPERM 1
 
+struct dentry;
+
 struct super_block {
 	dev_t s_dev;
+	struct dentry *s_root;
 } __attribute__((preserve_access_index));
 
 struct inode {
@@ -39,7 +42,13 @@ struct dentry {
 	struct super_block *d_sb;
 } __attribute__((preserve_access_index));
 
+struct vfsmount {
+	struct dentry *mnt_root;
+	struct super_block *mnt_sb;
+} __attribute__((preserve_access_index));
+
 struct path {
+	struct vfsmount *mnt;
 	struct dentry *dentry;
 } __attribute__((preserve_access_index));
 
@@ -49,12 +58,23 @@ struct file {
 	fmode_t f_mode;
 } __attribute__((preserve_access_index));
 
+struct mm_struct {
+	struct file *exe_file;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
+	unsigned int ptrace;
 	int pid;
 	int tgid;
 	char comm[16];
+	struct task_struct *real_parent;
 	struct task_struct *group_leader;
+	struct mm_struct *mm;
 	__u64 start_boottime;
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+	struct file *file;
 } __attribute__((preserve_access_index));
 
 #endif

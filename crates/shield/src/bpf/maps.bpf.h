@@ -12,6 +12,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_GUARDS);
+	__type(key, __u32);
+	__type(value, __u8);
+} guard_sb SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SHIELD_MAX_DEVICES);
 	__type(key, __u32);
 	__type(value, __u8);
@@ -23,6 +30,30 @@ struct {
 	__type(key, struct shield_inode);
 	__type(value, __u8);
 } protected_inode SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_PROGRAMS);
+	__type(key, struct shield_inode);
+	__type(value, __u8);
+} certified_exe SEC(".maps");
+
+/* The programs' own bookkeeping (the service neither reads nor writes them): certified
+ * processes by thread group, with their group leader's start time; and the thread groups whose
+ * exec under way opened a certified program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_CERTIFIED_TASKS);
+	__type(key, __u32);
+	__type(value, __u64);
+} certified_task SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_CERTIFIED_TASKS);
+	__type(key, __u32);
+	__type(value, __u8);
+} exec_pending SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -11,5 +11,6 @@ char LICENSE[] SEC("license") = "GPL";
 
 #include "maps.bpf.h"
 #include "files.bpf.h"
+#include "mounts.bpf.h"
 #include "tasks.bpf.h"
 #include "self.bpf.h"

@@ -19,6 +19,11 @@
  * 2048. */
 #define SHIELD_CHAR_DEV 0x80000000U
 
+/* guard_sb: key = a guard's superblock device (the FUSE file system the service serves a
+ * protected volume or folder through), value = 1. Changes through it are the guard's to decide;
+ * mounting on or inside it, and unmounting or moving it, are the service's alone. */
+#define SHIELD_MAX_GUARDS 64
+
 /* protected_inode: a file beneath a protected volume on another file system (the image file a
  * loop device reads the volume from), by its superblock's device and inode number; value = 1.
  * Opening it for writing, truncating, deleting, renaming it or over it, linking it and changing
@@ -29,6 +34,15 @@ struct shield_inode {
 	__u64 ino;
 };
 #define SHIELD_MAX_INODES 256
+
+/* certified_exe: a certified program's file (a native program, or a script), by its file
+ * system's device and inode (struct shield_inode), as exec sees it; value = 1. A process that
+ * executes one is marked certified (certified_task, by thread group, with its start time in
+ * nanoseconds since boot): nothing but the service may reach into it (its memory, descriptors,
+ * ptrace), nor into what it forks without executing another program; and no traced process may
+ * execute one (a tracer would have it in hand from its first instruction). */
+#define SHIELD_MAX_PROGRAMS 512
+#define SHIELD_MAX_CERTIFIED_TASKS 8192
 
 /* own_ids: the shield's own programs, maps and links by kind and id; value = 1. Nobody but the
  * service may get a descriptor for them by id (to detach a link, write a map). */
@@ -82,6 +96,17 @@ enum shield_op {
 	SHIELD_OP_SIGNAL = 14,
 	/* Reaching the shield itself: its pins, or a descriptor for its programs, maps or links. */
 	SHIELD_OP_UNDO = 15,
+	/* Mounting a protected volume again, or anything on or inside it or its guard. */
+	SHIELD_OP_MOUNT = 16,
+	/* Unmounting a guard or a hidden backing, or moving it away. */
+	SHIELD_OP_UNMOUNT = 17,
+	/* Reaching into a certified process (as SHIELD_OP_PTRACE for the service). */
+	SHIELD_OP_PTRACE_CERTIFIED = 18,
+	/* A traced process executing a certified program. */
+	SHIELD_OP_EXEC_TRACED = 19,
+	/* Loading a BPF program that could overrule the shield (target: its program type,
+	 * signal: its expected attach type). */
+	SHIELD_OP_BPF_LOAD = 20,
 };
 
 /* How many names of a refused entry's path an event carries (the entry's own first, then its
@@ -102,7 +127,8 @@ struct shield_event {
 	/* Names filled in `names`; `complete`: 1 when they reach the file system's root. */
 	__u32 depth;
 	__u32 complete;
-	/* For SHIELD_OP_PTRACE and SHIELD_OP_SIGNAL: the thread group reached, and the signal. */
+	/* For SHIELD_OP_PTRACE(_CERTIFIED) and SHIELD_OP_SIGNAL: the thread group reached, and
+	 * the signal. */
 	__u32 target;
 	__u32 signal;
 	char comm[16];

@@ -1,7 +1,14 @@
-/* The shield's task hooks (included by shield.bpf.c): nothing reaches into the service. Every
+/* The shield's task hooks (included by shield.bpf.c): nothing reaches into the service or a
+ * certified process. Every
  * way into another process's memory, descriptors and namespaces (ptrace, /proc/PID/mem,
  * process_vm_readv/writev, /proc/PID/fd, root, cwd, ns/..., pidfd_getfd) asks
- * ptrace_access_check: refused when the service is the target, to every task but its own.
+ * ptrace_access_check: refused when the service or a certified process is the target, to
+ * every task but the service's own. A process is certified from the exec of a certified
+ * program's file (bprm_check_security sees the script and then its interpreter, or the native
+ * program; bprm_committed_creds marks the process once the exec is past its point of no return
+ * and unmarks it when it executes anything else); what it forks without executing shares its
+ * mark (same executable, a parent marked). A process already traced may not execute a certified
+ * program at all: its tracer would hold it from its first instruction.
  * With the admin lock set, signals to the service are refused too (SIGTERM, SIGKILL, SIGSTOP
  * and every other sent by a task; the kernel's own, such as the OOM killer's, are not asked):
  * it stops only through `imageguard stop` with the passphrase. */
@@ -21,13 +28,99 @@ static __always_inline void report_task(__u32 op, struct task_struct *target, in
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* Whether `task` runs a certified program: its thread group was marked at exec, or it was forked
+ * (without executing anything since) from a marked one, up to four generations. */
+static __always_inline int task_certified(struct task_struct *task)
+{
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	if (!exe)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u32 tgid = BPF_CORE_READ(task, tgid);
+		__u64 *started = bpf_map_lookup_elem(&certified_task, &tgid);
+		if (started && *started == BPF_CORE_READ(task, group_leader, start_boottime))
+			return 1;
+		struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+		/* A fork shares its parent's executable file; an exec opens its own. */
+		if (!parent || parent == task || BPF_CORE_READ(parent, mm, exe_file) != exe)
+			return 0;
+		task = parent;
+	}
+	return 0;
+}
+
 SEC("lsm/ptrace_access_check")
 int BPF_PROG(shield_ptrace_access_check, struct task_struct *child, unsigned int mode)
 {
-	if (!task_is_service(child) || is_service())
+	__u32 op;
+	if (task_is_service(child))
+		op = SHIELD_OP_PTRACE;
+	else if (task_certified(child))
+		op = SHIELD_OP_PTRACE_CERTIFIED;
+	else
 		return 0;
-	report_task(SHIELD_OP_PTRACE, child, 0);
+	if (is_service())
+		return 0;
+	report_task(op, child, 0);
 	return -EPERM;
+}
+
+/* An exec begins: nothing certified opened yet. */
+SEC("lsm/bprm_creds_for_exec")
+int BPF_PROG(shield_bprm_creds_for_exec, struct linux_binprm *bprm)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	bpf_map_delete_elem(&exec_pending, &tgid);
+	return 0;
+}
+
+/* Each file the exec runs (a script, then its interpreter): a certified one marks the exec, and
+ * is refused to a traced process. */
+SEC("lsm/bprm_check_security")
+int BPF_PROG(shield_bprm_check_security, struct linux_binprm *bprm)
+{
+	struct inode *inode = BPF_CORE_READ(bprm, file, f_inode);
+	struct shield_inode key = {
+		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+		.ino = BPF_CORE_READ(inode, i_ino),
+	};
+	if (!bpf_map_lookup_elem(&certified_exe, &key))
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, ptrace)) {
+		struct shield_event *e = new_event(SHIELD_OP_EXEC_TRACED, key.dev);
+		if (e) {
+			e->ino = key.ino;
+			e->depth = 1;
+			e->complete = 0;
+			bpf_probe_read_kernel_str(e->names[0], SHIELD_NAME_LEN,
+						  BPF_CORE_READ(bprm, file, f_path.dentry, d_name.name));
+			bpf_ringbuf_submit(e, 0);
+		}
+		return -EPERM;
+	}
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u8 one = 1;
+	bpf_map_update_elem(&exec_pending, &tgid, &one, BPF_ANY);
+	return 0;
+}
+
+/* The exec is past its point of no return: the process is certified if it opened a certified
+ * program, and no longer certified otherwise. */
+SEC("lsm/bprm_committed_creds")
+int BPF_PROG(shield_bprm_committed_creds, struct linux_binprm *bprm)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	if (bpf_map_lookup_elem(&exec_pending, &tgid)) {
+		__u64 started = BPF_CORE_READ(task, group_leader, start_boottime);
+		bpf_map_update_elem(&certified_task, &tgid, &started, BPF_ANY);
+		bpf_map_delete_elem(&exec_pending, &tgid);
+	} else {
+		bpf_map_delete_elem(&certified_task, &tgid);
+	}
+	return 0;
 }
 
 SEC("lsm/task_kill")
@@ -49,6 +142,13 @@ int BPF_PROG(shield_task_kill, struct task_struct *p, void *info, int sig, const
 SEC("lsm/task_free")
 int BPF_PROG(shield_task_free, struct task_struct *task)
 {
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	/* A thread group's leader is gone: so is its mark. (Not a leader an exec from another
+	 * thread replaced: its group_leader is that thread now, which carries the mark on.) */
+	if ((__u32)BPF_CORE_READ(task, pid) == tgid && BPF_CORE_READ(task, group_leader) == task) {
+		bpf_map_delete_elem(&certified_task, &tgid);
+		bpf_map_delete_elem(&exec_pending, &tgid);
+	}
 	__u32 zero = 0;
 	struct shield_service *s = bpf_map_lookup_elem(&service, &zero);
 	if (!s || !s->tgid || (__u32)BPF_CORE_READ(task, pid) != s->tgid || !task_is_service(task))

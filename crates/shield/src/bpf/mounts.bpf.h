@@ -1,0 +1,71 @@
+/* The shield's mount hooks (included by shield.bpf.c): nobody but the service mounts a
+ * protected volume again, mounts anything on or inside it or its guard, or takes the guard or
+ * the hidden backing away. Without them root could hide the backups under another file system
+ * (backup programs would then write into that one), mount the device a second time, or unmount
+ * the guard so the mount point shows an empty folder; the service heals each of these after the
+ * fact, the shield refuses them before.
+ * - sb_kern_mount: a mount that yields a protected volume's superblock (the device mounted
+ *   again, in any namespace);
+ * - sb_mount: mount(2) onto or inside a protected volume or a guard (a new mount, a bind, a
+ *   move to there, a remount or a propagation change of it);
+ * - move_mount: the new mount API attaching there, or moving a guard or backing away (also a
+ *   clone of one made with open_tree, attached elsewhere);
+ * - sb_umount: unmounting a guard or a backing (umount -l included).
+ * mount(2) with MS_MOVE names its source by a path the hook does not resolve: moving a guard
+ * away that way is healed by the service (it mounts a new guard at once), not refused. */
+#ifndef IMAGEGUARD_MOUNTS_BPF_H
+#define IMAGEGUARD_MOUNTS_BPF_H
+
+/* Whether the superblock `sb` is a protected volume's or a guard's. */
+static __always_inline int mount_shielded(struct super_block *sb)
+{
+	if (!sb)
+		return 0;
+	__u32 dev = BPF_CORE_READ(sb, s_dev);
+	return bpf_map_lookup_elem(&protected_sb, &dev) || bpf_map_lookup_elem(&guard_sb, &dev);
+}
+
+static __always_inline int refused_mount(__u32 op, struct super_block *sb, struct dentry *d)
+{
+	if (!mount_shielded(sb) || is_service())
+		return 0;
+	report(op, BPF_CORE_READ(sb, s_dev), d);
+	return -EPERM;
+}
+
+SEC("lsm/sb_kern_mount")
+int BPF_PROG(shield_sb_kern_mount, struct super_block *sb)
+{
+	__u32 dev = BPF_CORE_READ(sb, s_dev);
+	if (!bpf_map_lookup_elem(&protected_sb, &dev) || is_service())
+		return 0;
+	report(SHIELD_OP_MOUNT, dev, BPF_CORE_READ(sb, s_root));
+	return -EPERM;
+}
+
+SEC("lsm/sb_mount")
+int BPF_PROG(shield_sb_mount, const char *dev_name, const struct path *path, const char *type,
+	     unsigned long flags, void *data)
+{
+	struct dentry *d = BPF_CORE_READ(path, dentry);
+	return refused_mount(SHIELD_OP_MOUNT, BPF_CORE_READ(d, d_sb), d);
+}
+
+SEC("lsm/move_mount")
+int BPF_PROG(shield_move_mount, const struct path *from_path, const struct path *to_path)
+{
+	int r = refused_mount(SHIELD_OP_UNMOUNT, BPF_CORE_READ(from_path, mnt, mnt_sb),
+			      BPF_CORE_READ(from_path, dentry));
+	if (r)
+		return r;
+	struct dentry *d = BPF_CORE_READ(to_path, dentry);
+	return refused_mount(SHIELD_OP_MOUNT, BPF_CORE_READ(d, d_sb), d);
+}
+
+SEC("lsm/sb_umount")
+int BPF_PROG(shield_sb_umount, struct vfsmount *mnt, int flags)
+{
+	return refused_mount(SHIELD_OP_UNMOUNT, BPF_CORE_READ(mnt, mnt_sb), BPF_CORE_READ(mnt, mnt_root));
+}
+
+#endif
