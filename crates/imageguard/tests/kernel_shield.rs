@@ -877,6 +877,19 @@ fn the_service_shields_what_it_protects() {
         "child: rm in the keeper namespace, the service dead",
         &keeper_rm(),
     );
+    // What holds the shield up stays mounted while no service lives: its pins' file system,
+    // the runtime directory's mount it sits on, the keeper's pin.
+    let run = sb.path().join("run");
+    for (what, target) in [
+        ("the pins' file system", run.join("shield")),
+        ("the runtime directory's mount", run.clone()),
+        ("the keeper's pin", keeper.ns_file()),
+    ] {
+        assert_refused(
+            &format!("child: umount -l of {what}, the service dead"),
+            &child(&format!("umount -l '{}'", target.display())),
+        );
+    }
     sb.start_service().expect("service again");
     let status: serde_json::Value =
         serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
@@ -925,6 +938,30 @@ fn the_service_shields_what_it_protects() {
         "child: load a kprobe program, no admin lock (the control)",
         &load(2, 0),
     );
+    // imageguard's own configuration and state: changed by anyone before the lock (the
+    // control), the service's alone under it.
+    let config = sb.config_file().display().to_string();
+    let state = sb.path().join("state").display().to_string();
+    let own_changes = [
+        (
+            "append to the configuration",
+            format!("echo '# x' >> '{config}'"),
+        ),
+        (
+            "a new file in the state folder",
+            format!("touch '{state}/probe' && rm '{state}/probe'"),
+        ),
+        (
+            "a new file in a folder of the state folder",
+            format!("mkdir -p '{state}/sub' && touch '{state}/sub/probe' && rm -r '{state}/sub'"),
+        ),
+    ];
+    for (what, script) in &own_changes {
+        assert_ok(
+            &format!("child: {what}, no admin lock (the control)"),
+            &child(script),
+        );
+    }
     // With the admin lock set, no signal stops the service: it stops only with the passphrase.
     let secret = sb.path().join("secret");
     std::fs::write(&secret, "correct horse battery staple\n").unwrap();
@@ -935,6 +972,43 @@ fn the_service_shields_what_it_protects() {
             .unwrap(),
     );
     assert_eperm("child: load a kprobe program, admin lock set", &load(2, 0));
+    for (what, script) in [
+        (
+            "append to the configuration",
+            format!("echo '# x' >> '{config}'"),
+        ),
+        ("rm the configuration", format!("rm -f '{config}'")),
+        (
+            "rename over the configuration",
+            format!("cp '{config}' '{config}.new' && mv '{config}.new' '{config}'"),
+        ),
+        (
+            "a new file in the state folder",
+            format!("touch '{state}/probe'"),
+        ),
+        ("rm the state", format!("rm -f '{state}/state.json'")),
+        (
+            "append to the state",
+            format!("echo x >> '{state}/state.json'"),
+        ),
+        (
+            "rename the state folder",
+            format!("mv '{state}' '{state}.moved'"),
+        ),
+    ] {
+        assert_eperm(&format!("child: {what}, admin lock set"), &child(&script));
+    }
+    assert_ok(
+        "the service saves its state under the lock (the control)",
+        &sb.imageguard(&[
+            "--passphrase-file",
+            &s,
+            "settings",
+            "sync_tools.allow",
+            "off",
+        ])
+        .unwrap(),
+    );
     let pid = sb.service_pid().expect("the service's pid");
     for sig in ["TERM", "KILL", "STOP", "INT", "HUP"] {
         assert_eperm(
@@ -974,6 +1048,12 @@ fn the_service_shields_what_it_protects() {
         "child: append to the backup once the service stopped",
         &child(&format!("echo x >> '{}'", file.display())),
     );
+    for (what, script) in &own_changes {
+        assert_ok(
+            &format!("child: {what}, the service stopped"),
+            &child(script),
+        );
+    }
     assert!(
         !sb.path().join("run/shield/service").exists(),
         "the shield is unpinned at a stop that gives the volumes back"

@@ -10,7 +10,8 @@ pub const SHIELD_MAX_GUARDS: u32 = 64;
 pub const SHIELD_MAX_INODES: u32 = 256;
 pub const SHIELD_MAX_PROGRAMS: u32 = 512;
 pub const SHIELD_MAX_CERTIFIED_TASKS: u32 = 8192;
-pub const SHIELD_MAX_IDS: u32 = 64;
+pub const SHIELD_MAX_HELD_DIRS: u32 = 16;
+pub const SHIELD_MAX_IDS: u32 = 256;
 pub const SHIELD_NSEC_PER_TICK: u32 = 10000000;
 pub const SHIELD_PATH_DEPTH: u32 = 8;
 pub const SHIELD_NAME_LEN: u32 = 64;
@@ -60,7 +61,7 @@ pub struct shield_service {
     pub admin_locked: __u32,
     pub start_ticks: __u64,
     pub pins_dev: __u32,
-    pub _pad: __u32,
+    pub held_dirs: __u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
@@ -74,8 +75,8 @@ const _: () = {
         [::std::mem::offset_of!(shield_service, start_ticks) - 8usize];
     ["Offset of field: shield_service::pins_dev"]
         [::std::mem::offset_of!(shield_service, pins_dev) - 16usize];
-    ["Offset of field: shield_service::_pad"]
-        [::std::mem::offset_of!(shield_service, _pad) - 20usize];
+    ["Offset of field: shield_service::held_dirs"]
+        [::std::mem::offset_of!(shield_service, held_dirs) - 20usize];
 };
 pub mod shield_op {
     #[allow(unused_imports)]

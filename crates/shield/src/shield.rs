@@ -81,6 +81,7 @@ pub struct Shield {
     protected_dev: HashMap<MapData, u32, u8>,
     protected_inode: HashMap<MapData, shield_inode, u8>,
     certified_exe: HashMap<MapData, shield_inode, u8>,
+    held_dir: HashMap<MapData, shield_inode, u8>,
     own_ids: HashMap<MapData, shield_id, u8>,
     /// The pinned links, held open while this process lives (unmounting the pins' file system
     /// does not detach them then).
@@ -91,6 +92,8 @@ pub struct Shield {
     /// The service, as the programs know it, and whether the admin lock is set.
     task: Task,
     admin_locked: bool,
+    /// How many folders `held_dir` holds (the programs look at parents only when some).
+    held_dirs: u32,
     /// Its refusals, until [`Shield::refusals`] hands them out.
     refusals: Option<Refusals>,
     /// Where it is pinned, if it is.
@@ -98,12 +101,13 @@ pub struct Shield {
 }
 
 /// The maps the service keeps, by name.
-const MAPS: [&str; 8] = [
+const MAPS: [&str; 9] = [
     "protected_sb",
     "guard_sb",
     "protected_dev",
     "protected_inode",
     "certified_exe",
+    "held_dir",
     "service",
     "events",
     "own_ids",
@@ -155,7 +159,12 @@ impl Shield {
         shield._ebpf = Some(ebpf);
         shield._links = links;
         for id in ids {
-            shield.own_ids.insert(id, 1, 0).map_err(load_error)?;
+            shield.own_ids.insert(id, 1, 0).map_err(|e| {
+                ShieldError::Load(format!(
+                    "recording its own ids in own_ids (room for {}): {e}",
+                    crate::bindings::SHIELD_MAX_IDS
+                ))
+            })?;
         }
         shield.set_service(service)?;
         Ok(shield)
@@ -189,7 +198,12 @@ impl Shield {
         shield._ebpf = Some(ebpf);
         shield._pinned_links = pinned;
         for id in ids {
-            shield.own_ids.insert(id, 1, 0).map_err(load_error)?;
+            shield.own_ids.insert(id, 1, 0).map_err(|e| {
+                ShieldError::Load(format!(
+                    "recording its own ids in own_ids (room for {}): {e}",
+                    crate::bindings::SHIELD_MAX_IDS
+                ))
+            })?;
         }
         shield.pins_dev = pins_dev(dir)?;
         shield.set_service(service)?;
@@ -219,8 +233,13 @@ impl Shield {
         Ok(shield)
     }
 
-    fn from_maps(maps: [Option<Map>; 8], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
-        let [sb, guard, dev, inode, certified, service, events, ids] = maps;
+    fn from_maps(maps: [Option<Map>; 9], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
+        let [sb, guard, dev, inode, certified, held, service, events, ids] = maps;
+        let held_dir: HashMap<MapData, shield_inode, u8> =
+            HashMap::try_from(held.ok_or(ShieldError::MissingMap("held_dir"))?)
+                .map_err(load_error)?;
+        // Taken over: as many held folders as its predecessor left.
+        let held_dirs = held_dir.keys().filter(|k| k.is_ok()).count() as u32;
         Ok(Shield {
             _ebpf: None,
             _links: vec![],
@@ -238,6 +257,8 @@ impl Shield {
                 certified.ok_or(ShieldError::MissingMap("certified_exe"))?,
             )
             .map_err(load_error)?,
+            held_dir,
+            held_dirs,
             service: Array::try_from(service.ok_or(ShieldError::MissingMap("service"))?)
                 .map_err(load_error)?,
             own_ids: HashMap::try_from(ids.ok_or(ShieldError::MissingMap("own_ids"))?)
@@ -268,7 +289,7 @@ impl Shield {
             admin_locked: self.admin_locked as u32,
             start_ticks: self.task.start_ticks,
             pins_dev: self.pins_dev,
-            _pad: 0,
+            held_dirs: self.held_dirs,
         };
         self.service.set(0, value, 0).map_err(load_error)
     }
@@ -365,6 +386,28 @@ impl Shield {
     /// No longer a certified program's file.
     pub fn release_program(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
         removed(self.certified_exe.remove(&inode_key(dev, ino)))
+    }
+
+    /// Hold the folder `ino` of `dev`: its entries, and theirs, are the service's alone.
+    pub fn hold_dir(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
+        let key = inode_key(dev, ino);
+        if self.held_dir.get(&key, 0).is_err() {
+            self.held_dir.insert(key, 1, 0).map_err(load_error)?;
+            self.held_dirs += 1;
+            self.write_service()?;
+        }
+        Ok(())
+    }
+
+    /// Let the folder `ino` of `dev` go.
+    pub fn release_dir(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
+        let key = inode_key(dev, ino);
+        if self.held_dir.get(&key, 0).is_ok() {
+            removed(self.held_dir.remove(&key))?;
+            self.held_dirs = self.held_dirs.saturating_sub(1);
+            self.write_service()?;
+        }
+        Ok(())
     }
 
     /// Stop shielding the volume whose superblock device is `dev`.

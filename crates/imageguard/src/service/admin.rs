@@ -105,7 +105,10 @@ impl Service {
     /// Tell the kernel shield whether the admin lock is set (then no other task may signal
     /// the service).
     pub(super) fn shield_admin_lock(&self, locked: bool) {
-        if let Err(e) = self.shield.set_admin_locked(locked) {
+        if let Err(e) = self
+            .shield
+            .set_admin_locked(locked, &held_by_lock(&self.paths))
+        {
             eprintln!("imageguard: the kernel shield: {e:#}");
         }
     }
@@ -123,6 +126,38 @@ impl Service {
             }
         }
     }
+}
+
+/// What the kernel shield holds while the admin lock is set: imageguard's program, its
+/// configuration (or, missing, the folder it would be created in), its systemd units and
+/// drop-ins, and its state folder (every entry in it and in its folders).
+pub fn held_by_lock(paths: &crate::paths::PathArgs) -> super::kernel_shield::OwnFiles {
+    let mut own = super::kernel_shield::OwnFiles::default();
+    if let Ok(exe) = std::env::current_exe() {
+        own.files.push(exe);
+    }
+    if paths.config.exists() {
+        own.files.push(paths.config.clone());
+    } else if let Some(dir) = paths.config.parent() {
+        own.folders.push(dir.to_path_buf());
+    }
+    for unit in [
+        "/etc/systemd/system/imageguard.service",
+        "/lib/systemd/system/imageguard.service",
+        "/usr/lib/systemd/system/imageguard.service",
+    ] {
+        if Path::new(unit).exists() {
+            own.files.push(unit.into());
+        }
+    }
+    let drop_ins = Path::new("/etc/systemd/system/imageguard.service.d");
+    if drop_ins.is_dir() {
+        own.folders.push(drop_ins.into());
+    }
+    // The state folder itself (not renamed or removed), and everything in it.
+    own.files.push(paths.state_dir.clone());
+    own.folders.push(paths.state_dir.clone());
+    own
 }
 
 /// The files the admin lock seals: the configuration, the certified list, the state (with

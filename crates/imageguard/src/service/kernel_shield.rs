@@ -128,6 +128,48 @@ fn release_unneeded(
     Ok(())
 }
 
+/// What would change the next service's behaviour, held while the admin lock is set: files
+/// nobody but the service may change, rename or remove, and folders whose entries (and theirs)
+/// are the service's alone.
+#[derive(Debug, Clone, Default)]
+pub struct OwnFiles {
+    pub files: Vec<PathBuf>,
+    pub folders: Vec<PathBuf>,
+}
+
+/// One identity held for the admin lock.
+#[derive(Debug, Clone)]
+struct Held {
+    dev: u32,
+    ino: u64,
+    folder: bool,
+    /// Where its file system is mounted (to name what was refused in it).
+    mount_point: PathBuf,
+}
+
+/// The identities of `path` (on overlayfs, its layers' too), with its file system's mount point.
+fn held_identities(path: &Path, folder: bool) -> Vec<Held> {
+    let mount_point = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| {
+            imageguard_volume::MountTable::read()
+                .ok()?
+                .containing(&p)
+                .map(|e| e.mount_point.clone())
+        })
+        .unwrap_or_else(|| PathBuf::from("/"));
+    imageguard_volume::layers::file_identities(path)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(major, minor, ino)| Held {
+            dev: kernel_dev(major, minor),
+            ino,
+            folder,
+            mount_point: mount_point.clone(),
+        })
+        .collect()
+}
+
 /// The shield, as the service runs it.
 pub struct KernelShield {
     mode: KernelShieldMode,
@@ -137,6 +179,8 @@ pub struct KernelShield {
     covers: Mutex<BTreeMap<PathBuf, Cover>>,
     /// Certified programs' files as exec opens them (device in kernel encoding, inode).
     programs: Mutex<BTreeSet<(u32, u64)>>,
+    /// What the admin lock holds of imageguard's own files and folders.
+    held: Mutex<Vec<Held>>,
     runtime_dir: PathBuf,
 }
 
@@ -156,13 +200,18 @@ impl KernelShield {
             shield: Mutex::new(None),
             covers: Mutex::new(BTreeMap::new()),
             programs: Mutex::new(BTreeSet::new()),
+            held: Mutex::new(vec![]),
             runtime_dir: runtime_dir.to_path_buf(),
         };
         if mode == KernelShieldMode::Off {
             return Ok(ks);
         }
         match Self::load(runtime_dir) {
-            Ok(s) => *ks.shield.lock() = Some(s),
+            Ok(s) => {
+                *ks.shield.lock() = Some(s);
+                // The runtime directory's own mount carries the pins' file system.
+                ks.hold(runtime_dir)?;
+            }
             Err(e) if mode == KernelShieldMode::Required => {
                 return Err(e.context(
                     "the kernel shield is required ([guard] kernel_shield = \"required\"); \
@@ -211,6 +260,21 @@ impl KernelShield {
         }
         let task = Task::current().context("the service's own process")?;
         Ok(Shield::load_pinned(task, &dir)?)
+    }
+
+    /// Nobody but the service may unmount the mount rooted at `path`, rename or remove it (the
+    /// runtime directory's mount, which the pins' file system sits on; the pinned keeper
+    /// namespace): held up for as long as the shield is pinned, whether a service lives or not.
+    pub fn hold(&self, path: &Path) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let mut guard = self.shield.lock();
+        let Some(shield) = guard.as_mut() else {
+            return Ok(());
+        };
+        let m = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+        let dev = kernel_dev(rustix::fs::major(m.dev()), rustix::fs::minor(m.dev()));
+        shield.protect_inode(dev, m.ino())?;
+        Ok(())
     }
 
     /// Whether the shield runs.
@@ -339,11 +403,34 @@ impl KernelShield {
         Ok(())
     }
 
-    /// The admin lock is set or removed: while it is set, no other task may signal the service.
-    pub fn set_admin_locked(&self, locked: bool) -> Result<()> {
-        if let Some(s) = self.shield.lock().as_mut() {
-            s.set_admin_locked(locked)?;
+    /// The admin lock is set or removed: while it is set, no other task may signal the service,
+    /// nor change `own` (its program, configuration, units and state).
+    pub fn set_admin_locked(&self, locked: bool, own: &OwnFiles) -> Result<()> {
+        let mut guard = self.shield.lock();
+        let Some(shield) = guard.as_mut() else {
+            return Ok(());
+        };
+        let mut held = self.held.lock();
+        for h in held.drain(..) {
+            if h.folder {
+                shield.release_dir(h.dev, h.ino)?;
+            } else {
+                shield.release_inode(h.dev, h.ino)?;
+            }
         }
+        if locked {
+            let files = own.files.iter().flat_map(|f| held_identities(f, false));
+            let folders = own.folders.iter().flat_map(|f| held_identities(f, true));
+            for h in files.chain(folders) {
+                if h.folder {
+                    shield.hold_dir(h.dev, h.ino)?;
+                } else {
+                    shield.protect_inode(h.dev, h.ino)?;
+                }
+                held.push(h);
+            }
+        }
+        shield.set_admin_locked(locked)?;
         Ok(())
     }
 
@@ -392,7 +479,13 @@ impl KernelShield {
                 .iter()
                 .find(|f| (f.0, f.1) == (r.dev, r.ino))
                 .map_or_else(|| r.path.clone(), |f| f.2.display().to_string()),
-            (None, _) => r.path.clone(),
+            // One of imageguard's own files, or an entry of its folders, held by the admin lock.
+            (None, _) => match self.held.lock().iter().find(|h| h.dev == r.dev) {
+                Some(h) if !r.path.starts_with('…') => {
+                    h.mount_point.join(&r.path).display().to_string()
+                }
+                _ => r.path.clone(),
+            },
         };
         let exe = std::fs::read_link(format!("/proc/{}/exe", r.tgid))
             .map_or_else(|_| r.comm.clone(), |p| p.display().to_string());

@@ -659,6 +659,11 @@ impl Service {
                     v.shared.gate.set_off(true);
                 }
                 let vref = volume_ref(&v.info);
+                if self.keeper.exists() {
+                    if let Err(e) = self.shield.hold(&self.keeper.ns_file()) {
+                        log::warn!("kernel shield: the keeper's pin: {e:#}");
+                    }
+                }
                 if let Err(e) = self.shield.cover(&v.info, vref.clone()) {
                     eprintln!(
                         "imageguard: the kernel shield does not cover {}: {e:#}",

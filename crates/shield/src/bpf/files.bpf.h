@@ -21,13 +21,39 @@ static __always_inline int protected_inode_of(struct inode *inode)
 	return bpf_map_lookup_elem(&protected_inode, &key) != 0;
 }
 
+/* Whether the entry `d` lies in a held folder (its parent or grandparent is one). */
+static __always_inline int in_held_dir(struct dentry *d)
+{
+	__u32 zero = 0;
+	struct shield_service *s = bpf_map_lookup_elem(&service, &zero);
+	if (!s || !s->held_dirs)
+		return 0;
+	struct dentry *p = BPF_CORE_READ(d, d_parent);
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		struct inode *in = BPF_CORE_READ(p, d_inode);
+		struct shield_inode key = {
+			.dev = BPF_CORE_READ(in, i_sb, s_dev),
+			.ino = BPF_CORE_READ(in, i_ino),
+		};
+		if (bpf_map_lookup_elem(&held_dir, &key))
+			return 1;
+		struct dentry *up = BPF_CORE_READ(p, d_parent);
+		if (up == p)
+			return 0;
+		p = up;
+	}
+	return 0;
+}
+
 /* 0 when the current task may change the entry `d` of `sb` (its file `inode`, NULL for a name
  * still free); else -EPERM, reported as `op`. */
 static __always_inline int refused_inode(__u32 op, struct super_block *sb, struct dentry *d,
 					 struct inode *inode)
 {
 	__u32 dev = BPF_CORE_READ(sb, s_dev);
-	if (!bpf_map_lookup_elem(&protected_sb, &dev) && !protected_inode_of(inode))
+	if (!bpf_map_lookup_elem(&protected_sb, &dev) && !protected_inode_of(inode) &&
+	    !in_held_dir(d))
 		return 0;
 	if (is_service())
 		return 0;

@@ -33,6 +33,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_HELD_DIRS);
+	__type(key, struct shield_inode);
+	__type(value, __u8);
+} held_dir SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SHIELD_MAX_PROGRAMS);
 	__type(key, struct shield_inode);
 	__type(value, __u8);

@@ -10,7 +10,8 @@
  *   move to there, a remount or a propagation change of it);
  * - move_mount: the new mount API attaching there, or moving a guard or backing away (also a
  *   clone of one made with open_tree, attached elsewhere);
- * - sb_umount: unmounting a guard or a backing (umount -l included).
+ * - sb_umount: unmounting a guard or a backing (umount -l included), or what holds the shield
+ *   itself up (its pins' file system, the runtime directory's mount, the keeper's pin).
  * mount(2) with MS_MOVE names its source by a path the hook does not resolve: moving a guard
  * away that way is healed by the service (it mounts a new guard at once), not refused. */
 #ifndef IMAGEGUARD_MOUNTS_BPF_H
@@ -31,6 +32,19 @@ static __always_inline int refused_mount(__u32 op, struct super_block *sb, struc
 		return 0;
 	report(op, BPF_CORE_READ(sb, s_dev), d);
 	return -EPERM;
+}
+
+/* Whether the mount of `sb` rooted at `root` holds the shield up: its pins' bpf file system
+ * (unmounted everywhere, it would take the pinned links with it once no service holds them), or a
+ * mount whose root is a protected inode (the runtime directory's own mount, which the pins' one
+ * sits on, and the pinned keeper namespace). Refused whether a service lives or not. */
+static __always_inline int holds_shield(struct super_block *sb, struct dentry *root)
+{
+	__u32 zero = 0;
+	struct shield_service *s = bpf_map_lookup_elem(&service, &zero);
+	if (s && s->pins_dev && BPF_CORE_READ(sb, s_dev) == s->pins_dev)
+		return 1;
+	return protected_inode_of(BPF_CORE_READ(root, d_inode));
 }
 
 SEC("lsm/sb_kern_mount")
@@ -54,8 +68,13 @@ int BPF_PROG(shield_sb_mount, const char *dev_name, const struct path *path, con
 SEC("lsm/move_mount")
 int BPF_PROG(shield_move_mount, const struct path *from_path, const struct path *to_path)
 {
-	int r = refused_mount(SHIELD_OP_UNMOUNT, BPF_CORE_READ(from_path, mnt, mnt_sb),
-			      BPF_CORE_READ(from_path, dentry));
+	struct super_block *from = BPF_CORE_READ(from_path, mnt, mnt_sb);
+	struct dentry *from_root = BPF_CORE_READ(from_path, mnt, mnt_root);
+	if (holds_shield(from, from_root) && !is_service()) {
+		report(SHIELD_OP_UNMOUNT, BPF_CORE_READ(from, s_dev), from_root);
+		return -EPERM;
+	}
+	int r = refused_mount(SHIELD_OP_UNMOUNT, from, BPF_CORE_READ(from_path, dentry));
 	if (r)
 		return r;
 	struct dentry *d = BPF_CORE_READ(to_path, dentry);
@@ -65,7 +84,13 @@ int BPF_PROG(shield_move_mount, const struct path *from_path, const struct path 
 SEC("lsm/sb_umount")
 int BPF_PROG(shield_sb_umount, struct vfsmount *mnt, int flags)
 {
-	return refused_mount(SHIELD_OP_UNMOUNT, BPF_CORE_READ(mnt, mnt_sb), BPF_CORE_READ(mnt, mnt_root));
+	struct super_block *sb = BPF_CORE_READ(mnt, mnt_sb);
+	struct dentry *root = BPF_CORE_READ(mnt, mnt_root);
+	if (holds_shield(sb, root) && !is_service()) {
+		report(SHIELD_OP_UNMOUNT, BPF_CORE_READ(sb, s_dev), root);
+		return -EPERM;
+	}
+	return refused_mount(SHIELD_OP_UNMOUNT, sb, root);
 }
 
 #endif

@@ -44,6 +44,13 @@ struct shield_inode {
 #define SHIELD_MAX_PROGRAMS 512
 #define SHIELD_MAX_CERTIFIED_TASKS 8192
 
+/* held_dir: folders whose entries, and their entries' entries, are the service's alone (by
+ * device and inode, struct shield_inode; value = 1): while the admin lock is set, imageguard's
+ * state folder (and its configuration's folder when the file is missing). Together with the
+ * files held in protected_inode (its program, configuration and units), what would change the
+ * next service's behaviour cannot be changed behind the lock. */
+#define SHIELD_MAX_HELD_DIRS 16
+
 /* own_ids: the shield's own programs, maps and links by kind and id; value = 1. Nobody but the
  * service may get a descriptor for them by id (to detach a link, write a map). */
 enum shield_kind {
@@ -55,7 +62,7 @@ struct shield_id {
 	__u32 kind;
 	__u32 id;
 };
-#define SHIELD_MAX_IDS 64
+#define SHIELD_MAX_IDS 256
 
 /* service: one entry, key 0: the service's thread group (its own tasks may change files). A
  * thread group id alone would let a process that inherits the number after the service died
@@ -70,7 +77,8 @@ struct shield_service {
 	/* The superblock device of the bpf file system the shield is pinned in (0: none): nobody
 	 * but the service may open, list, remove or add anything there. */
 	__u32 pins_dev;
-	__u32 _pad;
+	/* How many folders held_dir holds (0: the file hooks need not look at parents). */
+	__u32 held_dirs;
 };
 
 /* Nanoseconds per clock tick (USER_HZ = 100 on every architecture the shield builds for). */
