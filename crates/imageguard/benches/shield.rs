@@ -22,7 +22,7 @@ mod common;
 
 use common::ig;
 
-const FILES: usize = 1_000;
+const FILES: usize = 300;
 const FILE_BYTES: usize = 16 * 1024;
 const ROUNDS: usize = 5;
 /// Set (to the folder shared with the host) when the benchmark runs inside the VM.

@@ -187,7 +187,9 @@ impl Sandbox {
             .spawn()
             .context("starting imageguard service")?;
         self.service = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: under emulation (the VM tests and benchmarks) loading the kernel shield and
+        // every command take many times longer; a service that exits fails at once.
+        let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
             if let Some(c) = self.service.as_mut() {
                 if let Some(st) = c.try_wait()? {
@@ -213,7 +215,7 @@ impl Sandbox {
             std::thread::sleep(Duration::from_millis(50));
         }
         bail!(
-            "the service did not answer within 30 s: {}",
+            "the service did not answer within 120 s: {}",
             self.service_log()
         )
     }

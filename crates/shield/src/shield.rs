@@ -175,8 +175,85 @@ impl Shield {
     /// shield pinned there already is taken over instead ([`Shield::take_over`]).
     pub fn load_pinned(service: Task, dir: &Path) -> Result<Shield, ShieldError> {
         if dir.join("service").exists() {
-            return Shield::take_over(service, dir);
+            return match Shield::take_over(service, dir) {
+                Ok(shield) => Ok(shield),
+                // Pinned by another version of the service (its programs or maps differ: an
+                // upgrade after a stop that kept it): replaced, without a moment uncovered.
+                Err(first) => Shield::replace(service, dir).map_err(|e| {
+                    ShieldError::Load(format!(
+                        "taking over the shield pinned in {}: {first}; replacing it: {e}",
+                        dir.display()
+                    ))
+                }),
+            };
         }
+        Shield::pin_new(service, dir)
+    }
+
+    /// Replace the shield pinned in `dir` by one that cannot be taken over (another version's):
+    /// its links are held open while its pins are removed and this version's are loaded and
+    /// pinned, what it shielded is copied over, and only then are its links let go; so some
+    /// shield refuses at every moment.
+    fn replace(service: Task, dir: &Path) -> Result<Shield, ShieldError> {
+        let io = |what: &str, e: std::io::Error| ShieldError::Load(format!("{what}: {e}"));
+        let mut old_links = vec![];
+        let mut old_maps = vec![];
+        let mut pins = vec![];
+        for entry in std::fs::read_dir(dir).map_err(|e| io("listing the old pins", e))? {
+            let path = entry.map_err(|e| io("listing the old pins", e))?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.starts_with("link_") {
+                old_links.push(
+                    PinnedLink::from_pin(&path)
+                        .map_err(|e| ShieldError::Load(format!("holding {name}: {e}")))?,
+                );
+            } else if let Ok(data) = MapData::from_pin(&path) {
+                old_maps.push((name, data));
+            }
+            pins.push(path);
+        }
+        for pin in pins {
+            std::fs::remove_file(&pin)
+                .map_err(|e| io(&format!("removing {}", pin.display()), e))?;
+        }
+        let mut shield = Shield::pin_new(service, dir)?;
+        for (name, data) in old_maps {
+            let Ok(map) = Map::from_map_data(data) else {
+                continue;
+            };
+            match name.as_str() {
+                "protected_sb" | "guard_sb" | "protected_dev" => {
+                    let Ok(old) = HashMap::<MapData, u32, u8>::try_from(map) else {
+                        continue;
+                    };
+                    for key in old.keys().flatten() {
+                        match name.as_str() {
+                            "protected_sb" => shield.protect(key)?,
+                            "guard_sb" => shield.protect_guard(key)?,
+                            _ => shield.protected_dev.insert(key, 1, 0).map_err(load_error)?,
+                        }
+                    }
+                }
+                "protected_inode" => {
+                    let Ok(old) = HashMap::<MapData, shield_inode, u8>::try_from(map) else {
+                        continue;
+                    };
+                    for key in old.keys().flatten() {
+                        shield.protect_inode(key.dev, key.ino)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        drop(old_links);
+        Ok(shield)
+    }
+
+    /// Load, attach and pin a new shield in `dir`.
+    fn pin_new(service: Task, dir: &Path) -> Result<Shield, ShieldError> {
         let mut pinned = vec![];
         let mut ebpf = load_and_attach(|name, link| {
             let fd: FdLink = link.into();
