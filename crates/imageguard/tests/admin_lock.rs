@@ -170,14 +170,7 @@ fn a_stop_without_the_passphrase_leaves_volumes_closed() {
     std::fs::create_dir_all(image.parent().unwrap()).unwrap();
     write_pattern(&image, 100_000, 7);
     let before = hashes(&sb.mnt);
-    let secret = sb.path().join("secret");
-    std::fs::write(&secret, "correct horse battery staple\n").unwrap();
-    let s = secret.to_string_lossy().to_string();
-    assert_ok(
-        "lock set",
-        &sb.imageguard(&["lock", "set", "--new-passphrase-file", &s])
-            .unwrap(),
-    );
+    let s = set_admin_lock(&sb, "secret", "correct horse battery staple");
     let rm = || sh(&format!("rm -f '{}'", image.display()));
 
     // SIGTERM: the volume is not given back. The guard is dead: nothing gets through.

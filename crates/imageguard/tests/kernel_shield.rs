@@ -973,14 +973,7 @@ fn the_service_shields_what_it_protects() {
         );
     }
     // With the admin lock set, no signal stops the service: it stops only with the passphrase.
-    let secret = sb.path().join("secret");
-    std::fs::write(&secret, "correct horse battery staple\n").unwrap();
-    let s = secret.to_string_lossy().to_string();
-    assert_ok(
-        "lock set",
-        &sb.imageguard(&["lock", "set", "--new-passphrase-file", &s])
-            .unwrap(),
-    );
+    let s = set_admin_lock(&sb, "secret", "correct horse battery staple");
     assert_eperm("child: load a kprobe program, admin lock set", &load(2, 0));
     for (what, script) in [
         (

@@ -172,13 +172,7 @@ pub fn attacks(cx: &mut Ctx) {
     );
 
     // The same with the admin lock set.
-    let secret = cx.sb.path().join("suite-secret");
-    std::fs::write(&secret, "suite passphrase\n").unwrap();
-    let s = secret.display().to_string();
-    assert_ok(
-        "lock set",
-        &cx.ig(&["lock", "set", "--new-passphrase-file", &s]),
-    );
+    let s = set_admin_lock(&cx.sb, "suite-secret", "suite passphrase");
     let o = as_bob(&cx.sb, &mirror_cmd);
     cx.record(
         "non-root user, admin lock set: own definition, then rsync --delete over his backups",
@@ -382,14 +376,7 @@ fn stop_without_passphrase(cx: &mut Ctx) {
         &sb.imageguard(&["protect", &sb.mnt.to_string_lossy()])
             .unwrap(),
     );
-    let secret = sb.path().join("secret");
-    std::fs::write(&secret, "another passphrase\n").unwrap();
-    let s = secret.display().to_string();
-    assert_ok(
-        "lock set",
-        &sb.imageguard(&["lock", "set", "--new-passphrase-file", &s])
-            .unwrap(),
-    );
+    let s = set_admin_lock(&sb, "secret", "another passphrase");
     let rm = || outcome_of_tool(&sh(&format!("rm -f '{}'", image.display())));
     // `kill -TERM <service>`, as ransomware would (what systemctl stop sends).
     sb.stop_service().expect("SIGTERM");

@@ -253,13 +253,7 @@ pub fn attacks(cx: &mut Ctx) {
     // The state files the ages come from, edited by hand while the service is stopped, with
     // the admin lock set (issue 17: inputs outside the seal): the service's clock 400 days
     // on, every first-seen date at zero. Refused at the start, the last good copies in use.
-    let secret = cx.sb.path().join("retention-secret");
-    std::fs::write(&secret, "retention passphrase\n").unwrap();
-    let s = secret.display().to_string();
-    assert_ok(
-        "lock set",
-        &cx.ig(&["lock", "set", "--new-passphrase-file", &s]),
-    );
+    let s = set_admin_lock(&cx.sb, "retention-secret", "retention passphrase");
     cx.sb.stop_service().expect("stopping the service");
     let state = cx.sb.path().join("state");
     let clock = state.join("clock.json");

@@ -66,6 +66,20 @@ pub fn assert_eperm(what: &str, o: &Output) {
     );
 }
 
+/// Set the admin lock of `sb`'s service with `passphrase`, kept in the file `name` of the
+/// sandbox; returns that file's path, for `--passphrase-file`.
+pub fn set_admin_lock(sb: &Sandbox, name: &str, passphrase: &str) -> String {
+    let secret = sb.path().join(name);
+    std::fs::write(&secret, format!("{passphrase}\n")).unwrap();
+    let s = secret.display().to_string();
+    assert_ok(
+        "lock set",
+        &sb.imageguard(&["lock", "set", "--new-passphrase-file", &s])
+            .unwrap(),
+    );
+    s
+}
+
 pub fn assert_ok(what: &str, o: &Output) {
     assert!(
         o.status.success(),
