@@ -22,23 +22,6 @@ const FILES: usize = 2_000;
 const FILE_BYTES: usize = 32 * 1024;
 const ROUNDS: usize = 7;
 
-/// Fill (or change) the source tree: `generation` changes every file's bytes, so that every
-/// backup writes new packs.
-fn source(dir: &Path, generation: u32) {
-    std::fs::create_dir_all(dir).unwrap();
-    for i in 0..FILES {
-        let mut bytes = vec![0u8; FILE_BYTES];
-        let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(generation);
-        for b in bytes.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        std::fs::write(dir.join(format!("f{i}.dat")), bytes).unwrap();
-    }
-}
-
 fn restic(sb: &Sandbox, repo: &Path, args: &[&str]) -> Duration {
     let t = Instant::now();
     let o = Command::new("restic")
@@ -87,7 +70,7 @@ fn main() {
     }
     let mut times: Vec<Vec<Duration>> = vec![vec![]; cases.len()];
     for round in 0..ROUNDS {
-        source(&src, round as u32);
+        common::source_tree(&src, FILES, FILE_BYTES, round as u32);
         for (i, (_, sb)) in cases.iter().enumerate() {
             unsafe { libc::sync() };
             let t = restic(

@@ -12,7 +12,7 @@
 //! inside; the figures are then emulated time, and only their ratios mean anything.
 //! Run: `cargo bench -p imageguard --bench shield`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -27,22 +27,6 @@ const FILE_BYTES: usize = 16 * 1024;
 const ROUNDS: usize = 5;
 /// Set (to the folder shared with the host) when the benchmark runs inside the VM.
 const IN_VM: &str = "IMAGEGUARD_BENCH_IN_VM";
-
-/// Fill (or change) the source tree: `generation` changes every file's bytes.
-fn source(dir: &Path, generation: u32) {
-    std::fs::create_dir_all(dir).unwrap();
-    for i in 0..FILES {
-        let mut bytes = vec![0u8; FILE_BYTES];
-        let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(generation);
-        for b in bytes.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        std::fs::write(dir.join(format!("f{i}.dat")), bytes).unwrap();
-    }
-}
 
 fn timed(what: &str, cmd: &mut Command) -> Duration {
     let t = Instant::now();
@@ -110,7 +94,7 @@ fn inside() {
     timed("restic init", &mut restic(&["init", "--quiet"]));
     sb.stop_service().unwrap();
     for round in 0..ROUNDS {
-        source(&src, round as u32);
+        common::source_tree(&src, FILES, FILE_BYTES, round as u32);
         let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
             start(&mut sb, modes[i]);

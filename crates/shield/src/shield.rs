@@ -233,7 +233,7 @@ impl Shield {
                         match name.as_str() {
                             "protected_sb" => shield.protect(key)?,
                             "guard_sb" => shield.protect_guard(key)?,
-                            _ => shield.protected_dev.insert(key, 1, 0).map_err(load_error)?,
+                            _ => shield.protect_device(key)?,
                         }
                     }
                 }

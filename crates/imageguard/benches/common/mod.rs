@@ -1,6 +1,7 @@
 //! What every benchmark of the guard does first: run again without cargo's
 //! `LD_LIBRARY_PATH` (a certified process started with it is not trusted: it could inject
-//! code), and insist on root (the benchmarks mount file systems).
+//! code), and insist on root (the benchmarks mount file systems); and what several share.
+#![allow(dead_code)]
 
 use std::process::Command;
 
@@ -46,4 +47,21 @@ pub fn ig(sb: &Sandbox, args: &[&str]) {
         "imageguard {args:?}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// Fill (or change) the source tree `dir` with `files` files of `bytes` pseudo-random bytes:
+/// `generation` changes every file's bytes, so that every backup of it writes new data.
+pub fn source_tree(dir: &std::path::Path, files: usize, bytes: usize, generation: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..files {
+        let mut data = vec![0u8; bytes];
+        let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(generation);
+        for b in data.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        std::fs::write(dir.join(format!("f{i}.dat")), data).unwrap();
+    }
 }

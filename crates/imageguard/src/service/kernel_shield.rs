@@ -43,6 +43,15 @@ struct Cover {
     mount_point: PathBuf,
 }
 
+/// The identities the kernel may know the file at `path` by, as (device in kernel encoding,
+/// inode): the one `stat` gives and, on overlayfs, its layers'.
+fn kernel_identities(path: &Path) -> std::io::Result<Vec<(u32, u64)>> {
+    Ok(imageguard_volume::layers::file_identities(path)?
+        .into_iter()
+        .map(|(major, minor, ino)| (kernel_dev(major, minor), ino))
+        .collect())
+}
+
 impl Cover {
     /// What to shield of the volume `info` describes.
     fn of(info: &VolumeInfo, volume: VolumeRef) -> Result<Cover> {
@@ -67,11 +76,10 @@ impl Cover {
             .with_context(|| format!("device number {:?}", info.device_number))?;
         let layers = imageguard_volume::layers::beneath(major, minor);
         for f in &layers.backing_files {
-            match imageguard_volume::layers::file_identities(f) {
-                Ok(ids) => cover.files.extend(
-                    ids.into_iter()
-                        .map(|(major, minor, ino)| (kernel_dev(major, minor), ino, f.clone())),
-                ),
+            match kernel_identities(f) {
+                Ok(ids) => cover
+                    .files
+                    .extend(ids.into_iter().map(|(dev, ino)| (dev, ino, f.clone()))),
                 Err(e) => log::warn!("kernel shield: image file {}: {e}", f.display()),
             }
         }
@@ -158,11 +166,11 @@ fn held_identities(path: &Path, folder: bool) -> Vec<Held> {
                 .map(|e| e.mount_point.clone())
         })
         .unwrap_or_else(|| PathBuf::from("/"));
-    imageguard_volume::layers::file_identities(path)
+    kernel_identities(path)
         .unwrap_or_default()
         .into_iter()
-        .map(|(major, minor, ino)| Held {
-            dev: kernel_dev(major, minor),
+        .map(|(dev, ino)| Held {
+            dev,
             ino,
             folder,
             mount_point: mount_point.clone(),
@@ -385,11 +393,8 @@ impl KernelShield {
         };
         let mut now = BTreeSet::new();
         for entry in &list.entries {
-            if let Ok(ids) = imageguard_volume::layers::file_identities(Path::new(&entry.path)) {
-                now.extend(
-                    ids.into_iter()
-                        .map(|(major, minor, ino)| (kernel_dev(major, minor), ino)),
-                );
+            if let Ok(ids) = kernel_identities(Path::new(&entry.path)) {
+                now.extend(ids);
             }
         }
         let mut programs = self.programs.lock();
