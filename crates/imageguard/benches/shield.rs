@@ -17,6 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use imageguard::sandbox::Sandbox;
+use imageguard::vm::IN_VM;
 
 mod common;
 
@@ -25,8 +26,6 @@ use common::ig;
 const FILES: usize = 300;
 const FILE_BYTES: usize = 16 * 1024;
 const ROUNDS: usize = 5;
-/// Set (to the folder shared with the host) when the benchmark runs inside the VM.
-const IN_VM: &str = "IMAGEGUARD_BENCH_IN_VM";
 
 fn timed(what: &str, cmd: &mut Command) -> Duration {
     let t = Instant::now();
@@ -150,49 +149,26 @@ fn shield_here() -> bool {
 
 /// Boot Debian's newest kernel in /boot under QEMU (TCG) and run this benchmark inside it.
 fn in_a_vm() {
-    use std::os::unix::fs::PermissionsExt;
-    let mut kernels: Vec<PathBuf> = std::fs::read_dir("/boot")
-        .expect("/boot")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-        })
-        .collect();
-    kernels.sort();
-    let kernel = kernels
-        .pop()
-        .expect("no kernel in /boot for the virtual machine (apt-get install linux-image-amd64)");
     let shared = tempfile::Builder::new()
         .prefix("imageguard-bench-vm-")
         .tempdir()
         .unwrap();
-    let script = shared.path().join("run.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nmodprobe fuse; modprobe loop\n{IN_VM}='{0}' '{1}' > '{0}/out' 2>&1\n",
+    eprintln!(
+        "the shield cannot load on this kernel: running in a VM ({})",
+        imageguard::vm::kernel().display()
+    );
+    let o = imageguard::vm::boot(
+        shared.path(),
+        &format!(
+            "'{1}' > '{0}/out' 2>&1",
             shared.path().display(),
             std::env::current_exe().unwrap().display()
         ),
+        "3G",
+        &[],
+        Duration::from_secs(4 * 3600),
     )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    eprintln!(
-        "the shield cannot load on this kernel: running in a VM ({})",
-        kernel.display()
-    );
-    let o = Command::new("vng")
-        .arg("--disable-kvm")
-        .arg("--run")
-        .arg(&kernel)
-        .arg("--memory")
-        .arg("3G")
-        .arg(format!("--rwdir={}", shared.path().display()))
-        .arg("--exec")
-        .arg(&script)
-        .output()
-        .expect("vng (pip install virtme-ng; apt-get install qemu-system-x86)");
+    .expect("vng (pip install virtme-ng; apt-get install qemu-system-x86)");
     let out = std::fs::read_to_string(shared.path().join("out")).unwrap_or_default();
     print!("{out}");
     if !out.contains("restic backup ") {

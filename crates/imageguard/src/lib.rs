@@ -15,3 +15,4 @@ pub mod settings;
 pub mod state;
 pub mod timefmt;
 pub mod tui;
+pub mod vm;

@@ -35,9 +35,10 @@ use std::process::Command;
 
 use common::*;
 use imageguard::sandbox::Sandbox;
-use imageguard_shield::{kernel_dev, Refused, Shield, ShieldError, Task};
+use imageguard_shield::{kernel_dev, Refusals, Refused, Shield, ShieldError, Task};
 
-use common::vm::{IN_VM, VERDICT};
+use common::vm::VERDICT;
+use imageguard::vm::IN_VM;
 
 #[test]
 fn only_the_service_changes_files_on_a_shielded_volume() {
@@ -291,6 +292,10 @@ fn in_the_vm(shared: &Path) {
         ("symlink", format!("ln -s /etc/passwd '{m}/sym'")),
         ("setxattr", format!("setfattr -n user.x -v 1 '{f}'")),
         ("removexattr", format!("setfattr -x user.tag '{f}'")),
+        (
+            "file times (touch -d)",
+            format!("touch -d 2001-01-01 '{f}'"),
+        ),
     ] {
         assert_eperm(&format!("child: {what}"), &child(&script));
     }
@@ -313,6 +318,7 @@ fn in_the_vm(shared: &Path) {
         (Refused::Rmdir, "kept", "rmdir"),
         (Refused::Rename, "backup.mrimg", "mv"),
         (Refused::RemoveXattr, "backup.mrimg", "setfattr"),
+        (Refused::SetAttr, "backup.mrimg", "touch"),
     ] {
         assert!(
             seen.iter().any(|r| r.what == what
@@ -417,6 +423,7 @@ fn in_the_vm(shared: &Path) {
         "child: append once released",
         &child(&format!("echo x >> '{sp}'")),
     );
+    folder_of_a_larger_file_system(&sb, &mut shield, &mut refusals);
     drop(shield);
 
     // Pinned (on a bpf file system of the test's own): the shield outlives the process that
@@ -443,7 +450,7 @@ fn in_the_vm(shared: &Path) {
     // Pinned by another version of the service (here one of its maps' pins is missing, as
     // when an upgrade adds a map): not taken over but replaced, what it shielded carried over.
     drop(again);
-    std::fs::remove_file(pins.join("held_dir")).unwrap();
+    std::fs::remove_file(pins.join("dir_sb")).unwrap();
     let replaced = Shield::load_pinned(Task::current().unwrap(), &pins).expect("replacing");
     assert_eperm(
         "child: append, replaced",
@@ -464,6 +471,259 @@ fn in_the_vm(shared: &Path) {
 /// The service with `kernel_shield = "auto"` (the default): a protected volume is shielded
 /// with the devices and the image file beneath it, so the guard is the only door; refusals are
 /// logged as 320; killed, the service leaves it shielded; restarted, it takes the shield over;
+/// A protected folder of a larger file system (protect_dir): everything in it, at any depth and
+/// the folder itself, whatever mount leads there (a bind mount of its parent here, as root
+/// would make one), and a backup of it hard-linked from outside before protection (by every
+/// name); the rest of that file system stays writable (the controls).
+fn folder_of_a_larger_file_system(sb: &Sandbox, shield: &mut Shield, refusals: &mut Refusals) {
+    let srv = sb.mnt.join("srv");
+    let folder = srv.join("backups");
+    let deep = folder.join("a/b/c");
+    std::fs::create_dir_all(&deep).unwrap();
+    write_pattern(&deep.join("deep.mrimg"), 10_000, 6);
+    write_pattern(&folder.join("top.mrimg"), 10_000, 7);
+    std::fs::write(srv.join("other.txt"), b"not in the folder\n").unwrap();
+    std::fs::hard_link(folder.join("top.mrimg"), srv.join("top-link.mrimg")).unwrap();
+    let bind = sb.path().join("bind");
+    std::fs::create_dir_all(&bind).unwrap();
+    assert_ok(
+        "bind mount of the folder's parent",
+        &sh(&format!(
+            "mount --bind '{}' '{}'",
+            srv.display(),
+            bind.display()
+        )),
+    );
+    let d = std::fs::metadata(&folder).unwrap();
+    let dev = kernel_dev(libc::major(d.dev()), libc::minor(d.dev()));
+    let top = std::fs::metadata(folder.join("top.mrimg")).unwrap();
+    shield
+        .protect_dir(dev, d.ino())
+        .expect("marking the folder");
+    shield
+        .protect_inode(dev, top.ino())
+        .expect("the hard-linked backup");
+    let b = bind.display().to_string();
+    let before_deep = std::fs::read(deep.join("deep.mrimg")).unwrap();
+    let before_top = std::fs::read(folder.join("top.mrimg")).unwrap();
+    // Open by handle: the entry may come back disconnected from its folder (caches dropped),
+    // which counts as inside.
+    let by_handle = format!(
+        "python3 -c 'import ctypes,os,sys; l=ctypes.CDLL(None, use_errno=True); \
+         h=ctypes.create_string_buffer(8+128); ctypes.memmove(h, (128).to_bytes(4,\"little\"), 4); \
+         m=ctypes.c_int(); \
+         l.name_to_handle_at(-100, b\"{b}/backups/a/b/c/deep.mrimg\", h, ctypes.byref(m), 0) == 0 \
+           or sys.exit(\"name_to_handle_at: \" + os.strerror(ctypes.get_errno())); \
+         open(\"/proc/sys/vm/drop_caches\", \"w\").write(\"2\"); \
+         mfd=os.open(\"{b}\", os.O_RDONLY); \
+         fd=l.open_by_handle_at(mfd, h, os.O_WRONLY|os.O_APPEND); \
+         fd >= 0 or sys.exit(\"open_by_handle_at: \" + os.strerror(ctypes.get_errno())); \
+         os.write(fd, b\"x\")'"
+    );
+    for (what, script) in [
+        (
+            "append, deep in the folder",
+            format!("echo x >> '{b}/backups/a/b/c/deep.mrimg'"),
+        ),
+        ("rm", format!("rm -f '{b}/backups/top.mrimg'")),
+        (
+            "truncate",
+            format!("truncate -s 0 '{b}/backups/a/b/c/deep.mrimg'"),
+        ),
+        (
+            "rename out of the folder",
+            format!("mv '{b}/backups/top.mrimg' '{b}/out.mrimg'"),
+        ),
+        (
+            "rename into the folder",
+            format!("mv '{b}/other.txt' '{b}/backups/other.txt'"),
+        ),
+        (
+            "create in the folder",
+            format!("touch '{b}/backups/a/new.mrimg'"),
+        ),
+        (
+            "mkdir in the folder",
+            format!("mkdir '{b}/backups/a/b/new'"),
+        ),
+        ("rename the folder", format!("mv '{b}/backups' '{b}/moved'")),
+        ("chmod of the folder", format!("chmod 777 '{b}/backups'")),
+        (
+            "hard link out of the folder",
+            format!("ln '{b}/backups/a/b/c/deep.mrimg' '{b}/deep-link'"),
+        ),
+        (
+            "hard link into the folder",
+            format!("ln '{b}/other.txt' '{b}/backups/other-link'"),
+        ),
+        (
+            "append through the outside link",
+            format!("echo x >> '{b}/top-link.mrimg'"),
+        ),
+        (
+            "rm of the outside link",
+            format!("rm -f '{b}/top-link.mrimg'"),
+        ),
+        (
+            "a tmpfs mounted inside the folder",
+            format!("mount -t tmpfs none '{b}/backups/a'"),
+        ),
+        ("open by handle for writing", by_handle.clone()),
+    ] {
+        assert_refused(
+            &format!("child: {what} (folder, through a bind mount)"),
+            &child(&script),
+        );
+    }
+    assert_eq!(std::fs::read(deep.join("deep.mrimg")).unwrap(), before_deep);
+    assert_eq!(std::fs::read(folder.join("top.mrimg")).unwrap(), before_top);
+    // Reported with the path from the file system's root.
+    let mut seen = vec![];
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !seen
+        .iter()
+        .any(|r: &imageguard_shield::Refusal| r.path == "srv/backups/a/b/c/deep.mrimg")
+        && std::time::Instant::now() < until
+    {
+        seen.extend(
+            refusals
+                .wait(std::time::Duration::from_millis(500))
+                .unwrap(),
+        );
+    }
+    assert!(
+        seen.iter()
+            .any(|r| r.path == "srv/backups/a/b/c/deep.mrimg" && r.dev == dev),
+        "the deep append reported: {seen:#?}"
+    );
+    // The rest of the file system stays writable: the controls.
+    for (what, script) in [
+        (
+            "append outside the folder",
+            format!("echo x >> '{b}/other.txt'"),
+        ),
+        ("create outside the folder", format!("touch '{b}/new.txt'")),
+        (
+            "rename outside the folder",
+            format!("mv '{b}/new.txt' '{b}/new2.txt'"),
+        ),
+        (
+            "read in the folder",
+            format!("cat '{b}/backups/a/b/c/deep.mrimg' > /dev/null"),
+        ),
+    ] {
+        assert_ok(&format!("child: {what} (the control)"), &child(&script));
+    }
+    // This process (the service) changes files there.
+    std::fs::write(deep.join("service.tmp"), b"the service").expect("the service writes");
+    std::fs::remove_file(deep.join("service.tmp")).expect("the service deletes");
+    // Let go: the same go through.
+    shield.release_dir(dev, d.ino()).unwrap();
+    shield.release_inode(dev, top.ino()).unwrap();
+    assert_ok(
+        "child: append deep in the folder once released",
+        &child(&format!("echo x >> '{b}/backups/a/b/c/deep.mrimg'")),
+    );
+    assert_ok(
+        "child: open by handle for writing once released",
+        &child(&by_handle),
+    );
+    let _ = sh(&format!("umount '{b}'"));
+}
+
+/// A folder of a larger file system (a second ext4 volume here) protected through the service:
+/// the shield marks it, a backup in it is refused through a bind mount of its parent and logged
+/// with its path under the folder, the rest of that file system and the guard's own way in
+/// keep working (the controls), and unprotected it lets go.
+fn a_folder_through_the_service(sb: &Sandbox) {
+    let img = sb.path().join("larger.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    assert_ok("mkfs", &sh(&format!("mkfs.ext4 -q -F '{}'", img.display())));
+    let larger = sb.path().join("larger");
+    std::fs::create_dir_all(&larger).unwrap();
+    assert_ok(
+        "mount the larger volume",
+        &sh(&format!(
+            "mount -o loop '{}' '{}'",
+            img.display(),
+            larger.display()
+        )),
+    );
+    let folder = larger.join("srv/backups");
+    std::fs::create_dir_all(&folder).unwrap();
+    let backup = folder.join("night.mrimg");
+    write_pattern(&backup, 20_000, 8);
+    let before = std::fs::read(&backup).unwrap();
+    std::fs::write(larger.join("srv/other.txt"), b"beside the folder\n").unwrap();
+    let f = folder.display().to_string();
+    assert_ok(
+        "protect a folder",
+        &sb.imageguard(&["protect", &f]).unwrap(),
+    );
+    let status: serde_json::Value =
+        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    let covered = status["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["mount_point"] == f.as_str()))
+        .and_then(|v| v["kernel_shield"].as_str())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        covered.contains("everything in the folder"),
+        "the folder covered: {status:#}"
+    );
+    let bind = sb.path().join("larger-bind");
+    std::fs::create_dir_all(&bind).unwrap();
+    assert_ok(
+        "bind mount of the folder's parent",
+        &sh(&format!(
+            "mount --bind '{}/srv' '{}'",
+            larger.display(),
+            bind.display()
+        )),
+    );
+    let b = bind.display().to_string();
+    assert_eperm(
+        "child: rm of a backup in a protected folder through a bind mount of its parent",
+        &child(&format!("rm -f '{b}/backups/night.mrimg'")),
+    );
+    assert_eperm(
+        "child: append to it there",
+        &child(&format!("echo x >> '{b}/backups/night.mrimg'")),
+    );
+    assert_ok(
+        "child: append beside the folder there (the control)",
+        &child(&format!("echo x >> '{b}/other.txt'")),
+    );
+    assert_ok(
+        "child: a file that is no backup written in the folder through its guard (the control)",
+        &child(&format!("echo hello > '{f}/notes.txt'")),
+    );
+    assert_eq!(std::fs::read(&backup).unwrap(), before, "every byte intact");
+    let evs = events(sb);
+    assert!(
+        evs.iter().any(|e| e.id == 320
+            && e.message.contains("kernel shield")
+            && e.file.as_deref() == Some(&*backup.to_string_lossy())
+            && e.operation.as_deref() == Some("delete")),
+        "the rm logged with its path in the folder: {:#?}",
+        evs.iter().filter(|e| e.id == 320).collect::<Vec<_>>()
+    );
+    assert_ok(
+        "unprotect the folder",
+        &sb.imageguard(&["unprotect", &f]).unwrap(),
+    );
+    assert_ok(
+        "child: append through the bind mount once unprotected",
+        &child(&format!("echo x >> '{b}/backups/night.mrimg'")),
+    );
+    let _ = sh(&format!("umount '{b}'"));
+    let _ = sh(&format!("umount '{}'", larger.display()));
+}
+
 /// stopped, it lets go.
 fn the_service_shields_what_it_protects() {
     let mut sb = Sandbox::new(&exe(), 64).expect("sandbox");
@@ -829,6 +1089,7 @@ fn the_service_shields_what_it_protects() {
     );
 
     scsi_commands_beneath_the_file_system(&mut sb);
+    a_folder_through_the_service(&sb);
 
     // The shield's own undoing: its pins (unlink, BPF_OBJ_GET, even a listing) and its
     // programs, maps and links by id, refused; still refusing afterwards.
@@ -952,7 +1213,35 @@ fn the_service_shields_what_it_protects() {
     // control), the service's alone under it.
     let config = sb.config_file().display().to_string();
     let state = sb.path().join("state").display().to_string();
+    // systemd's unit folder as the sandbox configures it ([definitions] systemd_units), with
+    // the unit enabled (its link in a .wants folder) and packaged elsewhere.
+    let units = sb.path().join("etc/systemd");
+    let wants = units.join("multi-user.target.wants");
+    std::fs::create_dir_all(&wants).unwrap();
+    std::os::unix::fs::symlink(
+        "/lib/systemd/system/imageguard.service",
+        wants.join("imageguard.service"),
+    )
+    .unwrap();
+    let (units, wants) = (units.display().to_string(), wants.display().to_string());
     let own_changes = [
+        (
+            "mask the unit (a symlink to /dev/null in a unit folder)",
+            format!(
+                "ln -s /dev/null '{units}/imageguard.service' && rm '{units}/imageguard.service'"
+            ),
+        ),
+        (
+            "a drop-in folder for the unit",
+            format!("mkdir '{units}/imageguard.service.d' && rmdir '{units}/imageguard.service.d'"),
+        ),
+        (
+            "disable the unit (its link removed from a .wants folder)",
+            format!(
+                "rm '{wants}/imageguard.service' && \
+                 ln -s /lib/systemd/system/imageguard.service '{wants}/imageguard.service'"
+            ),
+        ),
         (
             "append to the configuration",
             format!("echo '# x' >> '{config}'"),
@@ -998,9 +1287,37 @@ fn the_service_shields_what_it_protects() {
             "rename the state folder",
             format!("mv '{state}' '{state}.moved'"),
         ),
+        (
+            "mask the unit (a symlink to /dev/null in a unit folder)",
+            format!("ln -s /dev/null '{units}/imageguard.service'"),
+        ),
+        (
+            "a unit file that shadows the packaged one",
+            format!("touch '{units}/imageguard.service'"),
+        ),
+        (
+            "a unit renamed onto its name",
+            format!(
+                "touch '{units}/x.service' && mv '{units}/x.service' '{units}/imageguard.service'"
+            ),
+        ),
+        (
+            "a drop-in folder for the unit",
+            format!("mkdir '{units}/imageguard.service.d'"),
+        ),
+        (
+            "disable the unit (its link removed from a .wants folder)",
+            format!("rm -f '{wants}/imageguard.service'"),
+        ),
     ] {
         assert_eperm(&format!("child: {what}, admin lock set"), &child(&script));
     }
+    assert_ok(
+        "child: another unit in the same folder, admin lock set (the control)",
+        &child(&format!(
+            "touch '{units}/other.service' && rm '{units}/other.service'"
+        )),
+    );
     assert_ok(
         "the service saves its state under the lock (the control)",
         &sb.imageguard(&[

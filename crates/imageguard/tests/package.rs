@@ -74,12 +74,11 @@ fn the_package_is_lintian_clean_and_installs() {
     eprintln!("lintian: {:.1} s", started.elapsed().as_secs_f64());
     let started = std::time::Instant::now();
     // Installed in a virtual machine.
-    let script = out.path().join("install.sh");
     let d = out.path().display();
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nexec > '{d}/guest.log' 2>&1\n\
+    let vm = imageguard::vm::boot(
+        out.path(),
+        &format!(
+            "exec > '{d}/guest.log' 2>&1\n\
              echo 'man-db man-db/auto-update boolean false' | debconf-set-selections\n\
              rm -f /var/lib/man-db/auto-update\n\
              dpkg -i '{deb}' && echo INSTALLED\n\
@@ -89,28 +88,14 @@ fn the_package_is_lintian_clean_and_installs() {
              MANPAGER=cat man imageguard | head -5\n\
              systemd-analyze verify /usr/lib/systemd/system/imageguard.service && echo UNIT-VERIFIED\n\
              grep -q 'imageguard stop' /var/lib/dpkg/info/imageguard.prerm && echo PRERM-STOPS\n\
-             dpkg -r imageguard && echo REMOVED\n",
+             dpkg -r imageguard && echo REMOVED",
             deb = deb.display()
         ),
+        "2G",
+        &["/usr", "/etc", "/var"],
+        std::time::Duration::from_secs(1800),
     )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let vm = Command::new("vng")
-        .arg("--disable-kvm")
-        .arg("--run")
-        .arg(common::vm::kernel())
-        .args(["--memory", "2G"])
-        .arg(format!("--rwdir={d}"))
-        .args([
-            "--overlay-rwdir=/usr",
-            "--overlay-rwdir=/etc",
-            "--overlay-rwdir=/var",
-        ])
-        .arg("--exec")
-        .arg(&script)
-        .output()
-        .expect("vng (pip install virtme-ng)");
+    .expect("vng (pip install virtme-ng)");
     eprintln!("install in a VM: {:.1} s", started.elapsed().as_secs_f64());
     let log = std::fs::read_to_string(out.path().join("guest.log")).unwrap_or_default();
     for expected in [

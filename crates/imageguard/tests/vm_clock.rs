@@ -19,7 +19,8 @@ use std::time::Duration;
 use common::*;
 use imageguard::sandbox::Sandbox;
 
-use common::vm::{IN_VM, VERDICT};
+use common::vm::VERDICT;
+use imageguard::vm::IN_VM;
 
 #[test]
 fn wall_clock_set_forward_releases_nothing() {

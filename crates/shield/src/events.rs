@@ -22,6 +22,8 @@ pub enum Refused {
     Truncate,
     Chmod,
     Chown,
+    /// Any other change of attributes (a file's times).
+    SetAttr,
     /// Opening a shielded block device (or one beneath a shielded volume) for writing.
     OpenDevice,
     /// Reaching into the service (ptrace, /proc/PID/mem, fd, root, cwd, ns, process_vm_*).
@@ -58,6 +60,7 @@ impl Refused {
             shield_op::SHIELD_OP_TRUNCATE => Refused::Truncate,
             shield_op::SHIELD_OP_CHMOD => Refused::Chmod,
             shield_op::SHIELD_OP_CHOWN => Refused::Chown,
+            shield_op::SHIELD_OP_SETATTR => Refused::SetAttr,
             shield_op::SHIELD_OP_OPEN_DEVICE => Refused::OpenDevice,
             shield_op::SHIELD_OP_PTRACE => Refused::Ptrace,
             shield_op::SHIELD_OP_SIGNAL => Refused::Signal,

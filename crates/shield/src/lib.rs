@@ -12,7 +12,7 @@
 //! - [`Shield`] (`shield.rs`): loading them with aya, attaching and pinning them, and the maps
 //!   the service keeps; [`Task`] (`task.rs`): the service as the programs recognise it;
 //!   [`Refusals`] (`events.rs`): what they refused, for event 320; `kernel.rs`: whether this
-//!   kernel can run them.
+//!   kernel can run them; `kernel_btf.rs`: which form of a hook it has.
 //!
 //! Kernels: the bpf LSM must be active (`bpf` in `/sys/kernel/security/lsm`) and the kernel
 //! must have BTF; elsewhere [`Shield::load`] says why not and the FUSE guard runs alone.
@@ -21,6 +21,7 @@
 mod bindings;
 mod events;
 mod kernel;
+mod kernel_btf;
 mod shield;
 mod task;
 

@@ -8,7 +8,7 @@ use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::Lsm;
 use aya::{Btf, Ebpf};
 
-use crate::bindings::{shield_id, shield_inode, shield_kind, shield_service};
+use crate::bindings::{shield_id, shield_inode, shield_kind, shield_name, shield_service};
 use crate::events::Refusals;
 use crate::kernel::{active_lsms, bpf_lsm_active};
 use crate::task::Task;
@@ -19,6 +19,8 @@ unsafe impl aya::Pod for shield_service {}
 unsafe impl aya::Pod for shield_inode {}
 // SAFETY: as above.
 unsafe impl aya::Pod for shield_id {}
+// SAFETY: as above (integers and a byte array).
+unsafe impl aya::Pod for shield_name {}
 
 /// The shield's object, as built by `build-bpf.sh`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!("bpf/shield.bpf.o");
@@ -37,6 +39,8 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("shield_inode_symlink", "inode_symlink"),
     ("shield_inode_setxattr", "inode_setxattr"),
     ("shield_inode_removexattr", "inode_removexattr"),
+    ("shield_inode_setattr", "inode_setattr"),
+    ("shield_inode_setattr_idmap", "inode_setattr"),
     ("shield_path_truncate", "path_truncate"),
     ("shield_path_chmod", "path_chmod"),
     ("shield_path_chown", "path_chown"),
@@ -53,6 +57,27 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("shield_inode_permission", "inode_permission"),
     ("shield_bpf", "bpf"),
 ];
+
+/// The programs this kernel runs: of those written for two forms of a hook, the one its BTF
+/// declares (inode_setattr took the mount's idmap first from 6.8 on); a hook in neither form is
+/// left out (the FUSE guard still decides what reaches it through the guard).
+fn programs() -> Vec<(&'static str, &'static str)> {
+    let setattr =
+        crate::kernel_btf::hook_params(Path::new(crate::kernel_btf::VMLINUX_BTF), "inode_setattr")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+    let setattr = match setattr.iter().position(|p| p == "dentry") {
+        Some(0) => Some("shield_inode_setattr"),
+        Some(1) => Some("shield_inode_setattr_idmap"),
+        _ => None,
+    };
+    PROGRAMS
+        .iter()
+        .copied()
+        .filter(|(name, hook)| *hook != "inode_setattr" || Some(*name) == setattr)
+        .collect()
+}
 
 /// Why the shield is not there.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +106,9 @@ pub struct Shield {
     protected_dev: HashMap<MapData, u32, u8>,
     protected_inode: HashMap<MapData, shield_inode, u8>,
     certified_exe: HashMap<MapData, shield_inode, u8>,
-    held_dir: HashMap<MapData, shield_inode, u8>,
+    protected_dir: HashMap<MapData, shield_inode, u8>,
+    dir_sb: HashMap<MapData, u32, u32>,
+    held_name: HashMap<MapData, shield_name, u8>,
     own_ids: HashMap<MapData, shield_id, u8>,
     /// The pinned links, held open while this process lives (unmounting the pins' file system
     /// does not detach them then).
@@ -92,8 +119,8 @@ pub struct Shield {
     /// The service, as the programs know it, and whether the admin lock is set.
     task: Task,
     admin_locked: bool,
-    /// How many folders `held_dir` holds (the programs look at parents only when some).
-    held_dirs: u32,
+    /// How many names `held_name` holds (the programs read names only when some).
+    held_names: u32,
     /// Its refusals, until [`Shield::refusals`] hands them out.
     refusals: Option<Refusals>,
     /// Where it is pinned, if it is.
@@ -101,13 +128,15 @@ pub struct Shield {
 }
 
 /// The maps the service keeps, by name.
-const MAPS: [&str; 9] = [
+const MAPS: [&str; 11] = [
     "protected_sb",
     "guard_sb",
     "protected_dev",
     "protected_inode",
     "certified_exe",
-    "held_dir",
+    "protected_dir",
+    "dir_sb",
+    "held_name",
     "service",
     "events",
     "own_ids",
@@ -126,7 +155,7 @@ fn load_and_attach(
     }
     let btf = Btf::from_sys_fs().map_err(|e| ShieldError::NoBtf(e.to_string()))?;
     let mut ebpf = Ebpf::load(OBJECT).map_err(load_error)?;
-    for (name, hook) in PROGRAMS {
+    for (name, hook) in programs() {
         let program: &mut Lsm = ebpf
             .program_mut(name)
             .ok_or_else(|| ShieldError::Load(format!("no program {name}")))?
@@ -237,12 +266,32 @@ impl Shield {
                         }
                     }
                 }
-                "protected_inode" => {
+                "protected_inode" | "protected_dir" | "held_dir" => {
                     let Ok(old) = HashMap::<MapData, shield_inode, u8>::try_from(map) else {
                         continue;
                     };
                     for key in old.keys().flatten() {
-                        shield.protect_inode(key.dev, key.ino)?;
+                        if name == "protected_inode" {
+                            shield.protect_inode(key.dev, key.ino)?;
+                        } else {
+                            // Folders (held_dir: what an earlier version called those the admin
+                            // lock holds).
+                            shield.protect_dir(key.dev, key.ino)?;
+                        }
+                    }
+                }
+                "held_name" => {
+                    let Ok(old) = HashMap::<MapData, shield_name, u8>::try_from(map) else {
+                        continue;
+                    };
+                    for key in old.keys().flatten() {
+                        let bytes: Vec<u8> = key
+                            .name
+                            .iter()
+                            .take_while(|&&c| c != 0)
+                            .map(|&c| c as u8)
+                            .collect();
+                        shield.hold_name(key.dev, key.ino, &String::from_utf8_lossy(&bytes))?;
                     }
                 }
                 _ => {}
@@ -297,7 +346,7 @@ impl Shield {
         });
         let mut shield = Shield::from_maps(maps, Some(dir.to_path_buf()))?;
         // The links' pins, held open by this process as by its predecessor.
-        for (name, _) in PROGRAMS {
+        for (name, _) in programs() {
             let pin = dir.join(format!("link_{name}"));
             shield._pinned_links.push(
                 PinnedLink::from_pin(&pin).map_err(|e| {
@@ -310,13 +359,13 @@ impl Shield {
         Ok(shield)
     }
 
-    fn from_maps(maps: [Option<Map>; 9], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
-        let [sb, guard, dev, inode, certified, held, service, events, ids] = maps;
-        let held_dir: HashMap<MapData, shield_inode, u8> =
-            HashMap::try_from(held.ok_or(ShieldError::MissingMap("held_dir"))?)
+    fn from_maps(maps: [Option<Map>; 11], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
+        let [sb, guard, dev, inode, certified, dirs, dir_sb, names, service, events, ids] = maps;
+        let held_name: HashMap<MapData, shield_name, u8> =
+            HashMap::try_from(names.ok_or(ShieldError::MissingMap("held_name"))?)
                 .map_err(load_error)?;
-        // Taken over: as many held folders as its predecessor left.
-        let held_dirs = held_dir.keys().filter(|k| k.is_ok()).count() as u32;
+        // Taken over: as many held names as its predecessor left.
+        let held_names = held_name.keys().filter(|k| k.is_ok()).count() as u32;
         Ok(Shield {
             _ebpf: None,
             _links: vec![],
@@ -334,8 +383,12 @@ impl Shield {
                 certified.ok_or(ShieldError::MissingMap("certified_exe"))?,
             )
             .map_err(load_error)?,
-            held_dir,
-            held_dirs,
+            protected_dir: HashMap::try_from(dirs.ok_or(ShieldError::MissingMap("protected_dir"))?)
+                .map_err(load_error)?,
+            dir_sb: HashMap::try_from(dir_sb.ok_or(ShieldError::MissingMap("dir_sb"))?)
+                .map_err(load_error)?,
+            held_name,
+            held_names,
             service: Array::try_from(service.ok_or(ShieldError::MissingMap("service"))?)
                 .map_err(load_error)?,
             own_ids: HashMap::try_from(ids.ok_or(ShieldError::MissingMap("own_ids"))?)
@@ -366,7 +419,7 @@ impl Shield {
             admin_locked: self.admin_locked as u32,
             start_ticks: self.task.start_ticks,
             pins_dev: self.pins_dev,
-            held_dirs: self.held_dirs,
+            held_names: self.held_names,
         };
         self.service.set(0, value, 0).map_err(load_error)
     }
@@ -465,23 +518,55 @@ impl Shield {
         removed(self.certified_exe.remove(&inode_key(dev, ino)))
     }
 
-    /// Hold the folder `ino` of `dev`: its entries, and theirs, are the service's alone.
-    pub fn hold_dir(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
-        let key = inode_key(dev, ino);
-        if self.held_dir.get(&key, 0).is_err() {
-            self.held_dir.insert(key, 1, 0).map_err(load_error)?;
-            self.held_dirs += 1;
+    /// Shield the folder `ino` of `dev` (kernel encoding): nothing in it, the folder included and
+    /// at any depth, may change but by the service, whatever mount or name leads there (a
+    /// protected folder of a larger file system; imageguard's state folder under the admin lock).
+    pub fn protect_dir(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
+        self.protected_dir
+            .insert(inode_key(dev, ino), 1, 0)
+            .map_err(load_error)?;
+        self.count_dirs(dev)
+    }
+
+    /// Let the folder `ino` of `dev` go.
+    pub fn release_dir(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
+        removed(self.protected_dir.remove(&inode_key(dev, ino)))?;
+        self.count_dirs(dev)
+    }
+
+    /// Tell the programs how many protected folders the file system `dev` holds (they follow an
+    /// entry's parents only on such a file system).
+    fn count_dirs(&mut self, dev: u32) -> Result<(), ShieldError> {
+        let n = self
+            .protected_dir
+            .keys()
+            .filter(|k| k.as_ref().is_ok_and(|k| k.dev == dev))
+            .count() as u32;
+        if n == 0 {
+            removed(self.dir_sb.remove(&dev))
+        } else {
+            self.dir_sb.insert(dev, n, 0).map_err(load_error)
+        }
+    }
+
+    /// Hold the name `name` in the folder `ino` of `dev`: nobody but the service may create,
+    /// remove, rename or replace an entry of that name there.
+    pub fn hold_name(&mut self, dev: u32, ino: u64, name: &str) -> Result<(), ShieldError> {
+        let key = name_key(dev, ino, name)?;
+        if self.held_name.get(&key, 0).is_err() {
+            self.held_name.insert(key, 1, 0).map_err(load_error)?;
+            self.held_names += 1;
             self.write_service()?;
         }
         Ok(())
     }
 
-    /// Let the folder `ino` of `dev` go.
-    pub fn release_dir(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
-        let key = inode_key(dev, ino);
-        if self.held_dir.get(&key, 0).is_ok() {
-            removed(self.held_dir.remove(&key))?;
-            self.held_dirs = self.held_dirs.saturating_sub(1);
+    /// Let the name `name` in the folder `ino` of `dev` go.
+    pub fn release_name(&mut self, dev: u32, ino: u64, name: &str) -> Result<(), ShieldError> {
+        let key = name_key(dev, ino, name)?;
+        if self.held_name.get(&key, 0).is_ok() {
+            removed(self.held_name.remove(&key))?;
+            self.held_names = self.held_names.saturating_sub(1);
             self.write_service()?;
         }
         Ok(())
@@ -516,9 +601,14 @@ fn pins_dev(dir: &Path) -> Result<u32, ShieldError> {
 /// The ids of the shield's programs, of the maps they use and of their links, as the kernel
 /// numbers them, for `own_ids`.
 fn own_ids(ebpf: &Ebpf) -> Result<Vec<shield_id>, ShieldError> {
+    let loaded = programs();
     let mut ids = vec![];
     let mut programs = vec![];
-    for (_, program) in ebpf.programs() {
+    for (name, program) in ebpf.programs() {
+        // A program written for another kernel's form of its hook stays unloaded.
+        if !loaded.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
         let info = program.info().map_err(load_error)?;
         programs.push(info.id());
         for map in info.map_ids().map_err(load_error)?.unwrap_or_default() {
@@ -554,6 +644,28 @@ fn inode_key(dev: u32, ino: u64) -> shield_inode {
 }
 
 /// A removal from a map: one that was not there is as good.
+/// The key of the name `name` in the folder `ino` of `dev` (names longer than the programs
+/// read are refused: they could never match).
+fn name_key(dev: u32, ino: u64, name: &str) -> Result<shield_name, ShieldError> {
+    let mut key = shield_name {
+        dev,
+        _pad: 0,
+        ino,
+        name: [0; crate::bindings::SHIELD_NAME_LEN as usize],
+    };
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= key.name.len() {
+        return Err(ShieldError::Load(format!(
+            "a name of 1 to {} bytes: {name:?}",
+            key.name.len() - 1
+        )));
+    }
+    for (k, b) in key.name.iter_mut().zip(bytes) {
+        *k = *b as std::os::raw::c_char;
+    }
+    Ok(key)
+}
+
 fn removed(r: Result<(), aya::maps::MapError>) -> Result<(), ShieldError> {
     match r {
         Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),

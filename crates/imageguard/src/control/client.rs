@@ -3,7 +3,6 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -52,14 +51,17 @@ pub fn request_admin(
 pub fn request(socket: &Path, req: &Request) -> Result<Response, ClientError> {
     let mut s = UnixStream::connect(socket)
         .map_err(|_| ClientError::NotRunning(socket.display().to_string()))?;
-    s.set_read_timeout(Some(Duration::from_secs(300))).ok();
+    s.set_read_timeout(Some(req.answer_timeout())).ok();
     let mut line = serde_json::to_vec(req).context("encoding request")?;
     line.push(b'\n');
     s.write_all(&line).context("sending request")?;
     let mut answer = String::new();
-    BufReader::new(&s)
-        .read_line(&mut answer)
-        .context("reading answer")?;
+    BufReader::new(&s).read_line(&mut answer).with_context(|| {
+        format!(
+            "no answer from the service within {} s",
+            req.answer_timeout().as_secs()
+        )
+    })?;
     if answer.is_empty() {
         return Err(anyhow::anyhow!("the service closed the connection without answering").into());
     }

@@ -115,6 +115,20 @@ pub enum Request {
     On,
 }
 
+impl Request {
+    /// How long a client waits for the answer: certifying a program hashes every file of its
+    /// closure (an interpreter's modules too), which a slow disk or an emulated machine takes
+    /// minutes for; anything else answers within seconds, and a service that does not within
+    /// five minutes is taken as hung.
+    pub fn answer_timeout(&self) -> std::time::Duration {
+        match self {
+            Request::Certify { .. } | Request::Learn { .. } => std::time::Duration::from_secs(1800),
+            Request::Authorized { request, .. } => request.answer_timeout(),
+            _ => std::time::Duration::from_secs(300),
+        }
+    }
+}
+
 /// The service's steps of `imageguard verify`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -105,10 +105,10 @@ impl Service {
     /// Tell the kernel shield whether the admin lock is set (then no other task may signal
     /// the service).
     pub(super) fn shield_admin_lock(&self, locked: bool) {
-        if let Err(e) = self
-            .shield
-            .set_admin_locked(locked, &held_by_lock(&self.paths))
-        {
+        if let Err(e) = self.shield.set_admin_locked(
+            locked,
+            &held_by_lock(&self.paths, &self.config.definitions.systemd_units),
+        ) {
             eprintln!("imageguard: the kernel shield: {e:#}");
         }
     }
@@ -129,9 +129,16 @@ impl Service {
 }
 
 /// What the kernel shield holds while the admin lock is set: imageguard's program, its
-/// configuration (or, missing, the folder it would be created in), its systemd units and
-/// drop-ins, and its state folder (every entry in it and in its folders).
-pub fn held_by_lock(paths: &crate::paths::PathArgs) -> super::kernel_shield::OwnFiles {
+/// configuration (or, missing, the folder it would be created in), its state folder (every
+/// entry in it and in its folders), and in systemd's unit folders `unit_dirs` its unit and
+/// drop-ins, and the names `imageguard.service` and `imageguard.service.d` there and in their
+/// `.wants`/`.requires` folders: a unit or a symlink to /dev/null made there would shadow or
+/// mask the packaged unit, and a link removed from a `.wants` folder would disable it, each at
+/// the next boot.
+pub fn held_by_lock(
+    paths: &crate::paths::PathArgs,
+    unit_dirs: &[std::path::PathBuf],
+) -> super::kernel_shield::OwnFiles {
     let mut own = super::kernel_shield::OwnFiles::default();
     if let Ok(exe) = std::env::current_exe() {
         own.files.push(exe);
@@ -141,18 +148,33 @@ pub fn held_by_lock(paths: &crate::paths::PathArgs) -> super::kernel_shield::Own
     } else if let Some(dir) = paths.config.parent() {
         own.folders.push(dir.to_path_buf());
     }
-    for unit in [
-        "/etc/systemd/system/imageguard.service",
-        "/lib/systemd/system/imageguard.service",
-        "/usr/lib/systemd/system/imageguard.service",
-    ] {
-        if Path::new(unit).exists() {
-            own.files.push(unit.into());
-        }
+    const UNIT: &str = "imageguard.service";
+    const DROP_INS: &str = "imageguard.service.d";
+    let mut dirs: Vec<std::path::PathBuf> = unit_dirs.to_vec();
+    // Without the usr merge, packages still install units under /lib.
+    if dirs
+        .iter()
+        .any(|d| d == Path::new("/usr/lib/systemd/system"))
+    {
+        dirs.push("/lib/systemd/system".into());
     }
-    let drop_ins = Path::new("/etc/systemd/system/imageguard.service.d");
-    if drop_ins.is_dir() {
-        own.folders.push(drop_ins.into());
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        if dir.join(UNIT).exists() {
+            own.files.push(dir.join(UNIT));
+        }
+        if dir.join(DROP_INS).is_dir() {
+            own.folders.push(dir.join(DROP_INS));
+        }
+        own.names.push((dir.clone(), UNIT.into()));
+        own.names.push((dir.clone(), DROP_INS.into()));
+        let wants = std::fs::read_dir(dir).into_iter().flatten().flatten();
+        for w in wants.map(|e| e.path()).filter(|p| {
+            p.is_dir()
+                && p.extension()
+                    .is_some_and(|x| x == "wants" || x == "requires")
+        }) {
+            own.names.push((w, UNIT.into()));
+        }
     }
     // The state folder itself (not renamed or removed), and everything in it.
     own.files.push(paths.state_dir.clone());

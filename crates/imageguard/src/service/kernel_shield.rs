@@ -2,9 +2,9 @@
 //! taken over from the service before it (pinned in a bpf file system of its own under the
 //! runtime directory); while a whole volume is protected, its superblock, the block devices
 //! beneath it and the image files its loop devices read are shielded, so the guard is the only
-//! way to change it; what the shield refuses is logged as event 320. A folder of a larger file
-//! system is not shielded (the shield decides by superblock: the rest of that file system must
-//! stay writable).
+//! way to change it; a protected folder of a larger file system is marked (everything in it,
+//! whatever mount or name leads there, with the backups hard-linked from outside it), the rest
+//! of that file system staying writable; what the shield refuses is logged as event 320.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -38,6 +38,11 @@ struct Cover {
     char_devices: Vec<u32>,
     /// Image files beneath it: (their file system's device, inode), and their paths.
     files: Vec<(u32, u64, PathBuf)>,
+    /// A folder of a larger file system: the folder (device, inode), and its path from that
+    /// file system's root (to name what was refused).
+    folder: Option<(u32, u64, PathBuf)>,
+    /// Its backups that have names outside it too (hard links made before protection).
+    linked: Vec<(u32, u64)>,
     /// For event 320: the volume as events name it.
     volume: VolumeRef,
     mount_point: PathBuf,
@@ -53,10 +58,16 @@ fn kernel_identities(path: &Path) -> std::io::Result<Vec<(u32, u64)>> {
 }
 
 impl Cover {
-    /// What to shield of the volume `info` describes.
-    fn of(info: &VolumeInfo, volume: VolumeRef) -> Result<Cover> {
-        let guard = imageguard_volume::MountTable::read()
-            .context("reading the mount table")?
+    /// What to shield of the volume `info` describes, whose backing's root is `root` (device
+    /// and inode as `stat` gives them) and whose backups `linked` (inodes) have other names.
+    fn of(
+        info: &VolumeInfo,
+        volume: VolumeRef,
+        root: (u64, u64),
+        linked: impl IntoIterator<Item = u64>,
+    ) -> Result<Cover> {
+        let table = imageguard_volume::MountTable::read().context("reading the mount table")?;
+        let guard = table
             .at(&info.mount_point)
             .filter(|e| e.fstype == imageguard_volume::backing::GUARD_FSTYPE)
             .map(|e| kernel_dev(e.major, e.minor));
@@ -66,10 +77,15 @@ impl Cover {
             devices: vec![],
             char_devices: vec![],
             files: vec![],
+            folder: None,
+            linked: vec![],
             volume,
             mount_point: info.mount_point.clone(),
         };
         if info.mode != BackingMode::Hidden {
+            let dev = kernel_dev(rustix::fs::major(root.0), rustix::fs::minor(root.0));
+            cover.folder = Some((dev, root.1, folder_from_root(&table, info)));
+            cover.linked = linked.into_iter().map(|ino| (dev, ino)).collect();
             return Ok(cover);
         }
         let (major, minor) = imageguard_volume::mountinfo::parse_device_number(&info.device_number)
@@ -95,6 +111,54 @@ impl Cover {
             .map(|&(a, b)| kernel_dev(a, b))
             .collect();
         Ok(cover)
+    }
+}
+
+/// The folder a volume of `info` protects, as a path from its file system's root (the shield
+/// names what it refused that way): through the host mount of that file system it lies on,
+/// the guard over it left aside.
+fn folder_from_root(table: &imageguard_volume::MountTable, info: &VolumeInfo) -> PathBuf {
+    let under = table
+        .entries
+        .iter()
+        .filter(|e| {
+            e.device_number() == info.device_number
+                && e.fstype != imageguard_volume::backing::GUARD_FSTYPE
+                && info.mount_point.starts_with(&e.mount_point)
+        })
+        .max_by_key(|e| e.mount_point.components().count());
+    match under.and_then(|e| {
+        Some(
+            e.root
+                .join(info.mount_point.strip_prefix(&e.mount_point).ok()?),
+        )
+    }) {
+        Some(p) => p,
+        None => info.mount_point.clone(),
+    }
+}
+
+impl Cover {
+    /// The path of what `r` was refused on, when that lies in this cover's folder (as far as
+    /// the names the shield sent tell; a path too deep for them is taken as inside).
+    fn in_folder(&self, r: &Refusal) -> Option<String> {
+        let (dev, _, from_root) = self.folder.as_ref()?;
+        if *dev != r.dev {
+            return None;
+        }
+        if r.path.starts_with('…') {
+            return Some(format!("{}/{}", self.mount_point.display(), r.path));
+        }
+        let rel = from_root.strip_prefix("/").unwrap_or(from_root);
+        let rest = Path::new(&r.path).strip_prefix(rel).ok()?;
+        Some(self.mount_point.join(rest).display().to_string())
+    }
+
+    /// Whether it marks the folder `ino` of `dev`.
+    fn has_folder(&self, dev: u32, ino: u64) -> bool {
+        self.folder
+            .as_ref()
+            .is_some_and(|f| (f.0, f.1) == (dev, ino))
     }
 }
 
@@ -133,16 +197,37 @@ fn release_unneeded(
             shield.release_inode(dev, ino)?;
         }
     }
+    if let Some((dev, ino, _)) = gone.folder {
+        if !others.iter().any(|c| c.has_folder(dev, ino)) {
+            shield.release_dir(dev, ino)?;
+        }
+    }
+    for (dev, ino) in gone.linked {
+        if !others.iter().any(|c| c.linked.contains(&(dev, ino))) {
+            shield.release_inode(dev, ino)?;
+        }
+    }
     Ok(())
 }
 
 /// What would change the next service's behaviour, held while the admin lock is set: files
-/// nobody but the service may change, rename or remove, and folders whose entries (and theirs)
-/// are the service's alone.
+/// nobody but the service may change, rename or remove, folders whose entries (and theirs) are
+/// the service's alone, and names nobody else may create, remove or replace in a folder.
 #[derive(Debug, Clone, Default)]
 pub struct OwnFiles {
     pub files: Vec<PathBuf>,
     pub folders: Vec<PathBuf>,
+    /// (folder, name).
+    pub names: Vec<(PathBuf, String)>,
+}
+
+/// What one held identity stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HeldKind {
+    File,
+    Folder,
+    /// A name in the folder the identity is.
+    Name(String),
 }
 
 /// One identity held for the admin lock.
@@ -150,13 +235,13 @@ pub struct OwnFiles {
 struct Held {
     dev: u32,
     ino: u64,
-    folder: bool,
+    kind: HeldKind,
     /// Where its file system is mounted (to name what was refused in it).
     mount_point: PathBuf,
 }
 
 /// The identities of `path` (on overlayfs, its layers' too), with its file system's mount point.
-fn held_identities(path: &Path, folder: bool) -> Vec<Held> {
+fn held_identities(path: &Path, kind: HeldKind) -> Vec<Held> {
     let mount_point = std::fs::canonicalize(path)
         .ok()
         .and_then(|p| {
@@ -172,7 +257,7 @@ fn held_identities(path: &Path, folder: bool) -> Vec<Held> {
         .map(|(dev, ino)| Held {
             dev,
             ino,
-            folder,
+            kind: kind.clone(),
             mount_point: mount_point.clone(),
         })
         .collect()
@@ -318,6 +403,15 @@ impl KernelShield {
         if c.sb.is_some() {
             parts.push("its file system".to_string());
         }
+        if c.folder.is_some() {
+            parts.push("everything in the folder, whatever mount leads there".to_string());
+        }
+        if !c.linked.is_empty() {
+            parts.push(format!(
+                "{} backup(s) hard-linked from outside it, by every name",
+                c.linked.len()
+            ));
+        }
         if !c.devices.is_empty() {
             parts.push(format!("{} device(s) beneath", c.devices.len()));
         }
@@ -340,12 +434,18 @@ impl KernelShield {
     /// files. A cover this mount point had (its guard mounted again) is replaced, the new one
     /// shielded before what only the old one needed is let go. Nothing when the shield is not
     /// running.
-    pub fn cover(&self, info: &VolumeInfo, volume: VolumeRef) -> Result<()> {
+    pub fn cover(
+        &self,
+        info: &VolumeInfo,
+        volume: VolumeRef,
+        backing_root: (u64, u64),
+        linked: impl IntoIterator<Item = u64>,
+    ) -> Result<()> {
         let mut guard = self.shield.lock();
         let Some(shield) = guard.as_mut() else {
             return Ok(());
         };
-        let cover = Cover::of(info, volume)?;
+        let cover = Cover::of(info, volume, backing_root, linked)?;
         if let Some(g) = cover.guard {
             shield.protect_guard(g)?;
         }
@@ -360,6 +460,12 @@ impl KernelShield {
         }
         for (dev, ino, _) in &cover.files {
             shield.protect_inode(*dev, *ino)?;
+        }
+        if let Some((dev, ino, _)) = &cover.folder {
+            shield.protect_dir(*dev, *ino)?;
+        }
+        for &(dev, ino) in &cover.linked {
+            shield.protect_inode(dev, ino)?;
         }
         let mut covers = self.covers.lock();
         if let Some(old) = covers.insert(info.mount_point.clone(), cover) {
@@ -416,21 +522,34 @@ impl KernelShield {
             return Ok(());
         };
         let mut held = self.held.lock();
+        let covers = self.covers.lock();
         for h in held.drain(..) {
-            if h.folder {
-                shield.release_dir(h.dev, h.ino)?;
-            } else {
-                shield.release_inode(h.dev, h.ino)?;
+            match &h.kind {
+                // Unless a protected folder is that very folder.
+                HeldKind::Folder if covers.values().any(|c| c.has_folder(h.dev, h.ino)) => {}
+                HeldKind::Folder => shield.release_dir(h.dev, h.ino)?,
+                HeldKind::File => shield.release_inode(h.dev, h.ino)?,
+                HeldKind::Name(n) => shield.release_name(h.dev, h.ino, n)?,
             }
         }
         if locked {
-            let files = own.files.iter().flat_map(|f| held_identities(f, false));
-            let folders = own.folders.iter().flat_map(|f| held_identities(f, true));
-            for h in files.chain(folders) {
-                if h.folder {
-                    shield.hold_dir(h.dev, h.ino)?;
-                } else {
-                    shield.protect_inode(h.dev, h.ino)?;
+            let files = own
+                .files
+                .iter()
+                .flat_map(|f| held_identities(f, HeldKind::File));
+            let folders = own
+                .folders
+                .iter()
+                .flat_map(|f| held_identities(f, HeldKind::Folder));
+            let names = own
+                .names
+                .iter()
+                .flat_map(|(dir, n)| held_identities(dir, HeldKind::Name(n.clone())));
+            for h in files.chain(folders).chain(names) {
+                match &h.kind {
+                    HeldKind::Folder => shield.protect_dir(h.dev, h.ino)?,
+                    HeldKind::File => shield.protect_inode(h.dev, h.ino)?,
+                    HeldKind::Name(n) => shield.hold_name(h.dev, h.ino, n)?,
                 }
                 held.push(h);
             }
@@ -456,6 +575,8 @@ impl KernelShield {
                 c.sb == Some(r.dev)
                     || c.guard == Some(r.dev)
                     || c.files.iter().any(|f| (f.0, f.1) == (r.dev, r.ino))
+                    || c.linked.contains(&(r.dev, r.ino))
+                    || c.in_folder(r).is_some()
             }
         });
         let file = match (cover, r.what) {
@@ -479,6 +600,7 @@ impl KernelShield {
             (Some(c), _) if c.sb == Some(r.dev) || c.guard == Some(r.dev) => {
                 c.mount_point.join(&r.path).display().to_string()
             }
+            (Some(c), _) if c.in_folder(r).is_some() => c.in_folder(r).unwrap_or_default(),
             (Some(c), _) => c
                 .files
                 .iter()
@@ -536,6 +658,12 @@ impl KernelShield {
                  volume is the service's alone (`imageguard unprotect` or `eject`)",
                 r.uid
             ),
+            _ if cover.is_none() => format!(
+                "by the kernel shield (uid {}): with the admin lock set, imageguard's program, \
+                 configuration, units (and their names in systemd's folders) and state are the \
+                 service's alone",
+                r.uid
+            ),
             _ => format!(
                 "by the kernel shield (uid {}, outside the guard: only the service may change \
                  a protected volume)",
@@ -589,7 +717,7 @@ fn operation_of(what: Refused) -> Option<Operation> {
         Refused::SetXattr => Operation::SetXattr,
         Refused::RemoveXattr => Operation::RemoveXattr,
         Refused::Truncate => Operation::Truncate,
-        Refused::Chmod | Refused::Chown => Operation::SetAttributes,
+        Refused::Chmod | Refused::Chown | Refused::SetAttr => Operation::SetAttributes,
         Refused::Ptrace
         | Refused::Signal
         | Refused::Undo

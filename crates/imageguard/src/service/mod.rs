@@ -367,19 +367,42 @@ fn report_shield_refusals(service: Arc<Service>) -> Result<()> {
 /// How often the service looks for guards that stopped without being told to.
 const GUARD_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// After a mount change woke the watchdog, how long it waits before it may be woken again (a
+/// burst of mounts, on a host that starts containers, costs one look per this much).
+const MOUNT_CHANGE_GAP: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Start the watchdog: a guard whose session ended while the service did not end it (someone
-/// unmounted it in the host namespace, or its FUSE connection was aborted, by an administrator
-/// or by the kernel's request timeout) is reported (510) and mounted again from the keeper.
+/// unmounted it in the host namespace, moved it away, or its FUSE connection was aborted, by an
+/// administrator or by the kernel's request timeout) is reported (510) and mounted again from
+/// the keeper; a second mount of a protected device is detached. It looks every quarter of a
+/// second and at once when the mount table changes (POLLPRI on /proc/self/mountinfo), so a
+/// guard moved away (the one mount change the kernel shield cannot refuse) is replaced within
+/// milliseconds.
 fn watch_guards(service: Arc<Service>) -> Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mounts = std::fs::File::open("/proc/self/mountinfo").context("opening mountinfo")?;
     std::thread::Builder::new()
         .name("guard watchdog".into())
         .spawn(move || {
             let mut round = 0u64;
+            let mut next_round = std::time::Instant::now() + GUARD_WATCH_INTERVAL;
             loop {
-                std::thread::sleep(GUARD_WATCH_INTERVAL);
-                service.release_absent_drives();
+                let wait = next_round.saturating_duration_since(std::time::Instant::now());
+                let t = Timespec {
+                    tv_sec: wait.as_secs() as i64,
+                    tv_nsec: wait.subsec_nanos() as i64,
+                };
+                let mut fds = [PollFd::new(&mounts, PollFlags::PRI)];
+                let mount_changed = poll(&mut fds, Some(&t)).unwrap_or(0) > 0;
                 service.heal_stopped_guards();
                 service.detach_foreign_mounts();
+                if mount_changed && std::time::Instant::now() < next_round {
+                    service.refresh_sync_places(&service.inner.lock());
+                    std::thread::sleep(MOUNT_CHANGE_GAP);
+                    continue;
+                }
+                next_round = std::time::Instant::now() + GUARD_WATCH_INTERVAL;
+                service.release_absent_drives();
                 // Volumes also go without a protect or unprotect (healed, pulled out, stopped):
                 // the sync rules must never count a device number that is no longer a guard.
                 service.refresh_sync_places(&service.inner.lock());
@@ -664,7 +687,11 @@ impl Service {
                         log::warn!("kernel shield: the keeper's pin: {e:#}");
                     }
                 }
-                if let Err(e) = self.shield.cover(&v.info, vref.clone()) {
+                let linked: Vec<u64> = v.shared.linked_backups.lock().iter().copied().collect();
+                if let Err(e) = self
+                    .shield
+                    .cover(&v.info, vref.clone(), v.backing_root, linked)
+                {
                     eprintln!(
                         "imageguard: the kernel shield does not cover {}: {e:#}",
                         mp.display()
@@ -770,10 +797,13 @@ impl Service {
         };
         let stopped: Vec<ProtectedVolume> = {
             let mut inner = self.inner.lock();
+            let table = imageguard_volume::MountTable::read().ok();
             let gone: Vec<PathBuf> = inner
                 .volumes
                 .iter()
-                .filter(|(_, v)| !v.guard.is_running())
+                .filter(|(_, v)| {
+                    !v.guard.is_running() || table.as_ref().is_some_and(|t| v.guard_moved(t))
+                })
                 .map(|(mp, _)| mp.clone())
                 .collect();
             gone.iter()
@@ -787,12 +817,18 @@ impl Service {
                     .with_volume(volume_ref(&old.info))
                     .with_error(libc::ENOTCONN)
                     .with_detail(
-                        "the guard was unmounted or its connection aborted; mounting it again",
+                        "the guard was unmounted, moved away or its connection aborted; \
+                         mounting it again",
                     ),
             );
             log::warn!("guard on {} stopped; mounting it again", mp.display());
             let reason = old.reason.clone();
-            // Dropping the old guard leaves its (dead) mount alone; protecting again replaces it.
+            // A guard moved away still runs: its connection is aborted (its mount, wherever it
+            // went, answers ENOTCONN). Dropping the old guard leaves its (dead) mount alone;
+            // protecting again replaces it.
+            if old.guard.is_running() {
+                old.abort_guard();
+            }
             drop(old);
             match self.protect_while_changing(&mp, Origin::Service) {
                 // Protected again for the same reason.

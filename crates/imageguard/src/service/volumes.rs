@@ -43,6 +43,37 @@ pub struct ProtectedVolume {
     pub destinations: Vec<PathBuf>,
     /// The retention lock on it, when the configuration sets one.
     pub retention: Option<Arc<VolumeRetention>>,
+    /// The backing's root folder as `stat` knows it (device, inode): for a folder of a larger
+    /// file system, what the kernel shield marks.
+    pub backing_root: (u64, u64),
+    /// The guard's own mount's device number (major, minor), when the mount table showed it:
+    /// a guard no longer at its mount point (moved away) is known by it.
+    pub guard_device: Option<(u32, u32)>,
+}
+
+impl ProtectedVolume {
+    /// Whether its guard is gone from its mount point although its session runs (moved away
+    /// with `mount --move`, which the kernel shield cannot refuse), as `table` shows it.
+    pub fn guard_moved(&self, table: &imageguard_volume::MountTable) -> bool {
+        let Some(dev) = self.guard_device else {
+            return false;
+        };
+        !table
+            .entries
+            .iter()
+            .any(|e| e.mount_point == self.info.mount_point && (e.major, e.minor) == dev)
+    }
+
+    /// Abort the guard's FUSE connection (through fusectl, when it is mounted): a moved guard's
+    /// mount answers ENOTCONN from then on and its threads end.
+    pub fn abort_guard(&self) {
+        if let Some((_, minor)) = self.guard_device {
+            let abort = format!("/sys/fs/fuse/connections/{minor}/abort");
+            if let Err(e) = std::fs::write(&abort, "1") {
+                log::warn!("aborting the moved guard's connection ({abort}): {e}");
+            }
+        }
+    }
 }
 
 pub fn volume_ref(info: &VolumeInfo) -> VolumeRef {
@@ -127,6 +158,13 @@ pub fn protect(
             FOLDER_CACHE_TTL
         },
     };
+    let root_stat = rustix::fs::fstat(&b.root).map_err(|e| {
+        (
+            anyhow::Error::new(std::io::Error::from(e)).context("the backing's root"),
+            e.raw_os_error(),
+        )
+    })?;
+    let backing_root = (root_stat.st_dev, root_stat.st_ino);
     let mut writers = false;
     let mut detached = false;
     let detach = prepared.detach_host;
@@ -155,6 +193,11 @@ pub fn protect(
         }
     };
     b.info.writers_at_protect = writers;
+    let guard_device = imageguard_volume::MountTable::read().ok().and_then(|t| {
+        t.at(&b.info.mount_point)
+            .filter(|e| e.fstype == imageguard_volume::backing::GUARD_FSTYPE)
+            .map(|e| (e.major, e.minor))
+    });
     let presence = hidden
         .then(|| Presence::record(&b.info.device_number))
         .flatten();
@@ -162,6 +205,8 @@ pub fn protect(
         destinations,
         retention,
         presence,
+        backing_root,
+        guard_device,
         info: b.info,
         id: b.id,
         guard,

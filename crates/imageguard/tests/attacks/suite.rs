@@ -367,6 +367,15 @@ pub fn run() -> usize {
         .imageguard(&["protect", &sb.mnt.to_string_lossy()])
         .unwrap();
     assert_ok("protect", &out);
+    // Which enforcement the suite meets: the FUSE guard alone, or with the kernel shield (a
+    // kernel with the bpf LSM: the same rows, a few of them refused earlier).
+    let status: serde_json::Value =
+        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout)
+            .unwrap_or_default();
+    println!(
+        "kernel shield: {}",
+        status["kernel_shield"].as_str().unwrap_or("?")
+    );
     certify(&sb, Path::new("/usr/bin/restic"), false);
     certify(&sb, Path::new("/usr/bin/borg"), false);
     // A certified backup after protection, as the nightly job would run it.
@@ -801,6 +810,47 @@ fn paths_mounts_and_users(cx: &mut Ctx) {
         let observed = detached(cx, &at, &mounted, "on top of or inside");
         cx.record(what, &["detached, 510 logged*"], Outcome::Note(observed));
     }
+    // The guard moved away (`mount --move`, mount(2)'s MS_MOVE: its source is a path the kernel
+    // shield's hook cannot resolve, so even the shield lets it through): the watchdog, woken by
+    // the mount change, puts a fresh guard back at the mount point and logs 510.
+    let moved = cx.outside.join("moved");
+    std::fs::create_dir_all(&moved).unwrap();
+    let guard_back = || {
+        imageguard_volume::MountTable::read()
+            .map(|t| {
+                t.entries.iter().any(|e| {
+                    e.mount_point == cx.sb.mnt
+                        && e.fstype == imageguard_volume::backing::GUARD_FSTYPE
+                })
+            })
+            .unwrap_or(false)
+    };
+    let mv = sh(&format!("mount --move {m} {}", moved.display()));
+    let t0 = Instant::now();
+    while !guard_back() && t0.elapsed() < std::time::Duration::from_secs(3) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let after = t0.elapsed();
+    let _ = sh(&format!("umount -l {}", moved.display()));
+    let logged = events(&cx.sb)
+        .iter()
+        .any(|e| e.id == 510 && e.message.contains("moved away"));
+    let observed = if !mv.status.success() {
+        format!("move refused: {}", stderr(&mv).trim())
+    } else if !guard_back() {
+        "no guard at the mount point after 3 s".to_string()
+    } else {
+        format!(
+            "guard back{} after {} ms",
+            if logged { ", 510 logged" } else { "" },
+            after.as_millis()
+        )
+    };
+    cx.record(
+        "mount --move the guard elsewhere (limit)",
+        &["guard back, 510 logged*", "move refused*"],
+        Outcome::Note(observed),
+    );
     // Another mount namespace: unmounting the guard there shows an empty folder.
     let out = sh(&format!(
         "unshare -m --propagation private sh -c 'umount -l {m} && ls -A {m} | wc -l && \

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-/* The shield's file hooks (included by shield.bpf.c): on a protected volume's file system, only the service (the FUSE
- * guard's own tasks) may change files, whatever path, mount or descriptor leads there. Every
+/* The shield's file hooks (included by shield.bpf.c): on a protected volume's file system, in a
+ * protected folder of a larger one, and on a protected volume's image file, only the service
+ * (the FUSE guard's own tasks) may change files, whatever path, mount or descriptor leads there. Every
  * change to a file's data needs it opened for writing (write, truncate through the descriptor,
  * fallocate, a shared writable mapping, copy_file_range and clone into it): file_open refuses
- * that; the names and attributes have their own hooks below. Hooks whose arguments moved
- * between kernels are left out until chosen from the kernel's BTF (inode_setattr, which alone
- * sees utimes: the FUSE guard still refuses it through the guard). */
+ * that; the names and attributes have their own hooks below. */
 #ifndef IMAGEGUARD_FILES_BPF_H
 #define IMAGEGUARD_FILES_BPF_H
 
@@ -21,29 +20,70 @@ static __always_inline int protected_inode_of(struct inode *inode)
 	return bpf_map_lookup_elem(&protected_inode, &key) != 0;
 }
 
-/* Whether the entry `d` lies in a held folder (its parent or grandparent is one). */
-static __always_inline int in_held_dir(struct dentry *d)
+/* One step of the walk from an entry up through its parents (a bpf_loop callback). */
+struct dir_walk {
+	struct dentry *d;
+	/* 1: a protected folder was met, or the walk could not reach the root (inside). */
+	int inside;
+	int done;
+};
+
+static long dir_walk_step(__u64 i, void *ctx)
 {
-	__u32 zero = 0;
-	struct shield_service *s = bpf_map_lookup_elem(&service, &zero);
-	if (!s || !s->held_dirs)
-		return 0;
-	struct dentry *p = BPF_CORE_READ(d, d_parent);
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		struct inode *in = BPF_CORE_READ(p, d_inode);
+	struct dir_walk *w = ctx;
+	struct dentry *d = w->d;
+	struct inode *in = BPF_CORE_READ(d, d_inode);
+	if (in) {
 		struct shield_inode key = {
 			.dev = BPF_CORE_READ(in, i_sb, s_dev),
 			.ino = BPF_CORE_READ(in, i_ino),
 		};
-		if (bpf_map_lookup_elem(&held_dir, &key))
+		if (bpf_map_lookup_elem(&protected_dir, &key)) {
+			w->inside = 1;
+			w->done = 1;
 			return 1;
-		struct dentry *up = BPF_CORE_READ(p, d_parent);
-		if (up == p)
-			return 0;
-		p = up;
+		}
 	}
+	struct dentry *up = BPF_CORE_READ(d, d_parent);
+	if (!up || up == d) {
+		/* The top: its file system's root, or a disconnected entry whose place is unknown. */
+		w->inside = d != BPF_CORE_READ(d, d_sb, s_root);
+		w->done = 1;
+		return 1;
+	}
+	w->d = up;
 	return 0;
+}
+
+/* Whether the entry `d` (its file, or a name still free) is in a protected folder: the folder
+ * itself or anything below it, at any depth (protected_dir). */
+static __always_inline int in_protected_dir(struct dentry *d)
+{
+	if (!d)
+		return 0;
+	__u32 dev = BPF_CORE_READ(d, d_sb, s_dev);
+	if (!bpf_map_lookup_elem(&dir_sb, &dev))
+		return 0;
+	struct dir_walk w = { .d = d };
+	bpf_loop(SHIELD_MAX_DEPTH, dir_walk_step, &w, 0);
+	/* Deeper than the walk goes: inside. */
+	return w.inside || !w.done;
+}
+
+/* Whether the entry `d` is a name held in its folder (held_name). */
+static __always_inline int held_name_at(struct dentry *d)
+{
+	__u32 zero = 0;
+	struct shield_service *s = bpf_map_lookup_elem(&service, &zero);
+	if (!s || !s->held_names || !d)
+		return 0;
+	struct inode *dir = BPF_CORE_READ(d, d_parent, d_inode);
+	struct shield_name key;
+	__builtin_memset(&key, 0, sizeof(key));
+	key.dev = BPF_CORE_READ(dir, i_sb, s_dev);
+	key.ino = BPF_CORE_READ(dir, i_ino);
+	bpf_probe_read_kernel_str(key.name, sizeof(key.name), BPF_CORE_READ(d, d_name.name));
+	return bpf_map_lookup_elem(&held_name, &key) != 0;
 }
 
 /* 0 when the current task may change the entry `d` of `sb` (its file `inode`, NULL for a name
@@ -53,7 +93,7 @@ static __always_inline int refused_inode(__u32 op, struct super_block *sb, struc
 {
 	__u32 dev = BPF_CORE_READ(sb, s_dev);
 	if (!bpf_map_lookup_elem(&protected_sb, &dev) && !protected_inode_of(inode) &&
-	    !in_held_dir(d))
+	    !in_protected_dir(d) && !held_name_at(d))
 		return 0;
 	if (is_service())
 		return 0;
@@ -153,7 +193,9 @@ SEC("lsm/inode_link")
 int BPF_PROG(shield_inode_link, struct dentry *old_dentry, struct inode *dir,
 	     struct dentry *new_dentry)
 {
-	return refused(SHIELD_OP_LINK, BPF_CORE_READ(dir, i_sb), old_dentry);
+	int r = refused(SHIELD_OP_LINK, BPF_CORE_READ(dir, i_sb), old_dentry);
+	/* A link made into a protected folder adds a name there. */
+	return r ? r : refused(SHIELD_OP_LINK, BPF_CORE_READ(dir, i_sb), new_dentry);
 }
 
 SEC("lsm/inode_create")
@@ -193,6 +235,22 @@ SEC("lsm/inode_removexattr")
 int BPF_PROG(shield_inode_removexattr, void *idmap, struct dentry *dentry)
 {
 	return refused(SHIELD_OP_REMOVEXATTR, BPF_CORE_READ(dentry, d_sb), dentry);
+}
+
+/* Whatever else changes a file's attributes (its times above all: utimes, touch -d; modes,
+ * owners and sizes are refused before, by the path hooks). The hook took the mount's idmap
+ * first from 6.8 on: one program per form, and the loader attaches the one this kernel's BTF
+ * declares. */
+SEC("lsm/inode_setattr")
+int BPF_PROG(shield_inode_setattr, struct dentry *dentry, void *attr)
+{
+	return refused(SHIELD_OP_SETATTR, BPF_CORE_READ(dentry, d_sb), dentry);
+}
+
+SEC("lsm/inode_setattr")
+int BPF_PROG(shield_inode_setattr_idmap, void *idmap, struct dentry *dentry, void *attr)
+{
+	return refused(SHIELD_OP_SETATTR, BPF_CORE_READ(dentry, d_sb), dentry);
 }
 
 SEC("lsm/path_truncate")

@@ -33,10 +33,24 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SHIELD_MAX_HELD_DIRS);
+	__uint(max_entries, SHIELD_MAX_DIRS);
 	__type(key, struct shield_inode);
 	__type(value, __u8);
-} held_dir SEC(".maps");
+} protected_dir SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_DIRS);
+	__type(key, __u32);
+	__type(value, __u32);
+} dir_sb SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_NAMES);
+	__type(key, struct shield_name);
+	__type(value, __u8);
+} held_name SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -6,8 +6,8 @@
  * fact, the shield refuses them before.
  * - sb_kern_mount: a mount that yields a protected volume's superblock (the device mounted
  *   again, in any namespace);
- * - sb_mount: mount(2) onto or inside a protected volume or a guard (a new mount, a bind, a
- *   move to there, a remount or a propagation change of it);
+ * - sb_mount: mount(2) onto or inside a protected volume, folder or guard (a new mount, a bind,
+ *   a move to there, a remount or a propagation change of it);
  * - move_mount: the new mount API attaching there, or moving a guard or backing away (also a
  *   clone of one made with open_tree, attached elsewhere);
  * - sb_umount: unmounting a guard or a backing (umount -l included), or what holds the shield
@@ -47,6 +47,16 @@ static __always_inline int holds_shield(struct super_block *sb, struct dentry *r
 	return protected_inode_of(BPF_CORE_READ(root, d_inode));
 }
 
+/* The same for a mount onto the entry `d`, which may also lie in a protected folder. */
+static __always_inline int refused_mount_on(struct dentry *d)
+{
+	struct super_block *sb = BPF_CORE_READ(d, d_sb);
+	if ((!mount_shielded(sb) && !in_protected_dir(d)) || is_service())
+		return 0;
+	report(SHIELD_OP_MOUNT, BPF_CORE_READ(sb, s_dev), d);
+	return -EPERM;
+}
+
 SEC("lsm/sb_kern_mount")
 int BPF_PROG(shield_sb_kern_mount, struct super_block *sb)
 {
@@ -61,8 +71,7 @@ SEC("lsm/sb_mount")
 int BPF_PROG(shield_sb_mount, const char *dev_name, const struct path *path, const char *type,
 	     unsigned long flags, void *data)
 {
-	struct dentry *d = BPF_CORE_READ(path, dentry);
-	return refused_mount(SHIELD_OP_MOUNT, BPF_CORE_READ(d, d_sb), d);
+	return refused_mount_on(BPF_CORE_READ(path, dentry));
 }
 
 SEC("lsm/move_mount")
@@ -77,8 +86,7 @@ int BPF_PROG(shield_move_mount, const struct path *from_path, const struct path 
 	int r = refused_mount(SHIELD_OP_UNMOUNT, from, BPF_CORE_READ(from_path, dentry));
 	if (r)
 		return r;
-	struct dentry *d = BPF_CORE_READ(to_path, dentry);
-	return refused_mount(SHIELD_OP_MOUNT, BPF_CORE_READ(d, d_sb), d);
+	return refused_mount_on(BPF_CORE_READ(to_path, dentry));
 }
 
 SEC("lsm/sb_umount")

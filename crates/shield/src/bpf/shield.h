@@ -6,6 +6,11 @@
 
 #include <linux/types.h>
 
+/* How many names of a refused entry's path an event carries (the entry's own first, then its
+ * parents'), and how long each may be (longer ones are cut). */
+#define SHIELD_PATH_DEPTH 8
+#define SHIELD_NAME_LEN 64
+
 /* protected_sb: key = the protected volume's superblock device (s_dev, the kernel's encoding:
  * major << 20 | minor), value = 1. */
 #define SHIELD_MAX_VOLUMES 64
@@ -44,12 +49,32 @@ struct shield_inode {
 #define SHIELD_MAX_PROGRAMS 512
 #define SHIELD_MAX_CERTIFIED_TASKS 8192
 
-/* held_dir: folders whose entries, and their entries' entries, are the service's alone (by
- * device and inode, struct shield_inode; value = 1): while the admin lock is set, imageguard's
- * state folder (and its configuration's folder when the file is missing). Together with the
- * files held in protected_inode (its program, configuration and units), what would change the
- * next service's behaviour cannot be changed behind the lock. */
-#define SHIELD_MAX_HELD_DIRS 16
+/* protected_dir: folders nothing in may change but by the service, the folder itself included
+ * and at any depth, whatever mount or name leads there (by device and inode, struct
+ * shield_inode; value = 1): a protected folder of a larger file system (the rest of that file
+ * system stays writable), and while the admin lock is set, imageguard's state folder (and its
+ * configuration's folder when the file is missing). An entry is in such a folder when one of
+ * its parents up to its file system's root is one; an entry whose parents cannot be followed
+ * that far (a disconnected dentry, as open_by_handle_at may give) on a file system holding such
+ * a folder counts as inside.
+ * dir_sb: how many protected_dir entries each file system holds (key: its superblock device;
+ * value: the count); the hooks look at an entry's parents only on such a file system. */
+#define SHIELD_MAX_DIRS 256
+/* How many parents the hooks follow before an entry counts as inside (deeper than any path). */
+#define SHIELD_MAX_DEPTH 65536
+
+/* held_name: a name nobody but the service may create, remove, rename or replace in one folder
+ * (the folder by device and inode, the name NUL-padded; value = 1): while the admin lock is
+ * set, imageguard's unit and drop-in folder names in systemd's unit folders (a unit or a
+ * symlink to /dev/null there would shadow or mask the packaged one at the next boot) and its
+ * links in their .wants folders (removed, it would not start at the next boot). */
+struct shield_name {
+	__u32 dev;
+	__u32 _pad;
+	__u64 ino;
+	char name[SHIELD_NAME_LEN];
+};
+#define SHIELD_MAX_NAMES 64
 
 /* own_ids: the shield's own programs, maps and links by kind and id; value = 1. Nobody but the
  * service may get a descriptor for them by id (to detach a link, write a map). */
@@ -77,8 +102,8 @@ struct shield_service {
 	/* The superblock device of the bpf file system the shield is pinned in (0: none): nobody
 	 * but the service may open, list, remove or add anything there. */
 	__u32 pins_dev;
-	/* How many folders held_dir holds (0: the file hooks need not look at parents). */
-	__u32 held_dirs;
+	/* How many names held_name holds (0: the file hooks need not read names). */
+	__u32 held_names;
 };
 
 /* Nanoseconds per clock tick (USER_HZ = 100 on every architecture the shield builds for). */
@@ -115,12 +140,10 @@ enum shield_op {
 	/* Loading a BPF program that could overrule the shield (target: its program type,
 	 * signal: its expected attach type). */
 	SHIELD_OP_BPF_LOAD = 20,
+	/* Any other change of a file's attributes (its times: utimes, touch -d). */
+	SHIELD_OP_SETATTR = 21,
 };
 
-/* How many names of a refused entry's path an event carries (the entry's own first, then its
- * parents'), and how long each may be (longer ones are cut). */
-#define SHIELD_PATH_DEPTH 8
-#define SHIELD_NAME_LEN 64
 
 /* events (a ring buffer): one per refusal, for event 320. For the task hooks, names[0] is the
  * command name of the task reached. */
