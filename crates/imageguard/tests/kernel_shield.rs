@@ -2,13 +2,16 @@
 //! the service's own tasks may change files, root or not, through whatever mount leads there.
 //! Shown in a virtual machine (this machine's kernel refuses LSM programs; Debian's 6.1 under
 //! virtme-ng has the bpf LSM), one boot for every case:
-//! - the shield alone: a root child (another thread group) is refused 14 kinds of change,
+//! - the shield alone: a root child (another thread group) is refused 15 kinds of change (file
+//!   times included),
 //!   through the volume's mount and a second mount of its device made before (a third is
 //!   refused, and so is unmounting it), and opening the volume's
 //!   block device (dd, debugfs -w) or a device beneath it for writing, each reported with its
 //!   path; this process (the "service") writes and deletes there (the control); released, the
-//!   child may again; pinned, the shield outlives its loader, is taken over, and lets go only
-//!   when unpinned;
+//!   child may again; a folder of that file system marked, everything in it is refused
+//!   through a bind mount of its parent (15 ways, open by handle included) while the rest
+//!   stays writable; pinned, the shield outlives its loader, is taken over, replaced when
+//!   another version pinned it, and lets go only when unpinned;
 //! - the service (`kernel_shield = "auto"`): a protected volume is shielded with its device and
 //!   loop image file; through the guard a file that is no backup is written (the control); a
 //!   second mount in the attacker's own namespace, dd onto the device and into the image file,
@@ -21,8 +24,10 @@
 //!   a traced process may not execute a certified program (an uncertified one: the control); an
 //!   fmod_ret program may not load, nor a kprobe program once the admin lock is set (before:
 //!   the control); killed, the service leaves it shielded; restarted, it takes the same shield
-//!   over; with the admin lock set, kill -TERM/-KILL/-STOP/-INT/-HUP are refused; stopped with
-//!   the passphrase, it lets go.
+//!   over; a folder of another volume protected through it is refused through a bind mount
+//!   and logged with its path; with the admin lock set, kill -TERM/-KILL/-STOP/-INT/-HUP are
+//!   refused, and so are changes to its configuration, state and unit names (masking,
+//!   shadowing, a drop-in, disabling); stopped with the passphrase, it lets go.
 //!
 //! On this machine: the shield says it is unavailable and why, the service runs without it and
 //! says so, and the FUSE guard refuses as before.

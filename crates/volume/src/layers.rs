@@ -81,10 +81,17 @@ fn walk(sys: &Path, dev: (u32, u32), depth: usize, out: &mut Layers) {
 /// own inode and the file in its upper and lower layers, each of which, written, changes what
 /// the path reads.
 pub fn file_identities(path: &Path) -> std::io::Result<Vec<(u32, u32, u64)>> {
+    file_identities_in(&crate::MountTable::read()?, path)
+}
+
+/// [`file_identities`] with the mount table already read (`table`), for many paths at once.
+pub fn file_identities_in(
+    table: &crate::MountTable,
+    path: &Path,
+) -> std::io::Result<Vec<(u32, u32, u64)>> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path)?;
     let mut ids = vec![(libc::major(m.dev()), libc::minor(m.dev()), m.ino())];
-    let table = crate::MountTable::read()?;
     let path = path.canonicalize()?;
     let Some(mount) = table.containing(&path) else {
         return Ok(ids);

@@ -51,7 +51,15 @@ struct Cover {
 /// The identities the kernel may know the file at `path` by, as (device in kernel encoding,
 /// inode): the one `stat` gives and, on overlayfs, its layers'.
 fn kernel_identities(path: &Path) -> std::io::Result<Vec<(u32, u64)>> {
-    Ok(imageguard_volume::layers::file_identities(path)?
+    kernel_identities_in(&imageguard_volume::MountTable::read()?, path)
+}
+
+/// [`kernel_identities`] with the mount table already read, for many paths at once.
+fn kernel_identities_in(
+    table: &imageguard_volume::MountTable,
+    path: &Path,
+) -> std::io::Result<Vec<(u32, u64)>> {
+    Ok(imageguard_volume::layers::file_identities_in(table, path)?
         .into_iter()
         .map(|(major, minor, ino)| (kernel_dev(major, minor), ino))
         .collect())
@@ -359,14 +367,13 @@ impl KernelShield {
     /// runtime directory's mount, which the pins' file system sits on; the pinned keeper
     /// namespace): held up for as long as the shield is pinned, whether a service lives or not.
     pub fn hold(&self, path: &Path) -> Result<()> {
-        use std::os::unix::fs::MetadataExt;
         let mut guard = self.shield.lock();
         let Some(shield) = guard.as_mut() else {
             return Ok(());
         };
-        let m = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
-        let dev = kernel_dev(rustix::fs::major(m.dev()), rustix::fs::minor(m.dev()));
-        shield.protect_inode(dev, m.ino())?;
+        for (dev, ino) in kernel_identities(path).with_context(|| format!("{}", path.display()))? {
+            shield.protect_inode(dev, ino)?;
+        }
         Ok(())
     }
 
@@ -498,8 +505,9 @@ impl KernelShield {
             return Ok(());
         };
         let mut now = BTreeSet::new();
+        let table = imageguard_volume::MountTable::read().context("reading the mount table")?;
         for entry in &list.entries {
-            if let Ok(ids) = kernel_identities(Path::new(&entry.path)) {
+            if let Ok(ids) = kernel_identities_in(&table, Path::new(&entry.path)) {
                 now.extend(ids);
             }
         }

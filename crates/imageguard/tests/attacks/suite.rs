@@ -83,7 +83,28 @@ pub(crate) fn scratch_backup(volume: &Path, name: &str) -> PathBuf {
     let dir = volume.join("scratch").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("spent.mrimg");
-    write_pattern(&p, 4096, 9);
+    let data: Vec<u8> = (0..4096u32)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(9))
+        .collect();
+    if let Err(e) = std::fs::write(&p, data) {
+        // Say who refused it: the sandbox's last denials (its state folder is beside the volume).
+        let db = volume.with_file_name("state").join("events.db");
+        let last: Vec<String> = imageguard_eventstore::EventDb::open_read_only(&db)
+            .and_then(|db| db.query(&imageguard_eventstore::EventFilter::default()))
+            .map(|evs| {
+                evs.iter()
+                    .rev()
+                    .filter(|e| e.id == 320)
+                    .take(5)
+                    .map(|e| e.message.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        panic!(
+            "the suite writing {}: {e}; last denials: {last:#?}",
+            p.display()
+        );
+    }
     p
 }
 
