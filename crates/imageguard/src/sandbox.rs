@@ -234,7 +234,14 @@ impl Sandbox {
         if let Some(mut c) = self.service.take() {
             let wrapped = self.wrapped_pid.take();
             let pid = wrapped.unwrap_or(c.id());
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            if unsafe { libc::kill(pid as i32, libc::SIGTERM) } != 0 {
+                let e = std::io::Error::last_os_error();
+                // Refused (the kernel shield, while the admin lock is set): the service is
+                // still there and stops only through its own door.
+                self.service = Some(c);
+                self.wrapped_pid = wrapped;
+                bail!("SIGTERM to the service refused: {e}");
+            }
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if c.try_wait()?.is_some() {
@@ -279,15 +286,33 @@ impl Sandbox {
         }
     }
 
-    /// SIGKILL the service (no clean-up: its guards stay mounted and dead).
+    /// SIGKILL the service (no clean-up: its guards stay mounted and dead). Where the kernel
+    /// shield refuses the signal (the admin lock set), it is stopped with the passphrase the
+    /// sandbox was locked with ([`Sandbox::admin_passphrase_file`]), and left running when
+    /// even that fails, rather than waited for forever.
     pub fn kill_service(&mut self) {
         if let Some(pid) = self.wrapped_pid.take() {
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         }
         if let Some(mut c) = self.service.take() {
-            let _ = c.kill();
+            if c.kill().is_err() && c.try_wait().ok().flatten().is_none() {
+                let _ = self.imageguard(&[
+                    "--passphrase-file",
+                    &self.admin_passphrase_file().to_string_lossy(),
+                    "stop",
+                ]);
+                self.service = Some(c);
+                let _ = self.wait_service(Duration::from_secs(30));
+                return;
+            }
             let _ = c.wait();
         }
+    }
+
+    /// Where a test that sets the admin lock on this sandbox leaves its passphrase, so that
+    /// the sandbox can stop a service the kernel shield keeps from being killed.
+    pub fn admin_passphrase_file(&self) -> PathBuf {
+        self.path().join("admin-passphrase")
     }
 
     /// Unmount everything under the sandbox directory, deepest first.

@@ -71,6 +71,8 @@ pub fn assert_eperm(what: &str, o: &Output) {
 pub fn set_admin_lock(sb: &Sandbox, name: &str, passphrase: &str) -> String {
     let secret = sb.path().join(name);
     std::fs::write(&secret, format!("{passphrase}\n")).unwrap();
+    // Also where the sandbox looks for it to stop a service the kernel shield keeps alive.
+    std::fs::write(sb.admin_passphrase_file(), format!("{passphrase}\n")).unwrap();
     let s = secret.display().to_string();
     assert_ok(
         "lock set",
