@@ -13,6 +13,9 @@ pub struct OpenFile {
     pub fd: OwnedFd,
     /// Held while the handle is open so the kernel's passthrough backing stays valid.
     pub backing: Option<Arc<BackingId>>,
+    /// The handle made its file (a create that found the name free): what its caller writes
+    /// through it needs no further look, as with passthrough, where writes never come here.
+    pub created: bool,
 }
 
 /// An open directory; the lock serialises seek + getdents on its descriptor.

@@ -132,3 +132,44 @@ fn new_backup_files_may_be_created_but_not_as_duplicates_next_to_backups() {
         &sh(&format!("echo more >> {m}/fresh/first.mrimg")),
     );
 }
+
+/// Without kernel passthrough (`[guard] passthrough = false`, or a kernel before 6.9, where
+/// every write comes to the guard), a process decides what it may write when it opens, as with
+/// passthrough: an uncertified one fills the backup it just created in a folder of its own, and
+/// is refused opening an existing backup for writing, as before.
+#[test]
+fn without_passthrough_writes_are_decided_when_the_file_is_opened() {
+    let mut sb = imageguard::sandbox::Sandbox::new(&exe(), 64).expect("sandbox");
+    let existing = sb.mnt.join("images/disk-1.mrimg");
+    std::fs::create_dir_all(existing.parent().unwrap()).unwrap();
+    write_pattern(&existing, 8192, 1);
+    sb.edit_config(|t| t.replace("passthrough = true", "passthrough = false"))
+        .unwrap();
+    sb.start_service().expect("service");
+    assert_ok(
+        "protect",
+        &sb.imageguard(&["protect", &sb.mnt.to_string_lossy()])
+            .unwrap(),
+    );
+    let status: serde_json::Value =
+        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    assert_eq!(status["volumes"][0]["passthrough"], false, "{status:#}");
+    let fresh = sb.mnt.join("new-folder/fresh.mrimg");
+    let f = fresh.display().to_string();
+    assert_ok(
+        "uncertified: a new backup in a folder of its own, written in several writes",
+        &sh(&format!(
+            "mkdir '{}' && dd if=/dev/zero of='{f}' bs=4096 count=16 status=none",
+            fresh.parent().unwrap().display()
+        )),
+    );
+    assert_eq!(std::fs::metadata(&fresh).unwrap().len(), 16 * 4096);
+    assert_eperm(
+        "uncertified: append to it once closed (an existing backup now)",
+        &sh(&format!("echo x >> '{f}'")),
+    );
+    assert_eperm(
+        "uncertified: write an existing backup",
+        &sh(&format!("echo x >> '{}'", existing.display())),
+    );
+}
