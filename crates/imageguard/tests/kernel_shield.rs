@@ -994,6 +994,42 @@ fn the_service_shields_what_it_protects() {
             "child: {what} of the service went through"
         );
     }
+    // What ps and top read (/proc/PID/stat: the kernel only probes, without auditing, whether to
+    // show the stack's addresses) works and is not logged as an attack: every `ps` would be.
+    let reached = |sb: &Sandbox| {
+        events(sb)
+            .iter()
+            .filter(|e| e.id == 320 && e.message.contains("reaching into the service"))
+            .count()
+    };
+    // The refusals above reach the log a moment later: counted once they stop arriving.
+    let mut reached_before = reached(&sb);
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let now = reached(&sb);
+        if now == reached_before {
+            break;
+        }
+        reached_before = now;
+    }
+    assert_ok(
+        "child: ps of the service",
+        &child(&format!(
+            "cat /proc/{pid}/stat > /dev/null && ps -p {pid} -o pid,stat,comm"
+        )),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let evs = events(&sb);
+    let reaching: Vec<_> = evs
+        .iter()
+        .filter(|e| e.id == 320 && e.message.contains("reaching into the service"))
+        .collect();
+    assert_eq!(
+        reaching.len(),
+        reached_before,
+        "ps of the service logged as an attack: {:#?}",
+        reaching.last()
+    );
     // Into a certified process: the same refused (a copy of sleep, certified, started after);
     // a traced process may not execute it, where it executes an uncertified one (the control).
     let holder = sb.path().join("holder");

@@ -990,10 +990,11 @@ fn identities(cx: &mut Ctx) {
         &["EPERM"],
         o,
     );
-    let mut victim = clean(Command::new(&shell).args(["-c", &format!("sleep 1.5; echo x >> {scratch}")]))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("certified shell");
+    let mut victim =
+        clean(Command::new(&shell).args(["-c", &format!("sleep 1.5; echo x >> {scratch}")]))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("certified shell");
     std::thread::sleep(std::time::Duration::from_millis(300));
     let mut tracer = Command::new("strace")
         .args(["-o", "/dev/null", "-p", &victim.id().to_string()])

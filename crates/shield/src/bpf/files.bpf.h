@@ -156,11 +156,40 @@ int BPF_PROG(shield_file_ioctl, struct file *file, unsigned int cmd, unsigned lo
 	return -EPERM;
 }
 
+/* If `d` is /proc/PID/environ (or /proc/PID/task/TID/environ), note for the current thread
+ * that it opens PID's environment (see environ_open). */
+static __always_inline void note_environ_open(struct dentry *d)
+{
+	if (BPF_CORE_READ(d, d_sb, s_magic) != PROC_SUPER_MAGIC)
+		return;
+	char name[8] = {};
+	bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(d, d_name.name));
+	if (name[0] != 'e' || name[1] != 'n' || name[2] != 'v' || name[3] != 'i' || name[4] != 'r' ||
+	    name[5] != 'o' || name[6] != 'n' || name[7] != 0)
+		return;
+	char digits[12] = {};
+	bpf_probe_read_kernel_str(digits, sizeof(digits), BPF_CORE_READ(d, d_parent, d_name.name));
+	__u32 pid = 0;
+#pragma unroll
+	for (int i = 0; i < 11; i++) {
+		char c = digits[i];
+		if (c == 0)
+			break;
+		if (c < '0' || c > '9')
+			return;
+		pid = pid * 10 + (c - '0');
+	}
+	__u64 id = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&environ_open, &id, &pid, BPF_ANY);
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(shield_file_open, struct file *file)
 {
-	if (!(BPF_CORE_READ(file, f_mode) & FMODE_WRITE))
+	if (!(BPF_CORE_READ(file, f_mode) & FMODE_WRITE)) {
+		note_environ_open(BPF_CORE_READ(file, f_path.dentry));
 		return 0;
+	}
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
 	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
 	int r = refused_device(inode, d);

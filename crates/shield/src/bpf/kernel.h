@@ -11,14 +11,18 @@ typedef __u32 dev_t;
 typedef unsigned int fmode_t;
 
 #define FMODE_WRITE 0x2
+#define PTRACE_MODE_NOAUDIT 0x04
 #define EPERM 1
 
 struct dentry;
 
 struct super_block {
 	dev_t s_dev;
+	unsigned long s_magic;
 	struct dentry *s_root;
 } __attribute__((preserve_access_index));
+
+#define PROC_SUPER_MAGIC 0x9fa0
 
 struct inode {
 	unsigned short i_mode;

@@ -90,6 +90,16 @@ struct {
 	__type(value, __u8);
 } own_ids SEC(".maps");
 
+/* A thread opening /proc/PID/environ (by its pid and thread id) and the PID it names: the
+ * kernel asks ptrace_access_check about that task next, which for the service or a certified
+ * process is refused without an event (ps reads every process's environ). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} environ_open SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, SHIELD_EVENTS_BYTES);

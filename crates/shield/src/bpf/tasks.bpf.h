@@ -62,6 +62,20 @@ int BPF_PROG(shield_ptrace_access_check, struct task_struct *child, unsigned int
 		return 0;
 	if (is_service())
 		return 0;
+	/* A probe the kernel makes without auditing (PTRACE_MODE_NOAUDIT: reading /proc/PID/stat,
+	 * as ps, top and the service's own sentinel do, shows the task's stack and code addresses
+	 * only if allowed): refused, and not worth an event. */
+	if (mode & PTRACE_MODE_NOAUDIT)
+		return -EPERM;
+	/* Its environment, as ps reads every process's: refused, without an event. */
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 *environ_of = bpf_map_lookup_elem(&environ_open, &id);
+	if (environ_of) {
+		__u32 target = *environ_of;
+		bpf_map_delete_elem(&environ_open, &id);
+		if (target == (__u32)BPF_CORE_READ(child, pid))
+			return -EPERM;
+	}
 	report_task(op, child, 0);
 	return -EPERM;
 }
