@@ -96,7 +96,8 @@ pub struct Backing {
 fn hide_host(mount_point: &Path) -> std::io::Result<bool> {
     let writers = match mountapi::make_read_only(mount_point) {
         Ok(()) => false,
-        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => true,
+        // (Its error names the path: the kind says EBUSY.)
+        Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy => true,
         Err(e) => return Err(e),
     };
     mountapi::detach(mount_point)?;

@@ -174,21 +174,41 @@ impl Keeper {
 /// file system for as long as the keeper lives: a drive unmounted in the host would stay busy
 /// (no fsck, no eject, no `losetup -d`, no `cryptsetup close`), and a FUSE mount (another
 /// service's guard) would not end when it is unmounted in the host.
+///
+/// Another service's kernel shield refuses unmounting its guards and what holds it up (EPERM),
+/// in every namespace, this one included: those copies stay (a guard's copy keeps nothing busy
+/// that its own service does not, and dies with that service's FUSE connection).
 fn strip_host_copies(runtime_dir: &Path) -> io::Result<()> {
-    let needed = |e: &MountEntry| {
-        runtime_dir.starts_with(&e.mount_point) || e.mount_point == Path::new("/proc")
+    let mut refused: Vec<PathBuf> = vec![];
+    let needed = |e: &MountEntry, refused: &[PathBuf]| {
+        runtime_dir.starts_with(&e.mount_point)
+            || e.mount_point == Path::new("/proc")
+            || refused.contains(&e.mount_point)
     };
     // Stacked mounts need one pass per layer; a subtree goes with its parent.
     for _ in 0..16 {
         let table = MountTable::read_from(Path::new("/proc/thread-self/mountinfo"))?;
-        let extra: Vec<&MountEntry> = table.entries.iter().filter(|e| !needed(e)).collect();
+        let extra: Vec<&MountEntry> = table
+            .entries
+            .iter()
+            .filter(|e| !needed(e, &refused))
+            .collect();
         if extra.is_empty() {
             return Ok(());
         }
         for e in extra.into_iter().rev() {
             match mountapi::detach(&e.mount_point) {
                 // Gone with its parent, or hidden under another mount: the next pass sees.
-                Err(err) if matches!(err.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => {}
+                // (The error carries its path: its kind, not its raw number, says which.)
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::InvalidInput | io::ErrorKind::NotFound
+                    ) => {}
+                // Another service's shield holds it.
+                Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+                    refused.push(e.mount_point.clone())
+                }
                 other => other?,
             }
         }
@@ -196,7 +216,7 @@ fn strip_host_copies(runtime_dir: &Path) -> io::Result<()> {
     let left: Vec<PathBuf> = MountTable::read_from(Path::new("/proc/thread-self/mountinfo"))?
         .entries
         .into_iter()
-        .filter(|e| !needed(e))
+        .filter(|e| !needed(e, &refused))
         .map(|e| e.mount_point)
         .collect();
     Err(io::Error::other(format!(
