@@ -81,10 +81,13 @@ pub struct shield_service {
     pub start_ticks: __u64,
     pub pins_dev: __u32,
     pub held_names: __u32,
+    pub mount_ns: __u32,
+    pub _pad: __u32,
+    pub object_id: __u64,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of shield_service"][::std::mem::size_of::<shield_service>() - 24usize];
+    ["Size of shield_service"][::std::mem::size_of::<shield_service>() - 40usize];
     ["Alignment of shield_service"][::std::mem::align_of::<shield_service>() - 8usize];
     ["Offset of field: shield_service::tgid"]
         [::std::mem::offset_of!(shield_service, tgid) - 0usize];
@@ -96,6 +99,12 @@ const _: () = {
         [::std::mem::offset_of!(shield_service, pins_dev) - 16usize];
     ["Offset of field: shield_service::held_names"]
         [::std::mem::offset_of!(shield_service, held_names) - 20usize];
+    ["Offset of field: shield_service::mount_ns"]
+        [::std::mem::offset_of!(shield_service, mount_ns) - 24usize];
+    ["Offset of field: shield_service::_pad"]
+        [::std::mem::offset_of!(shield_service, _pad) - 28usize];
+    ["Offset of field: shield_service::object_id"]
+        [::std::mem::offset_of!(shield_service, object_id) - 32usize];
 };
 pub mod shield_op {
     #[allow(unused_imports)]
@@ -122,6 +131,7 @@ pub mod shield_op {
     pub const SHIELD_OP_EXEC_TRACED: Type = 19;
     pub const SHIELD_OP_BPF_LOAD: Type = 20;
     pub const SHIELD_OP_SETATTR: Type = 21;
+    pub const SHIELD_OP_MOVE_MOUNT: Type = 22;
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]

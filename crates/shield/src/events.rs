@@ -44,6 +44,9 @@ pub enum Refused {
     /// Loading a BPF program that could overrule the shield (`target`: its program type,
     /// `signal`: its expected attach type).
     BpfLoad,
+    /// In the namespace the guards are mounted in: a mount moved (`mount --move`), the root
+    /// pivoted, or a mount with mounts beneath it unmounted (it would take a guard along).
+    MoveMount,
 }
 
 impl Refused {
@@ -70,6 +73,7 @@ impl Refused {
             shield_op::SHIELD_OP_PTRACE_CERTIFIED => Refused::PtraceCertified,
             shield_op::SHIELD_OP_EXEC_TRACED => Refused::ExecTraced,
             shield_op::SHIELD_OP_BPF_LOAD => Refused::BpfLoad,
+            shield_op::SHIELD_OP_MOVE_MOUNT => Refused::MoveMount,
             _ => return None,
         })
     }

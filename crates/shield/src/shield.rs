@@ -25,6 +25,15 @@ unsafe impl aya::Pod for shield_name {}
 /// The shield's object, as built by `build-bpf.sh`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!("bpf/shield.bpf.o");
 
+/// Which build of the programs this is (FNV-1a of the object), recorded in the service map so
+/// that a service of another build replaces pinned programs instead of taking them over (the
+/// same pin names with other programs or maps behind them).
+pub fn object_id() -> u64 {
+    OBJECT.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Each program and the LSM hook it attaches to.
 const PROGRAMS: &[(&str, &str)] = &[
     ("shield_file_open", "file_open"),
@@ -48,6 +57,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("shield_sb_mount", "sb_mount"),
     ("shield_move_mount", "move_mount"),
     ("shield_sb_umount", "sb_umount"),
+    ("shield_sb_pivotroot", "sb_pivotroot"),
     ("shield_ptrace_access_check", "ptrace_access_check"),
     ("shield_bprm_creds_for_exec", "bprm_creds_for_exec"),
     ("shield_bprm_check_security", "bprm_check_security"),
@@ -121,6 +131,10 @@ pub struct Shield {
     admin_locked: bool,
     /// How many names `held_name` holds (the programs read names only when some).
     held_names: u32,
+    /// How many guards `guard_sb` holds, and the service's mount namespace (its inode number):
+    /// while it has guards, there nobody else moves mounts (see shield.h).
+    guards: u32,
+    mount_ns: u32,
     /// Its refusals, until [`Shield::refusals`] hands them out.
     refusals: Option<Refusals>,
     /// Where it is pinned, if it is.
@@ -345,6 +359,16 @@ impl Shield {
                 .and_then(|d| Map::from_map_data(d).ok())
         });
         let mut shield = Shield::from_maps(maps, Some(dir.to_path_buf()))?;
+        // Only pins of this very build: the same names may hold another build's programs.
+        let pinned = shield.service.get(&0, 0).map_err(load_error)?;
+        if pinned.object_id != object_id() {
+            return Err(ShieldError::Load(format!(
+                "the pins in {} are of another build ({:016x}, this one {:016x})",
+                dir.display(),
+                pinned.object_id,
+                object_id()
+            )));
+        }
         // The links' pins, held open by this process as by its predecessor.
         for (name, _) in programs() {
             let pin = dir.join(format!("link_{name}"));
@@ -364,15 +388,18 @@ impl Shield {
         let held_name: HashMap<MapData, shield_name, u8> =
             HashMap::try_from(names.ok_or(ShieldError::MissingMap("held_name"))?)
                 .map_err(load_error)?;
-        // Taken over: as many held names as its predecessor left.
+        // Taken over: as many held names and guards as its predecessor left.
         let held_names = held_name.keys().filter(|k| k.is_ok()).count() as u32;
+        let guard_sb: HashMap<MapData, u32, u8> =
+            HashMap::try_from(guard.ok_or(ShieldError::MissingMap("guard_sb"))?)
+                .map_err(load_error)?;
+        let guards = guard_sb.keys().filter(|k| k.is_ok()).count() as u32;
         Ok(Shield {
             _ebpf: None,
             _links: vec![],
             protected_sb: HashMap::try_from(sb.ok_or(ShieldError::MissingMap("protected_sb"))?)
                 .map_err(load_error)?,
-            guard_sb: HashMap::try_from(guard.ok_or(ShieldError::MissingMap("guard_sb"))?)
-                .map_err(load_error)?,
+            guard_sb,
             protected_dev: HashMap::try_from(dev.ok_or(ShieldError::MissingMap("protected_dev"))?)
                 .map_err(load_error)?,
             protected_inode: HashMap::try_from(
@@ -395,6 +422,8 @@ impl Shield {
                 .map_err(load_error)?,
             _pinned_links: vec![],
             pins_dev: 0,
+            guards,
+            mount_ns: 0,
             task: Task {
                 tgid: 0,
                 start_ticks: 0,
@@ -409,7 +438,10 @@ impl Shield {
     }
 
     fn set_service(&mut self, task: Task) -> Result<(), ShieldError> {
+        use std::os::unix::fs::MetadataExt;
         self.task = task;
+        // Its mount namespace's inode number is what the programs compare (ns_common.inum).
+        self.mount_ns = std::fs::metadata(format!("/proc/{}/ns/mnt", task.tgid))?.ino() as u32;
         self.write_service()
     }
 
@@ -420,6 +452,9 @@ impl Shield {
             start_ticks: self.task.start_ticks,
             pins_dev: self.pins_dev,
             held_names: self.held_names,
+            mount_ns: if self.guards > 0 { self.mount_ns } else { 0 },
+            _pad: 0,
+            object_id: object_id(),
         };
         self.service.set(0, value, 0).map_err(load_error)
     }
@@ -464,12 +499,38 @@ impl Shield {
     /// Shield the guard whose superblock device is `dev`: nobody but the service may mount on
     /// or inside it, unmount it or move it (changes through it stay the guard's to decide).
     pub fn protect_guard(&mut self, dev: u32) -> Result<(), ShieldError> {
-        self.guard_sb.insert(dev, 1, 0).map_err(load_error)
+        self.guard_sb.insert(dev, 1, 0).map_err(load_error)?;
+        self.count_guards()
+    }
+
+    /// The devices shielded as protected volumes' superblocks, and those beneath them (block
+    /// devices only), as the programs hold them now (a predecessor's included).
+    pub fn shielded_block_devices(&self) -> (Vec<u32>, Vec<u32>) {
+        let sb = self.protected_sb.keys().flatten().collect();
+        let beneath = self
+            .protected_dev
+            .keys()
+            .flatten()
+            .filter(|d| d & crate::bindings::SHIELD_CHAR_DEV == 0)
+            .collect();
+        (sb, beneath)
     }
 
     /// Stop shielding the guard whose superblock device is `dev`.
     pub fn release_guard(&mut self, dev: u32) -> Result<(), ShieldError> {
-        removed(self.guard_sb.remove(&dev))
+        removed(self.guard_sb.remove(&dev))?;
+        self.count_guards()
+    }
+
+    /// Count the guards again; the mount namespace rule holds while there is one.
+    fn count_guards(&mut self) -> Result<(), ShieldError> {
+        let guards = self.guard_sb.keys().filter(|k| k.is_ok()).count() as u32;
+        if (guards > 0) != (self.guards > 0) {
+            self.guards = guards;
+            return self.write_service();
+        }
+        self.guards = guards;
+        Ok(())
     }
 
     /// Shield the block device `dev` (kernel encoding) beneath a protected volume that is not

@@ -360,7 +360,9 @@ impl KernelShield {
             .with_context(|| format!("mounting a bpf file system on {}", dir.display()))?;
         }
         let task = Task::current().context("the service's own process")?;
-        Ok(Shield::load_pinned(task, &dir)?)
+        let mut shield = Shield::load_pinned(task, &dir)?;
+        release_emptied_devices(&mut shield)?;
+        Ok(shield)
     }
 
     /// Nobody but the service may unmount the mount rooted at `path`, rename or remove it (the
@@ -593,6 +595,9 @@ impl KernelShield {
             }
             (_, Refused::ExecTraced) => r.path.trim_start_matches("…/").to_string(),
             (_, Refused::BpfLoad) => "bpf(BPF_PROG_LOAD)".to_string(),
+            // Where the mount was to go, or the mount point unmounted (on whichever file
+            // system holds it).
+            (_, Refused::MoveMount) => r.path.clone(),
             (_, Refused::Undo) => match r.signal {
                 1 => format!("BPF program id {}", r.target),
                 2 => format!("BPF map id {}", r.target),
@@ -666,6 +671,12 @@ impl KernelShield {
                  volume is the service's alone (`imageguard unprotect` or `eject`)",
                 r.uid
             ),
+            Refused::MoveMount => format!(
+                "by the kernel shield (uid {}): where the guards are mounted, moving a mount \
+                 (mount --move), pivoting the root, or unmounting a mount with mounts beneath \
+                 it (it would take a guard along) is the service's alone",
+                r.uid
+            ),
             _ if cover.is_none() => format!(
                 "by the kernel shield (uid {}): with the admin lock set, imageguard's program, \
                  configuration, units (and their names in systemd's folders) and state are the \
@@ -713,6 +724,39 @@ impl KernelShield {
     }
 }
 
+/// Let go of the block devices a predecessor shielded that hold nothing now (their size 0: a
+/// loop device detached after its service was killed, a drive whose medium is gone): whatever
+/// takes the number next (the next `losetup -f`) is another device, and would stay unwritable.
+/// A device that vanished altogether stays shielded (it may come back with its backups).
+fn release_emptied_devices(shield: &mut Shield) -> Result<()> {
+    let empty = |dev: u32| {
+        std::fs::read_to_string(format!(
+            "/sys/dev/block/{}:{}/size",
+            dev >> 20,
+            dev & 0xfffff
+        ))
+        .is_ok_and(|s| s.trim() == "0")
+    };
+    let (sb, beneath) = shield.shielded_block_devices();
+    for dev in sb.into_iter().filter(|&d| d >> 20 != 0 && empty(d)) {
+        log::info!(
+            "kernel shield: device {}:{} holds nothing now: let go",
+            dev >> 20,
+            dev & 0xfffff
+        );
+        shield.release(dev)?;
+    }
+    for dev in beneath.into_iter().filter(|&d| empty(d)) {
+        log::info!(
+            "kernel shield: device {}:{} holds nothing now: let go",
+            dev >> 20,
+            dev & 0xfffff
+        );
+        shield.release_device(dev)?;
+    }
+    Ok(())
+}
+
 /// The policy's name for what the shield refused (none for reaching into the service).
 fn operation_of(what: Refused) -> Option<Operation> {
     Some(match what {
@@ -733,7 +777,8 @@ fn operation_of(what: Refused) -> Option<Operation> {
         | Refused::Unmount
         | Refused::PtraceCertified
         | Refused::ExecTraced
-        | Refused::BpfLoad => return None,
+        | Refused::BpfLoad
+        | Refused::MoveMount => return None,
     })
 }
 

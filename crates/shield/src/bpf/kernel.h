@@ -62,6 +62,31 @@ struct file {
 	fmode_t f_mode;
 } __attribute__((preserve_access_index));
 
+struct list_head {
+	struct list_head *next;
+} __attribute__((preserve_access_index));
+
+/* The kernel's own record of a mount (fs/mount.h), of which struct vfsmount is a member. */
+struct mount {
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+	struct list_head mnt_mounts;
+} __attribute__((preserve_access_index));
+
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct mnt_namespace {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+struct nsproxy {
+	struct mnt_namespace *mnt_ns;
+} __attribute__((preserve_access_index));
+
+#define MS_MOVE 8192
+
 struct mm_struct {
 	struct file *exe_file;
 } __attribute__((preserve_access_index));
@@ -74,6 +99,7 @@ struct task_struct {
 	struct task_struct *real_parent;
 	struct task_struct *group_leader;
 	struct mm_struct *mm;
+	struct nsproxy *nsproxy;
 	__u64 start_boottime;
 } __attribute__((preserve_access_index));
 

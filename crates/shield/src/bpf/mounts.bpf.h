@@ -12,8 +12,13 @@
  *   clone of one made with open_tree, attached elsewhere);
  * - sb_umount: unmounting a guard or a backing (umount -l included), or what holds the shield
  *   itself up (its pins' file system, the runtime directory's mount, the keeper's pin).
- * mount(2) with MS_MOVE names its source by a path the hook does not resolve: moving a guard
- * away that way is healed by the service (it mounts a new guard at once), not refused. */
+ * mount(2) with MS_MOVE names its source by a path the hook cannot resolve, and a lazy unmount
+ * or a moved parent takes the guard along without a hook of its own: in the namespace the
+ * guards are mounted in (the service's, where backup programs see them), nobody else moves a
+ * mount with mount(2), pivots the root (sb_pivotroot), or unmounts a mount that has mounts
+ * beneath it (a non-lazy unmount of one fails with EBUSY anyway). Other namespaces (a systemd
+ * unit's, a container's) hold copies of the guards and do as they please with them: what they
+ * see is theirs alone. */
 #ifndef IMAGEGUARD_MOUNTS_BPF_H
 #define IMAGEGUARD_MOUNTS_BPF_H
 
@@ -57,6 +62,44 @@ static __always_inline int refused_mount_on(struct dentry *d)
 	return -EPERM;
 }
 
+/* Whether the current task lives in the namespace the guards are mounted in (none: no). */
+static __always_inline int in_guards_ns(void)
+{
+	__u32 zero = 0;
+	struct shield_service *s = bpf_map_lookup_elem(&service, &zero);
+	if (!s || !s->mount_ns)
+		return 0;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum) == s->mount_ns;
+}
+
+/* The kernel's record of the mount `mnt` (the struct mount it is a member of). */
+static __always_inline struct mount *mount_of(struct vfsmount *mnt)
+{
+	return (void *)mnt - bpf_core_field_offset(struct mount, mnt);
+}
+
+/* Whether the mount `mnt` has mounts beneath it (its kernel record's list of children is not
+ * empty). */
+static __always_inline int has_submounts(struct vfsmount *mnt)
+{
+	struct mount *m = mount_of(mnt);
+	void *head = (void *)m + bpf_core_field_offset(struct mount, mnt_mounts);
+	struct list_head *next = 0;
+	if (bpf_probe_read_kernel(&next, sizeof(next), head))
+		return 0;
+	return (void *)next != head;
+}
+
+/* Refuse, in the guards' namespace, what would move or take a guard along with another mount. */
+static __always_inline int refused_in_guards_ns(struct dentry *d)
+{
+	if (!in_guards_ns() || is_service())
+		return 0;
+	report(SHIELD_OP_MOVE_MOUNT, BPF_CORE_READ(d, d_sb, s_dev), d);
+	return -EPERM;
+}
+
 SEC("lsm/sb_kern_mount")
 int BPF_PROG(shield_sb_kern_mount, struct super_block *sb)
 {
@@ -71,7 +114,18 @@ SEC("lsm/sb_mount")
 int BPF_PROG(shield_sb_mount, const char *dev_name, const struct path *path, const char *type,
 	     unsigned long flags, void *data)
 {
+	if (flags & MS_MOVE) {
+		int r = refused_in_guards_ns(BPF_CORE_READ(path, dentry));
+		if (r)
+			return r;
+	}
 	return refused_mount_on(BPF_CORE_READ(path, dentry));
+}
+
+SEC("lsm/sb_pivotroot")
+int BPF_PROG(shield_sb_pivotroot, const struct path *old_path, const struct path *new_path)
+{
+	return refused_in_guards_ns(BPF_CORE_READ(new_path, dentry));
 }
 
 SEC("lsm/move_mount")
@@ -97,6 +151,12 @@ int BPF_PROG(shield_sb_umount, struct vfsmount *mnt, int flags)
 	if (holds_shield(sb, root) && !is_service()) {
 		report(SHIELD_OP_UNMOUNT, BPF_CORE_READ(sb, s_dev), root);
 		return -EPERM;
+	}
+	if (has_submounts(mnt)) {
+		/* Reported by its mount point, as umount names it. */
+		int r = refused_in_guards_ns(BPF_CORE_READ(mount_of(mnt), mnt_mountpoint));
+		if (r)
+			return r;
 	}
 	return refused_mount(SHIELD_OP_UNMOUNT, sb, root);
 }

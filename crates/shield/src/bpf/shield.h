@@ -104,6 +104,15 @@ struct shield_service {
 	__u32 pins_dev;
 	/* How many names held_name holds (0: the file hooks need not read names). */
 	__u32 held_names;
+	/* The mount namespace the service mounts its guards in (its inode number, as
+	 * /proc/PID/ns/mnt shows it; 0 while it has no guard): there nobody else moves a mount
+	 * (mount --move), pivots the root, or unmounts a mount that has mounts beneath it
+	 * (umount -l of a guard's parent would take the guard with it). */
+	__u32 mount_ns;
+	__u32 _pad;
+	/* Which build of the programs the pins hold (the service's hash of its object): a service
+	 * of another build replaces them instead of taking them over. */
+	__u64 object_id;
 };
 
 /* Nanoseconds per clock tick (USER_HZ = 100 on every architecture the shield builds for). */
@@ -142,6 +151,9 @@ enum shield_op {
 	SHIELD_OP_BPF_LOAD = 20,
 	/* Any other change of a file's attributes (its times: utimes, touch -d). */
 	SHIELD_OP_SETATTR = 21,
+	/* In the namespace the guards are mounted in: a mount moved (mount --move), the root
+	 * pivoted, or a mount with mounts beneath it unmounted. */
+	SHIELD_OP_MOVE_MOUNT = 22,
 };
 
 
