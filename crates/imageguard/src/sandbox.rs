@@ -338,11 +338,44 @@ impl Sandbox {
     }
 }
 
-impl Drop for Sandbox {
-    fn drop(&mut self) {
+impl Sandbox {
+    /// Whether a kernel shield is still pinned under the runtime directory (its bpf file
+    /// system mounted there) though no service of this sandbox runs: a killed service leaves
+    /// it refusing (fail closed), a device number of its volume included.
+    fn shield_left_pinned(&self) -> bool {
+        let pins = self.path().join("run/shield");
+        MountTable::read()
+            .map(|t| t.at(&pins).is_some_and(|e| e.fstype == "bpf"))
+            .unwrap_or(false)
+    }
+
+    /// Stop the service, and when it leaves a kernel shield pinned behind (killed, or stopped
+    /// while the admin lock was set), start it once more so that it takes the shield over and
+    /// lets it go in a clean stop (with the admin passphrase when one was left for the
+    /// sandbox). A retention lock in force keeps it: nothing may let go of that.
+    fn stop_and_let_go(&mut self) {
         if self.stop_service().is_err() {
             self.kill_service();
         }
+        if self.service.is_some() || !self.shield_left_pinned() || self.start_service().is_err() {
+            return;
+        }
+        let passphrase = self.admin_passphrase_file();
+        if passphrase.exists() {
+            let _ = self.imageguard(&["--passphrase-file", &passphrase.to_string_lossy(), "stop"]);
+            if self.wait_service(Duration::from_secs(30)).is_ok() {
+                return;
+            }
+        }
+        if self.stop_service().is_err() {
+            self.kill_service();
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop_and_let_go();
         self.unmount_all();
         if let Some(dev) = self.loop_device.take() {
             for _ in 0..50 {

@@ -181,14 +181,29 @@ fn the_sentinel_answers_callers_of_a_stopped_guard() {
 }
 
 /// `umount -l` of the guard in the host namespace: the mount point shows an empty folder, and
-/// the watchdog puts the guard back within a fraction of a second.
+/// the watchdog puts the guard back within a fraction of a second. With the kernel shield the
+/// unmount itself is refused, and the guard stays.
 #[test]
 fn an_unmounted_guard_is_mounted_again() {
     let sb = protected(64);
     let f = sb.mnt.join("nightly.mrimg");
     write_pattern(&f, 4096, 3);
     let before = hashes(&sb.mnt);
-    assert_ok("umount -l", &sh(&format!("umount -l {}", sb.mnt.display())));
+    let umount = sh(&format!("umount -l {}", sb.mnt.display()));
+    if kernel_shield_on(&sb) {
+        assert!(
+            !umount.status.success(),
+            "umount -l under the kernel shield"
+        );
+        assert_eq!(fstype_at(&sb.mnt).as_deref(), Some("fuse.imageguard"));
+        assert_eq!(hashes(&sb.mnt), before);
+        assert_eperm(
+            "delete under the guard",
+            &sh(&format!("rm {}", f.display())),
+        );
+        return;
+    }
+    assert_ok("umount -l", &umount);
     wait_until("the guard to come back", Duration::from_secs(5), || {
         fstype_at(&sb.mnt).as_deref() == Some("fuse.imageguard") && f.exists()
     });

@@ -707,8 +707,60 @@ fn a_folder_through_the_service(sb: &Sandbox) {
         "child: a file that is no backup written in the folder through its guard (the control)",
         &child(&format!("echo hello > '{f}/notes.txt'")),
     );
+    // The folder's guard sits on the larger volume's mount: in the namespace the guards are
+    // mounted in, nobody but the service takes it along (umount -l of that mount, a move of
+    // it) or pivots the root; in another namespace, its copies are that namespace's own (the
+    // controls).
+    let l = larger.display().to_string();
+    let elsewhere = sb.path().join("moved-larger");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let e = elsewhere.display().to_string();
+    let new_root = sb.path().join("new-root");
+    std::fs::create_dir_all(&new_root).unwrap();
+    let n = new_root.display().to_string();
+    assert_ok(
+        "child: umount -l of the guard's parent mount in another namespace (the control)",
+        &child(&format!("unshare -m sh -c \"umount -l '{l}'\"")),
+    );
+    assert_ok(
+        "child: mount --move of it in another namespace (the control)",
+        &child(&format!("unshare -m sh -c \"mount --move '{l}' '{e}'\"")),
+    );
+    assert_ok(
+        "child: pivot_root in another namespace (the control)",
+        &child(&format!(
+            "unshare -m sh -c \"mount -t tmpfs none '{n}' && mkdir '{n}/old' && \
+             pivot_root '{n}' '{n}/old'\""
+        )),
+    );
+    assert_refused(
+        "child: umount -l of the mount the folder's guard sits on",
+        &child(&format!("umount -l '{l}'")),
+    );
+    assert_refused(
+        "child: mount --move of it",
+        &child(&format!("mount --move '{l}' '{e}'")),
+    );
+    assert_refused(
+        "child: mount --move of the volume's guard",
+        &child(&format!("mount --move '{}' '{e}'", sb.mnt.display())),
+    );
+    assert_refused(
+        "child: pivot_root where the guards are mounted",
+        &child(&format!("mkdir -p '{b}/old' && pivot_root '{b}' '{b}/old'")),
+    );
+    assert_ok(
+        "child: write through the folder's guard after them (the control)",
+        &child(&format!("echo again >> '{f}/notes.txt'")),
+    );
     assert_eq!(std::fs::read(&backup).unwrap(), before, "every byte intact");
     let evs = events(sb);
+    assert!(
+        evs.iter()
+            .any(|e| e.id == 320 && e.message.contains("moving a mount (mount --move)")),
+        "the moves logged: {:#?}",
+        evs.iter().filter(|e| e.id == 320).collect::<Vec<_>>()
+    );
     assert!(
         evs.iter().any(|e| e.id == 320
             && e.message.contains("kernel shield")

@@ -37,6 +37,21 @@ pub fn protected(size_mib: u64) -> Sandbox {
     sb
 }
 
+/// `imageguard status --json` of `sb`'s service (null when it did not answer).
+pub fn status(sb: &Sandbox) -> serde_json::Value {
+    sb.imageguard(&["status", "--json"])
+        .ok()
+        .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+        .unwrap_or_default()
+}
+
+/// Whether `sb`'s service runs the kernel shield (a kernel with the bpf LSM: the VM's).
+pub fn kernel_shield_on(sb: &Sandbox) -> bool {
+    status(sb)["kernel_shield"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("on"))
+}
+
 /// A command with the environment a backup job would have (no cargo-injected LD_LIBRARY_PATH).
 pub fn clean(cmd: &mut Command) -> &mut Command {
     cmd.env_remove("LD_LIBRARY_PATH").env_remove("LD_PRELOAD")
