@@ -272,8 +272,11 @@ fn a_full_volume_answers_enospc_and_recovers() {
         "{}",
         stderr(&out)
     );
+    // coreutils' echo, not the shell's: dash words every write error of a builtin as "I/O
+    // error", ENOSPC included (on a volume filled to its last block, as without kernel
+    // passthrough, the two bytes already fail).
     let more = sh(&format!(
-        "echo x > {m}/more.txt && head -c 1M /dev/zero >> {m}/more.txt"
+        "/bin/echo x > {m}/more.txt && head -c 1M /dev/zero >> {m}/more.txt"
     ));
     assert!(
         stderr(&more).contains("No space left on device"),
@@ -398,10 +401,14 @@ fn a_storm_of_denials_keeps_the_service_responsive_and_counts_every_one() {
         polls >= 3,
         "the storm ended before status was asked ({polls})"
     );
-    assert!(
-        worst < Duration::from_secs(1),
-        "status took {worst:?} during the storm"
-    );
+    // Under emulation (the suites in a VM, `imageguard::vm`) every step is many times slower:
+    // the bound is scaled, not dropped.
+    let bound = if std::env::var_os(imageguard::vm::IN_VM).is_some() {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_secs(1)
+    };
+    assert!(worst < bound, "status took {worst:?} during the storm");
     assert!(
         peak_rss < rss_before + 64 * 1024,
         "service memory grew from {rss_before} KiB to {peak_rss} KiB"

@@ -376,7 +376,7 @@ const MOUNT_CHANGE_GAP: std::time::Duration = std::time::Duration::from_millis(1
 /// administrator or by the kernel's request timeout) is reported (510) and mounted again from
 /// the keeper; a second mount of a protected device is detached. It looks every quarter of a
 /// second and at once when the mount table changes (POLLPRI on /proc/self/mountinfo), so a
-/// guard moved away (the one mount change the kernel shield cannot refuse) is replaced within
+/// guard moved away (without the kernel shield, which refuses the move) is replaced within
 /// milliseconds.
 fn watch_guards(service: Arc<Service>) -> Result<()> {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
