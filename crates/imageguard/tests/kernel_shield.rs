@@ -745,6 +745,29 @@ fn a_folder_through_the_service(sb: &Sandbox) {
         "child: mount --move of the volume's guard",
         &child(&format!("mount --move '{}' '{e}'", sb.mnt.display())),
     );
+    let beside = larger.join("beside");
+    std::fs::create_dir_all(&beside).unwrap();
+    assert_ok(
+        "child: a tmpfs on a folder with no mount beneath it (the control)",
+        &child(&format!(
+            "mount -t tmpfs none '{d}' && umount '{d}'",
+            d = beside.display()
+        )),
+    );
+    assert_ok(
+        "child: a tmpfs over the guard's parent folder in another namespace (the control)",
+        &child(&format!(
+            "unshare -m sh -c \"mount -t tmpfs none '{l}/srv'\""
+        )),
+    );
+    assert_refused(
+        "child: a tmpfs over the folder the guard's mount point is in (it would hide the guard)",
+        &child(&format!("mount -t tmpfs none '{l}/srv'")),
+    );
+    assert_refused(
+        "child: a bind mount over the mount the guard sits on",
+        &child(&format!("mount --bind '{}' '{l}'", beside.display())),
+    );
     assert_refused(
         "child: pivot_root where the guards are mounted",
         &child(&format!("mkdir -p '{b}/old' && pivot_root '{b}' '{b}/old'")),

@@ -673,8 +673,9 @@ impl KernelShield {
             ),
             Refused::MoveMount => format!(
                 "by the kernel shield (uid {}): where the guards are mounted, moving a mount \
-                 (mount --move), pivoting the root, or unmounting a mount with mounts beneath \
-                 it (it would take a guard along) is the service's alone",
+                 (mount --move), pivoting the root, unmounting a mount with mounts beneath it \
+                 (it would take a guard along), or mounting where mounts would be hidden \
+                 beneath is the service's alone",
                 r.uid
             ),
             _ if cover.is_none() => format!(

@@ -71,6 +71,7 @@ struct mount {
 	struct dentry *mnt_mountpoint;
 	struct vfsmount mnt;
 	struct list_head mnt_mounts;
+	struct list_head mnt_child;
 } __attribute__((preserve_access_index));
 
 struct ns_common {
@@ -85,7 +86,12 @@ struct nsproxy {
 	struct mnt_namespace *mnt_ns;
 } __attribute__((preserve_access_index));
 
+#define MS_REMOUNT 32
 #define MS_MOVE 8192
+#define MS_UNBINDABLE (1 << 17)
+#define MS_PRIVATE (1 << 18)
+#define MS_SLAVE (1 << 19)
+#define MS_SHARED (1 << 20)
 
 struct mm_struct {
 	struct file *exe_file;

@@ -15,8 +15,9 @@
  * mount(2) with MS_MOVE names its source by a path the hook cannot resolve, and a lazy unmount
  * or a moved parent takes the guard along without a hook of its own: in the namespace the
  * guards are mounted in (the service's, where backup programs see them), nobody else moves a
- * mount with mount(2), pivots the root (sb_pivotroot), or unmounts a mount that has mounts
- * beneath it (a non-lazy unmount of one fails with EBUSY anyway). Other namespaces (a systemd
+ * mount with mount(2), pivots the root (sb_pivotroot), unmounts a mount that has mounts
+ * beneath it (a non-lazy unmount of one fails with EBUSY anyway), or mounts anything where it
+ * would hide mounts beneath (over a guard's parent folder or the mount a guard sits on). Other namespaces (a systemd
  * unit's, a container's) hold copies of the guards and do as they please with them: what they
  * see is theirs alone. */
 #ifndef IMAGEGUARD_MOUNTS_BPF_H
@@ -91,6 +92,60 @@ static __always_inline int has_submounts(struct vfsmount *mnt)
 	return (void *)next != head;
 }
 
+/* How many of a mount's children, and how many parents of each one's mount point, the hiding
+ * check follows (a mount point deeper than that below its parent's root is not seen). */
+#define SHIELD_MAX_CHILDREN 1024
+#define SHIELD_HIDE_DEPTH 16
+
+struct hide_walk {
+	struct list_head *pos;
+	void *head;
+	struct dentry *target;
+	struct dentry *root;
+	int hides;
+};
+
+/* One child mount of the walk: whether its mount point is the target or below it. */
+static long hide_walk_step(__u64 i, void *ctx)
+{
+	struct hide_walk *w = ctx;
+	if (!w->pos || (void *)w->pos == w->head)
+		return 1;
+	struct mount *c = (void *)w->pos - bpf_core_field_offset(struct mount, mnt_child);
+	struct dentry *d = BPF_CORE_READ(c, mnt_mountpoint);
+	/* A bounded loop (the verifier follows it). */
+	for (int j = 0; j < SHIELD_HIDE_DEPTH; j++) {
+		if (!d)
+			break;
+		if (d == w->target) {
+			w->hides = 1;
+			return 1;
+		}
+		struct dentry *up = BPF_CORE_READ(d, d_parent);
+		if (d == w->root || up == d)
+			break;
+		d = up;
+	}
+	struct list_head *next = 0;
+	bpf_probe_read_kernel(&next, sizeof(next), w->pos);
+	w->pos = next;
+	return 0;
+}
+
+/* Whether a mount onto `d` of the mount `mnt` would hide mounts beneath it (`d` is the mount
+ * point of one of its children, or a folder above one): a guard hidden that way, or the mount
+ * a guard sits on, leaves its mount point leading elsewhere (new backups land there). */
+static __always_inline int hides_mounts(struct vfsmount *mnt, struct dentry *d)
+{
+	struct mount *m = mount_of(mnt);
+	void *head = (void *)m + bpf_core_field_offset(struct mount, mnt_mounts);
+	struct hide_walk w = { .head = head, .target = d, .root = BPF_CORE_READ(mnt, mnt_root) };
+	if (bpf_probe_read_kernel(&w.pos, sizeof(w.pos), head))
+		return 0;
+	bpf_loop(SHIELD_MAX_CHILDREN, hide_walk_step, &w, 0);
+	return w.hides;
+}
+
 /* Refuse, in the guards' namespace, what would move or take a guard along with another mount. */
 static __always_inline int refused_in_guards_ns(struct dentry *d)
 {
@@ -114,12 +169,20 @@ SEC("lsm/sb_mount")
 int BPF_PROG(shield_sb_mount, const char *dev_name, const struct path *path, const char *type,
 	     unsigned long flags, void *data)
 {
+	struct dentry *d = BPF_CORE_READ(path, dentry);
 	if (flags & MS_MOVE) {
-		int r = refused_in_guards_ns(BPF_CORE_READ(path, dentry));
+		int r = refused_in_guards_ns(d);
 		if (r)
 			return r;
 	}
-	return refused_mount_on(BPF_CORE_READ(path, dentry));
+	/* A new mount there (not a remount or a propagation change of what is there already). */
+	int mounts = !(flags & (MS_REMOUNT | MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE));
+	if (mounts && in_guards_ns() && hides_mounts(BPF_CORE_READ(path, mnt), d)) {
+		int r = refused_in_guards_ns(d);
+		if (r)
+			return r;
+	}
+	return refused_mount_on(d);
 }
 
 SEC("lsm/sb_pivotroot")
@@ -140,7 +203,13 @@ int BPF_PROG(shield_move_mount, const struct path *from_path, const struct path 
 	int r = refused_mount(SHIELD_OP_UNMOUNT, from, BPF_CORE_READ(from_path, dentry));
 	if (r)
 		return r;
-	return refused_mount_on(BPF_CORE_READ(to_path, dentry));
+	struct dentry *to = BPF_CORE_READ(to_path, dentry);
+	if (in_guards_ns() && hides_mounts(BPF_CORE_READ(to_path, mnt), to)) {
+		r = refused_in_guards_ns(to);
+		if (r)
+			return r;
+	}
+	return refused_mount_on(to);
 }
 
 SEC("lsm/sb_umount")

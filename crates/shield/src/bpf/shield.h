@@ -152,7 +152,7 @@ enum shield_op {
 	/* Any other change of a file's attributes (its times: utimes, touch -d). */
 	SHIELD_OP_SETATTR = 21,
 	/* In the namespace the guards are mounted in: a mount moved (mount --move), the root
-	 * pivoted, or a mount with mounts beneath it unmounted. */
+	 * pivoted, a mount with mounts beneath it unmounted, or a mount that would hide mounts. */
 	SHIELD_OP_MOVE_MOUNT = 22,
 };
 
