@@ -373,8 +373,43 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// In a VM (`imageguard::vm`), a sandbox dropped by a failing test leaves its service's log
+    /// and event store in the shared folder (`sandbox-<name>/`), since its own folder dies with
+    /// the VM's tmpfs.
+    fn keep_evidence(&self) {
+        let Some(shared) = std::env::var_os(crate::vm::IN_VM) else {
+            return;
+        };
+        if !std::thread::panicking() {
+            return;
+        }
+        let name = self
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let to = Path::new(&shared).join(format!("sandbox-{name}"));
+        if std::fs::create_dir_all(&to).is_err() {
+            return;
+        }
+        for f in [
+            "service.log",
+            "state/events.db",
+            "state/events.db-wal",
+            "imageguard.toml",
+        ] {
+            let from = self.path().join(f);
+            if from.exists() {
+                let _ = std::fs::copy(&from, to.join(f.replace('/', "_")));
+            }
+        }
+    }
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        self.keep_evidence();
         self.stop_and_let_go();
         self.unmount_all();
         if let Some(dev) = self.loop_device.take() {
