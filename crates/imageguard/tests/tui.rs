@@ -140,4 +140,12 @@ fn the_console_shows_and_changes_the_service_and_is_read_only_for_others() {
     );
     s2.keys(&["4"]);
     s2.wait_for(&["320"]);
+    // Ended with `q`, as the first: a console whose terminal goes away (tmux's session
+    // killed) under runuser is left running.
+    s2.keys(&["q"]);
+    wait_until("q did not end the read-only console", || {
+        !tmux(&["has-session", "-t", &format!("{name}-nobody")])
+            .status
+            .success()
+    });
 }
