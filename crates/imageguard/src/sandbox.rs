@@ -371,9 +371,7 @@ impl Sandbox {
             self.kill_service();
         }
     }
-}
 
-impl Sandbox {
     /// In a VM (`imageguard::vm`), a sandbox dropped by a failing test leaves its service's log
     /// and event store in the shared folder (`sandbox-<name>/`), since its own folder dies with
     /// the VM's tmpfs.

@@ -209,8 +209,7 @@ fn an_unmounted_guard_is_mounted_again() {
     });
     assert_eq!(hashes(&sb.mnt), before);
     assert_eperm("delete after healing", &sh(&format!("rm {}", f.display())));
-    let st = sb.imageguard(&["status", "--json"]).unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let report = status(&sb);
     assert_eq!(report["volumes"][0]["mode"], "hidden", "{report}");
 }
 

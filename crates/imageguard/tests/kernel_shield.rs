@@ -72,8 +72,7 @@ fn on_the_host() {
         &sb.imageguard(&["protect", &sb.mnt.to_string_lossy()])
             .unwrap(),
     );
-    let status: serde_json::Value =
-        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    let status = status(&sb);
     if !imageguard_shield::bpf_lsm_active() {
         assert_eq!(status["kernel_shield_on"], false, "{status:#}");
         let said = status["kernel_shield"].as_str().unwrap_or("");
@@ -668,8 +667,7 @@ fn a_folder_through_the_service(sb: &Sandbox) {
         "protect a folder",
         &sb.imageguard(&["protect", &f]).unwrap(),
     );
-    let status: serde_json::Value =
-        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    let status = status(sb);
     let covered = status["volumes"]
         .as_array()
         .and_then(|v| v.iter().find(|v| v["mount_point"] == f.as_str()))
@@ -838,8 +836,7 @@ fn the_service_shields_what_it_protects() {
     sb.start_service().expect("service");
     let mnt = sb.mnt.display().to_string();
     assert_ok("protect", &sb.imageguard(&["protect", &mnt]).unwrap());
-    let status: serde_json::Value =
-        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    let status = status(&sb);
     assert_eq!(status["kernel_shield_on"], true, "{status:#}");
     assert_doctor_says(&sb);
     let covered = status["volumes"][0]["kernel_shield"].as_str().unwrap_or("");
@@ -1278,8 +1275,7 @@ fn the_service_shields_what_it_protects() {
         );
     }
     sb.start_service().expect("service again");
-    let status: serde_json::Value =
-        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    let status = common::status(&sb);
     assert_eq!(status["kernel_shield_on"], true, "taken over: {status:#}");
     assert_ok(
         "child: write through the guard of the new service (the control)",

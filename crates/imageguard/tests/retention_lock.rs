@@ -185,14 +185,9 @@ fn restic_keeps_backing_up_and_prunes_only_what_the_lock_released() {
     );
 }
 
-fn status_json(sb: &Sandbox) -> serde_json::Value {
-    let o = sb.imageguard(&["status", "--json"]).unwrap();
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)))
-}
-
 /// Whether the volume is guarded, only by its lock.
 fn lock_only(sb: &Sandbox) -> Option<bool> {
-    status_json(sb)["volumes"]
+    status(sb)["volumes"]
         .as_array()
         .unwrap()
         .iter()
@@ -295,7 +290,7 @@ fn off_unprotect_stop_and_a_removed_lock_release_nothing_young() {
     assert!(text.contains(&line));
     std::fs::write(&config, text.replacen(&line, "", 1)).unwrap();
     advance_clock(&mut sb, 0);
-    let st = status_json(&sb);
+    let st = status(&sb);
     let locks = st["retention_locks"].as_array().unwrap();
     assert!(
         locks.len() == 1 && locks[0]["days"] == 14 && locks[0]["until"].is_string(),
@@ -311,7 +306,7 @@ fn off_unprotect_stop_and_a_removed_lock_release_nothing_young() {
     held_by_ransomware("13 days after the lock was removed");
     advance_clock(&mut sb, 2);
     assert_eq!(lock_only(&sb), None, "given back");
-    assert!(status_json(&sb)["retention_locks"]
+    assert!(status(&sb)["retention_locks"]
         .as_array()
         .unwrap()
         .is_empty());

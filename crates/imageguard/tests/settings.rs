@@ -8,10 +8,6 @@ mod common;
 use common::*;
 use imageguard::sandbox::Sandbox;
 
-fn status(sb: &Sandbox) -> serde_json::Value {
-    serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap()
-}
-
 #[test]
 fn settings_are_written_with_comments_and_applied_live() {
     let mut sb = Sandbox::new(&exe(), 64).expect("sandbox");

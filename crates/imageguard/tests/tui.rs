@@ -67,10 +67,6 @@ impl Session {
     }
 }
 
-fn status(sb: &imageguard::sandbox::Sandbox) -> serde_json::Value {
-    serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap()
-}
-
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {

@@ -45,7 +45,8 @@ pub enum Refused {
     /// `signal`: its expected attach type).
     BpfLoad,
     /// In the namespace the guards are mounted in: a mount moved (`mount --move`), the root
-    /// pivoted, or a mount with mounts beneath it unmounted (it would take a guard along).
+    /// pivoted, a mount with mounts beneath it unmounted (it would take a guard along), or a
+    /// mount made where it would hide mounts beneath.
     MoveMount,
 }
 

@@ -29,8 +29,12 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!("bpf/shield.bpf.o");
 /// that a service of another build replaces pinned programs instead of taking them over (the
 /// same pin names with other programs or maps behind them).
 pub fn object_id() -> u64 {
-    OBJECT.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    // Hashed once: every write of the service map carries it.
+    static ID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        OBJECT.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        })
     })
 }
 

@@ -739,21 +739,22 @@ fn release_emptied_devices(shield: &mut Shield) -> Result<()> {
         .is_ok_and(|s| s.trim() == "0")
     };
     let (sb, beneath) = shield.shielded_block_devices();
-    for dev in sb.into_iter().filter(|&d| d >> 20 != 0 && empty(d)) {
+    // A superblock's device of major 0 is no block device (tmpfs, btrfs): never "empty".
+    let sb = sb.into_iter().filter(|&d| d >> 20 != 0).map(|d| (d, true));
+    for (dev, own) in sb.chain(beneath.into_iter().map(|d| (d, false))) {
+        if !empty(dev) {
+            continue;
+        }
         log::info!(
             "kernel shield: device {}:{} holds nothing now: let go",
             dev >> 20,
             dev & 0xfffff
         );
-        shield.release(dev)?;
-    }
-    for dev in beneath.into_iter().filter(|&d| empty(d)) {
-        log::info!(
-            "kernel shield: device {}:{} holds nothing now: let go",
-            dev >> 20,
-            dev & 0xfffff
-        );
-        shield.release_device(dev)?;
+        if own {
+            shield.release(dev)?;
+        } else {
+            shield.release_device(dev)?;
+        }
     }
     Ok(())
 }

@@ -438,9 +438,7 @@ pub fn run() -> usize {
         borg_segment,
         outside,
         me,
-        shield: status["kernel_shield"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("on")),
+        shield: status["kernel_shield_on"] == true,
         sb,
         rows: vec![],
     };

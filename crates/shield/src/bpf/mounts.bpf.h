@@ -17,9 +17,9 @@
  * guards are mounted in (the service's, where backup programs see them), nobody else moves a
  * mount with mount(2), pivots the root (sb_pivotroot), unmounts a mount that has mounts
  * beneath it (a non-lazy unmount of one fails with EBUSY anyway), or mounts anything where it
- * would hide mounts beneath (over a guard's parent folder or the mount a guard sits on). Other namespaces (a systemd
- * unit's, a container's) hold copies of the guards and do as they please with them: what they
- * see is theirs alone. */
+ * would hide mounts beneath (over a guard's parent folder or the mount a guard sits on). Other
+ * namespaces (a systemd unit's, a container's) hold copies of the guards and do as they please
+ * with them: what they see is theirs alone. */
 #ifndef IMAGEGUARD_MOUNTS_BPF_H
 #define IMAGEGUARD_MOUNTS_BPF_H
 

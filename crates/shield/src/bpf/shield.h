@@ -106,8 +106,9 @@ struct shield_service {
 	__u32 held_names;
 	/* The mount namespace the service mounts its guards in (its inode number, as
 	 * /proc/PID/ns/mnt shows it; 0 while it has no guard): there nobody else moves a mount
-	 * (mount --move), pivots the root, or unmounts a mount that has mounts beneath it
-	 * (umount -l of a guard's parent would take the guard with it). */
+	 * (mount --move), pivots the root, unmounts a mount that has mounts beneath it (umount -l
+	 * of a guard's parent would take the guard with it), or mounts where mounts would be
+	 * hidden beneath. */
 	__u32 mount_ns;
 	__u32 _pad;
 	/* Which build of the programs the pins hold (the service's hash of its object): a service
