@@ -3,7 +3,8 @@
 //! machine kind and the shield's own attacks in a VM in tests/kernel_shield.rs):
 //!
 //! `cargo bench -p imageguard --bench suites_in_vm`
-//! (`IMAGEGUARD_SUITES=attacks` or `=faults` runs one; `-- NAME` filters the fault suite's tests)
+//! (`IMAGEGUARD_SUITES=attacks` or `=faults` runs one; `-- NAME` filters the fault suite's tests;
+//! `IMAGEGUARD_ATTACK_GROUPS=retention` runs that group of the attack suite alone)
 //!
 //! Builds both suites' test binaries, boots Debian's kernel under QEMU (TCG) where this kernel
 //! cannot load the shield (`imageguard::vm`), and runs them inside, one after the other, on a
@@ -75,6 +76,10 @@ fn main() {
          export TMPDIR=/run/suites\n\
          cd /run/suites\n"
     );
+    // IMAGEGUARD_ATTACK_GROUPS (see the attack suite) goes on into the VM.
+    if let Ok(groups) = std::env::var("IMAGEGUARD_ATTACK_GROUPS") {
+        script.push_str(&format!("export IMAGEGUARD_ATTACK_GROUPS='{groups}'\n"));
+    }
     let suites: Vec<&str> = ["attacks", "faults"]
         .into_iter()
         .filter(|s| wanted(s))
@@ -134,6 +139,8 @@ fn main() {
     );
     if failed {
         eprintln!("{}", String::from_utf8_lossy(&vm.stderr));
+        // What a failing sandbox left (its service log, events, configuration) stays to be read.
+        eprintln!("the suites' folder is kept: {}", shared.keep().display());
         std::process::exit(1);
     }
 }
