@@ -145,3 +145,70 @@ fn the_console_shows_and_changes_the_service_and_is_read_only_for_others() {
             .success()
     });
 }
+
+/// Processes whose command line contains `needle`.
+fn pids_with(needle: &str) -> Vec<u32> {
+    let mut pids = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Killed when dropped: the consoles a failing test leaves behind.
+struct Consoles(String);
+
+impl Drop for Consoles {
+    fn drop(&mut self) {
+        for pid in pids_with(&self.0) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn a_console_whose_terminal_goes_away_ends() {
+    let sb = protected(16);
+    use std::os::unix::fs::PermissionsExt;
+    for d in [sb.path().to_path_buf(), sb.path().join("run")] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let socket = sb.socket().display().to_string();
+    let _leftovers = Consoles(socket.clone());
+    let name = format!("imageguard-tui-hup-{}", std::process::id());
+    // Root's console and, under runuser, another user's (the one that was left spinning).
+    let root = format!("'{}' --socket '{socket}' tui", exe().display());
+    let other = format!("runuser -u nobody -- {root}");
+    let s1 = Session::start(&name, &root);
+    let s2 = Session::start(&format!("{name}-nobody"), &other);
+    s1.wait_for(&["Allow sync tools"]);
+    s2.wait_for(&["(read-only)"]);
+    // A console process: ours, alive (a zombie has no exe link).
+    let is_console = |p: &u32| {
+        std::fs::read_link(format!("/proc/{p}/exe"))
+            .map(|e| e == exe())
+            .unwrap_or(false)
+    };
+    let consoles: Vec<u32> = pids_with(&socket).into_iter().filter(is_console).collect();
+    assert_eq!(consoles.len(), 2, "two consoles running: {consoles:?}");
+    drop(s1);
+    drop(s2);
+    wait_until(
+        &format!(
+            "a console outlived its terminal: {:?}",
+            consoles
+                .iter()
+                .filter(|p| is_console(p))
+                .collect::<Vec<_>>()
+        ),
+        || !consoles.iter().any(is_console),
+    );
+}

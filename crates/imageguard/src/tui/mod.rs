@@ -290,7 +290,37 @@ impl App {
     }
 }
 
-/// Run the console until `q`.
+/// End the process when the console's terminal hangs up (its window closed, its tmux session
+/// or ssh connection gone). crossterm's input loop cannot notice: a hung-up terminal reads as
+/// ready with nothing in it, and `event::poll` spins on it for ever, timeout or not
+/// (crossterm-rs/crossterm#793); under `runuser` or `sudo` SIGHUP is ignored, so nothing else
+/// ends it. A thread waits in poll(2) on the terminal for nothing but a hang-up or an error
+/// (never reported as a wait for input), so it costs nothing until then; there is no screen
+/// left to restore.
+fn exit_on_hang_up() {
+    use rustix::event::{poll, PollFd, PollFlags};
+    std::thread::spawn(move || {
+        let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+        let mut fds = [
+            PollFd::new(&stdin, PollFlags::empty()),
+            PollFd::new(&stdout, PollFlags::empty()),
+        ];
+        loop {
+            match poll(&mut fds, None) {
+                Ok(_) => {
+                    let gone = PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL;
+                    if fds.iter().any(|f| f.revents().intersects(gone)) {
+                        std::process::exit(crate::cli::exit::FAILURE);
+                    }
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return,
+            }
+        }
+    });
+}
+
+/// Run the console until `q`, or until its terminal goes away.
 pub fn run(paths: &PathArgs) -> i32 {
     let mut app = App::new(paths.clone());
     app.refresh();
@@ -301,6 +331,7 @@ pub fn run(paths: &PathArgs) -> i32 {
         app.message = "read-only: you are not root".into();
     }
     let mut terminal = ratatui::init();
+    exit_on_hang_up();
     let mut last = Instant::now();
     let result = (|| -> std::io::Result<()> {
         while !app.quit {
