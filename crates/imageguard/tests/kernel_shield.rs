@@ -24,7 +24,7 @@
 //!   a traced process may not execute a certified program (an uncertified one: the control); an
 //!   fmod_ret program may not load, nor a kprobe program once the admin lock is set (before:
 //!   the control); killed, the service leaves it shielded; restarted, it takes the same shield
-//!   over; a folder of another volume protected through it is refused through a bind mount
+//!   over, in a time namespace of its own too, and gives it back from there; a folder of another volume protected through it is refused through a bind mount
 //!   and logged with its path; with the admin lock set, kill -TERM/-KILL/-STOP/-INT/-HUP are
 //!   refused, and so are changes to its configuration, state and unit names (masking,
 //!   shadowing, a drop-in, disabling); stopped with the passphrase, it lets go.
@@ -1286,6 +1286,48 @@ fn the_service_shields_what_it_protects() {
         &child(&format!(
             "dd if=/dev/zero of='{image}' bs=4096 seek=100 count=1 conv=notrunc status=none"
         )),
+    );
+    // A service in a time namespace of its own (its boot clock 30 days on, as the retention
+    // attacks start it): /proc shows it a start shifted by the offset; the shield must still
+    // know it for the service, and when it ends, free its pins for the next one (before the
+    // fix it was refused its own guard's mount, and the pins stayed shut until reboot).
+    sb.stop_service().expect("stopping the service");
+    sb.start_service_under(&[
+        "unshare",
+        "--time",
+        "--fork",
+        "--boottime",
+        "2592000",
+        "--kill-child=SIGTERM",
+    ])
+    .expect("the service in a time namespace");
+    let status = common::status(&sb);
+    assert_eq!(
+        status["kernel_shield_on"], true,
+        "time namespace: {status:#}"
+    );
+    assert_ok(
+        "child: write through the guard of a service in a time namespace (the control)",
+        &child(&format!("echo timens >> '{}'", notes.display())),
+    );
+    assert_eperm(
+        "child: dd into the image file, the service in a time namespace",
+        &child(&format!(
+            "dd if=/dev/zero of='{image}' bs=4096 seek=100 count=1 conv=notrunc status=none"
+        )),
+    );
+    sb.stop_service()
+        .expect("stopping the service in a time namespace");
+    sb.start_service()
+        .expect("the service again, after the time namespace");
+    assert_eq!(
+        common::status(&sb)["kernel_shield_on"],
+        true,
+        "taken over again"
+    );
+    assert_ok(
+        "child: write through the guard, taken over from the time namespace",
+        &child(&format!("echo after >> '{}'", notes.display())),
     );
     // BPF programs that could overrule the shield: an fmod_ret program (on a security_*
     // function it replaces the LSM's answer) is refused always; a kprobe program (it may write

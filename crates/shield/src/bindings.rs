@@ -19,6 +19,7 @@ pub const SHIELD_MAX_IDS: u32 = 256;
 pub const SHIELD_NSEC_PER_TICK: u32 = 10000000;
 pub const SHIELD_EVENTS_BYTES: u32 = 262144;
 pub type __u32 = ::std::os::raw::c_uint;
+pub type __s64 = ::std::os::raw::c_longlong;
 pub type __u64 = ::std::os::raw::c_ulonglong;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -84,10 +85,11 @@ pub struct shield_service {
     pub mount_ns: __u32,
     pub _pad: __u32,
     pub object_id: __u64,
+    pub boottime_offset_ns: __s64,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of shield_service"][::std::mem::size_of::<shield_service>() - 40usize];
+    ["Size of shield_service"][::std::mem::size_of::<shield_service>() - 48usize];
     ["Alignment of shield_service"][::std::mem::align_of::<shield_service>() - 8usize];
     ["Offset of field: shield_service::tgid"]
         [::std::mem::offset_of!(shield_service, tgid) - 0usize];
@@ -105,6 +107,8 @@ const _: () = {
         [::std::mem::offset_of!(shield_service, _pad) - 28usize];
     ["Offset of field: shield_service::object_id"]
         [::std::mem::offset_of!(shield_service, object_id) - 32usize];
+    ["Offset of field: shield_service::boottime_offset_ns"]
+        [::std::mem::offset_of!(shield_service, boottime_offset_ns) - 40usize];
 };
 pub mod shield_op {
     #[allow(unused_imports)]

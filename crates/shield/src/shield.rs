@@ -431,6 +431,7 @@ impl Shield {
             task: Task {
                 tgid: 0,
                 start_ticks: 0,
+                boottime_offset_ns: 0,
             },
             admin_locked: false,
             refusals: Some(Refusals::new(
@@ -459,6 +460,7 @@ impl Shield {
             mount_ns: if self.guards > 0 { self.mount_ns } else { 0 },
             _pad: 0,
             object_id: object_id(),
+            boottime_offset_ns: self.task.boottime_offset_ns,
         };
         self.service.set(0, value, 0).map_err(load_error)
     }

@@ -112,7 +112,10 @@ static __always_inline int task_is_service(struct task_struct *task)
 	struct shield_service *s = bpf_map_lookup_elem(&service, &zero);
 	if (!s || !s->tgid || s->tgid != (__u32)BPF_CORE_READ(task, tgid))
 		return 0;
-	__u64 started = BPF_CORE_READ(task, group_leader, start_boottime);
+	/* As /proc/PID/stat shows it to the service (its time namespace's offset added, the sum
+	 * never negative): unsigned addition wraps to the same value. */
+	__u64 started = BPF_CORE_READ(task, group_leader, start_boottime) +
+			(__u64)s->boottime_offset_ns;
 	return started / SHIELD_NSEC_PER_TICK == s->start_ticks;
 }
 

@@ -114,6 +114,10 @@ struct shield_service {
 	/* Which build of the programs the pins hold (the service's hash of its object): a service
 	 * of another build replaces them instead of taking them over. */
 	__u64 object_id;
+	/* The boot clock's offset (ns) in the time namespace the service reads its start in:
+	 * /proc/PID/stat shows start_boottime plus the reader's offset (a service started under
+	 * `unshare --time --boottime` would not be recognised, and nobody could end its mark). */
+	__s64 boottime_offset_ns;
 };
 
 /* Nanoseconds per clock tick (USER_HZ = 100 on every architecture the shield builds for). */

@@ -163,9 +163,13 @@ int BPF_PROG(shield_task_free, struct task_struct *task)
 		bpf_map_delete_elem(&certified_task, &tgid);
 		bpf_map_delete_elem(&exec_pending, &tgid);
 	}
+	/* The recorded thread group's leader, whether or not its start matched: while it lived no
+	 * other task had its number, so a mark that never matched (a wrong start) ends with it
+	 * too instead of keeping the pins shut until the next boot. */
 	__u32 zero = 0;
 	struct shield_service *s = bpf_map_lookup_elem(&service, &zero);
-	if (!s || !s->tgid || (__u32)BPF_CORE_READ(task, pid) != s->tgid || !task_is_service(task))
+	if (!s || !s->tgid || (__u32)BPF_CORE_READ(task, pid) != s->tgid ||
+	    BPF_CORE_READ(task, group_leader) != task)
 		return 0;
 	s->tgid = 0;
 	return 0;
