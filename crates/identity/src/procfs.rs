@@ -177,12 +177,50 @@ pub fn status_facts(pid: u32) -> io::Result<StatusFacts> {
 
 /// The process's executable mappings (`/proc/PID/maps`, permission `x`), the kernel's own
 /// `[vdso]`, `[vsyscall]` and `[uprobes]` pages left out.
+///
+/// On btrfs a mapping's device in maps is the file system's (its superblock's), while `stat`
+/// gives each subvolume a device of its own, and inode numbers repeat from one subvolume to the
+/// next: there the mapping is named by what `stat` says of the mapped file itself (through
+/// `/proc/PID/map_files`, root's), so a file of another subvolume with the same inode number
+/// is not taken for a certified one.
 pub fn exec_mappings(pid: u32) -> io::Result<Vec<ExecMapping>> {
     let maps = fs::read(proc_path(pid, "maps"))?;
-    Ok(parse_maps(&String::from_utf8_lossy(&maps)))
+    Ok(parse_maps_with_ranges(&String::from_utf8_lossy(&maps))
+        .into_iter()
+        .map(|(range, m)| match m {
+            ExecMapping::File { path, dev, ino } => {
+                let (dev, ino) = btrfs_identity(pid, range).unwrap_or((dev, ino));
+                ExecMapping::File { path, dev, ino }
+            }
+            other => other,
+        })
+        .collect())
 }
 
+/// `BTRFS_SUPER_MAGIC` (linux/magic.h).
+const BTRFS_SUPER_MAGIC: u64 = 0x9123_683e;
+
+/// The `stat` identity of the file `pid` maps at `range` ("start-end"), when it is on btrfs.
+fn btrfs_identity(pid: u32, range: &str) -> Option<(u64, u64)> {
+    let file = proc_path(pid, &format!("map_files/{range}"));
+    let fs = rustix::fs::statfs(&file).ok()?;
+    if fs.f_type as u64 != BTRFS_SUPER_MAGIC {
+        return None;
+    }
+    let m = fs::metadata(&file).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+#[cfg(test)]
 fn parse_maps(text: &str) -> Vec<ExecMapping> {
+    parse_maps_with_ranges(text)
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// The executable mappings of a maps text, each with its address range.
+fn parse_maps_with_ranges(text: &str) -> Vec<(&str, ExecMapping)> {
     let mut out = vec![];
     for line in text.lines() {
         // address perms offset dev inode [path]; the path may contain spaces.
@@ -194,7 +232,7 @@ fn parse_maps(text: &str) -> Vec<ExecMapping> {
             *f = &rest[..end];
             rest = &rest[end..];
         }
-        let [_, perms, _, dev, inode] = fields;
+        let [range, perms, _, dev, inode] = fields;
         if perms.as_bytes().get(2) != Some(&b'x') {
             continue;
         }
@@ -204,20 +242,26 @@ fn parse_maps(text: &str) -> Vec<ExecMapping> {
             continue;
         }
         if ino == 0 || !path.starts_with('/') {
-            out.push(ExecMapping::Anonymous);
+            out.push((range, ExecMapping::Anonymous));
         } else if let Some(p) = path.strip_suffix(" (deleted)") {
-            out.push(ExecMapping::Deleted {
-                path: p.to_string(),
-            });
+            out.push((
+                range,
+                ExecMapping::Deleted {
+                    path: p.to_string(),
+                },
+            ));
         } else {
             let (major, minor) = dev.split_once(':').unwrap_or(("0", "0"));
             let major = u64::from_str_radix(major, 16).unwrap_or(0);
             let minor = u64::from_str_radix(minor, 16).unwrap_or(0);
-            out.push(ExecMapping::File {
-                path: path.to_string(),
-                dev: libc::makedev(major as u32, minor as u32),
-                ino,
-            });
+            out.push((
+                range,
+                ExecMapping::File {
+                    path: path.to_string(),
+                    dev: libc::makedev(major as u32, minor as u32),
+                    ino,
+                },
+            ));
         }
     }
     out

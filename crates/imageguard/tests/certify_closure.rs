@@ -241,3 +241,57 @@ fn a_certified_program_on_overlayfs_is_recognised() {
     assert_eperm("an uncertified copy on the overlay", &o);
     assert_eq!(std::fs::metadata(&backup).unwrap().len(), 100);
 }
+
+#[test]
+fn a_certified_program_on_a_btrfs_subvolume_is_recognised() {
+    let sb = protected(64);
+    // A btrfs volume of its own (mounted under the sandbox: unmounted with it, its loop
+    // device let go with the mount), two subvolumes on it.
+    let image = sb.path().join("btrfs.img");
+    let m = sb.path().join("btrfs");
+    std::fs::create_dir_all(&m).unwrap();
+    assert_ok(
+        "truncate -s 128M",
+        &sh(&format!("truncate -s 128M '{}'", s(&image))),
+    );
+    assert_ok("mkfs.btrfs", &sh(&format!("mkfs.btrfs -q '{}'", s(&image))));
+    assert_ok(
+        "mount the btrfs volume",
+        &sh(&format!("mount -o loop '{}' '{}'", s(&image), s(&m))),
+    );
+    for sub in ["jobs", "other"] {
+        assert_ok(
+            "btrfs subvolume create",
+            &sh(&format!("btrfs -q subvolume create '{}'", s(&m.join(sub)))),
+        );
+    }
+    let program = m.join("jobs/truncate");
+    let twin = m.join("other/truncate");
+    std::fs::copy("/usr/bin/truncate", &program).unwrap();
+    std::fs::copy("/usr/bin/truncate", &twin).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let (a, b) = (
+        std::fs::metadata(&program).unwrap(),
+        std::fs::metadata(&twin).unwrap(),
+    );
+    // What makes btrfs hard: the first file of each subvolume has the same inode number, and
+    // maps names both by the file system's one device.
+    assert_eq!(a.ino(), b.ino(), "inode numbers repeat across subvolumes");
+    assert_ne!(a.dev(), b.dev(), "each subvolume has a device of its own");
+    certify(&sb, &program, true);
+    let backup = fresh_backup(&sb, "btrfs");
+    let o = clean(Command::new(&program).args(["-s", "100", &s(&backup)]))
+        .output()
+        .unwrap();
+    assert_ok(
+        "the certified program on a btrfs subvolume truncates a backup",
+        &o,
+    );
+    assert_eq!(std::fs::metadata(&backup).unwrap().len(), 100);
+    // The same program with the same inode number in another subvolume: not certified.
+    let o = clean(Command::new(&twin).args(["-s", "0", &s(&backup)]))
+        .output()
+        .unwrap();
+    assert_eperm("the twin in another subvolume, same inode number", &o);
+    assert_eq!(std::fs::metadata(&backup).unwrap().len(), 100);
+}
