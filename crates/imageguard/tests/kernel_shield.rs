@@ -802,6 +802,76 @@ fn a_folder_through_the_service(sb: &Sandbox) {
     let _ = sh(&format!("umount '{}'", larger.display()));
 }
 
+/// A folder of a btrfs volume protected through the service: the kernel names btrfs files by
+/// the file system's one device and an inode number that repeats in every subvolume (each
+/// subvolume's root is 256), so the shield leaves that folder to the FUSE guard and says so,
+/// and other subvolumes stay writable (the control: a mark there would have covered them).
+fn a_folder_on_btrfs(sb: &Sandbox) {
+    let img = sb.path().join("btrfs.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(128 << 20)
+        .unwrap();
+    assert_ok("modprobe btrfs", &sh("modprobe btrfs"));
+    assert_ok(
+        "mkfs.btrfs",
+        &sh(&format!("mkfs.btrfs -q '{}'", img.display())),
+    );
+    let m = sb.path().join("btrfs");
+    std::fs::create_dir_all(&m).unwrap();
+    assert_ok(
+        "mount the btrfs volume",
+        &sh(&format!(
+            "mount -o loop '{}' '{}'",
+            img.display(),
+            m.display()
+        )),
+    );
+    for sub in ["backups", "home"] {
+        assert_ok(
+            "btrfs subvolume create",
+            &sh(&format!(
+                "btrfs -q subvolume create '{}'",
+                m.join(sub).display()
+            )),
+        );
+    }
+    let folder = m.join("backups");
+    let backup = folder.join("night.mrimg");
+    write_pattern(&backup, 20_000, 9);
+    let before = std::fs::read(&backup).unwrap();
+    let f = folder.display().to_string();
+    assert_ok(
+        "protect a btrfs subvolume's folder",
+        &sb.imageguard(&["protect", &f]).unwrap(),
+    );
+    let status = status(sb);
+    let covered = status["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["mount_point"] == f.as_str()))
+        .and_then(|v| v["kernel_shield"].as_str())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        covered.contains("not the folder and its files (on btrfs"),
+        "what the shield leaves on btrfs, said: {status:#}"
+    );
+    assert_eperm(
+        "child: rm of a backup in the btrfs folder through its guard",
+        &child(&format!("rm -f '{f}/night.mrimg'")),
+    );
+    assert_ok(
+        "child: a write in another subvolume, whose root has the folder's inode number (the control)",
+        &child(&format!("echo x >> '{}/notes.txt'", m.join("home").display())),
+    );
+    assert_eq!(std::fs::read(&backup).unwrap(), before, "every byte intact");
+    assert_ok(
+        "unprotect the btrfs folder",
+        &sb.imageguard(&["unprotect", &f]).unwrap(),
+    );
+    let _ = sh(&format!("umount '{}'", m.display()));
+}
+
 /// stopped, it lets go.
 fn the_service_shields_what_it_protects() {
     let mut sb = Sandbox::new(&exe(), 64).expect("sandbox");
@@ -1203,6 +1273,7 @@ fn the_service_shields_what_it_protects() {
 
     scsi_commands_beneath_the_file_system(&mut sb);
     a_folder_through_the_service(&sb);
+    a_folder_on_btrfs(&sb);
 
     // The shield's own undoing: its pins (unlink, BPF_OBJ_GET, even a listing) and its
     // programs, maps and links by id, refused; still refusing afterwards.

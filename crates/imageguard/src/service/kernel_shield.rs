@@ -43,9 +43,24 @@ struct Cover {
     folder: Option<(u32, u64, PathBuf)>,
     /// Its backups that have names outside it too (hard links made before protection).
     linked: Vec<(u32, u64)>,
+    /// What the shield leaves to the FUSE guard alone, and why (files on btrfs).
+    uncovered: Vec<String>,
     /// For event 320: the volume as events name it.
     volume: VolumeRef,
     mount_point: PathBuf,
+}
+
+/// `BTRFS_SUPER_MAGIC` (linux/magic.h).
+const BTRFS_SUPER_MAGIC: u64 = 0x9123_683e;
+
+/// Why the shield cannot name a file of btrfs: the kernel knows it by the file system's one
+/// device and an inode number, and inode numbers repeat from one subvolume to the next (each
+/// subvolume's root is 256), so a mark would cover other subvolumes' files too.
+const ON_BTRFS: &str = "on btrfs, whose inode numbers repeat across subvolumes";
+
+/// Whether `path` lies on btrfs.
+fn on_btrfs(path: &Path) -> bool {
+    rustix::fs::statfs(path).is_ok_and(|s| s.f_type as u64 == BTRFS_SUPER_MAGIC)
 }
 
 /// The identities the kernel may know the file at `path` by, as (device in kernel encoding,
@@ -87,10 +102,32 @@ impl Cover {
             files: vec![],
             folder: None,
             linked: vec![],
+            uncovered: vec![],
             volume,
             mount_point: info.mount_point.clone(),
         };
         if info.mode != BackingMode::Hidden {
+            // The folder's file system as its host mount shows it (the guard is over it).
+            let on_btrfs = table
+                .entries
+                .iter()
+                .filter(|e| {
+                    e.device_number() == info.device_number
+                        && e.fstype != imageguard_volume::backing::GUARD_FSTYPE
+                        && info.mount_point.starts_with(&e.mount_point)
+                })
+                .max_by_key(|e| e.mount_point.components().count())
+                .is_some_and(|e| e.fstype == "btrfs");
+            if on_btrfs {
+                log::warn!(
+                    "kernel shield: {} is {ON_BTRFS}: the FUSE guard alone guards it",
+                    info.mount_point.display()
+                );
+                cover
+                    .uncovered
+                    .push(format!("the folder and its files ({ON_BTRFS})"));
+                return Ok(cover);
+            }
             let dev = kernel_dev(rustix::fs::major(root.0), rustix::fs::minor(root.0));
             cover.folder = Some((dev, root.1, folder_from_root(&table, info)));
             cover.linked = linked.into_iter().map(|ino| (dev, ino)).collect();
@@ -100,6 +137,16 @@ impl Cover {
             .with_context(|| format!("device number {:?}", info.device_number))?;
         let layers = imageguard_volume::layers::beneath(major, minor);
         for f in &layers.backing_files {
+            if on_btrfs(f) {
+                log::warn!(
+                    "kernel shield: image file {} is {ON_BTRFS}: not shielded",
+                    f.display()
+                );
+                cover
+                    .uncovered
+                    .push(format!("image file {} ({ON_BTRFS})", f.display()));
+                continue;
+            }
             match kernel_identities(f) {
                 Ok(ids) => cover
                     .files
@@ -434,6 +481,12 @@ impl KernelShield {
         files.dedup();
         for f in files {
             parts.push(format!("image file {}", f.display()));
+        }
+        if !c.uncovered.is_empty() {
+            parts.push(format!(
+                "not {}: the FUSE guard alone",
+                c.uncovered.join(", ")
+            ));
         }
         (!parts.is_empty()).then(|| parts.join(", "))
     }
