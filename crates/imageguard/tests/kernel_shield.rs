@@ -635,6 +635,19 @@ fn folder_of_a_larger_file_system(sb: &Sandbox, shield: &mut Shield, refusals: &
     let _ = sh(&format!("umount '{b}'"));
 }
 
+/// What `status` says the shield covers of the protected volume at `mount_point`, and the
+/// whole status (for a failing assertion's message).
+fn volume_shield(sb: &Sandbox, mount_point: &str) -> (String, serde_json::Value) {
+    let status = status(sb);
+    let covered = status["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["mount_point"] == mount_point))
+        .and_then(|v| v["kernel_shield"].as_str())
+        .unwrap_or("")
+        .to_string();
+    (covered, status)
+}
+
 /// A folder of a larger file system (a second ext4 volume here) protected through the service:
 /// the shield marks it, a backup in it is refused through a bind mount of its parent and logged
 /// with its path under the folder, the rest of that file system and the guard's own way in
@@ -667,13 +680,7 @@ fn a_folder_through_the_service(sb: &Sandbox) {
         "protect a folder",
         &sb.imageguard(&["protect", &f]).unwrap(),
     );
-    let status = status(sb);
-    let covered = status["volumes"]
-        .as_array()
-        .and_then(|v| v.iter().find(|v| v["mount_point"] == f.as_str()))
-        .and_then(|v| v["kernel_shield"].as_str())
-        .unwrap_or("")
-        .to_string();
+    let (covered, status) = volume_shield(sb, &f);
     assert!(
         covered.contains("everything in the folder"),
         "the folder covered: {status:#}"
@@ -845,13 +852,7 @@ fn a_folder_on_btrfs(sb: &Sandbox) {
         "protect a btrfs subvolume's folder",
         &sb.imageguard(&["protect", &f]).unwrap(),
     );
-    let status = status(sb);
-    let covered = status["volumes"]
-        .as_array()
-        .and_then(|v| v.iter().find(|v| v["mount_point"] == f.as_str()))
-        .and_then(|v| v["kernel_shield"].as_str())
-        .unwrap_or("")
-        .to_string();
+    let (covered, status) = volume_shield(sb, &f);
     assert!(
         covered.contains("not the folder and its files (on btrfs"),
         "what the shield leaves on btrfs, said: {status:#}"
@@ -1363,15 +1364,8 @@ fn the_service_shields_what_it_protects() {
     // know it for the service, and when it ends, free its pins for the next one (before the
     // fix it was refused its own guard's mount, and the pins stayed shut until reboot).
     sb.stop_service().expect("stopping the service");
-    sb.start_service_under(&[
-        "unshare",
-        "--time",
-        "--fork",
-        "--boottime",
-        "2592000",
-        "--kill-child=SIGTERM",
-    ])
-    .expect("the service in a time namespace");
+    sb.start_service_under(BOOT_CLOCK_30_DAYS_ON)
+        .expect("the service in a time namespace");
     let status = common::status(&sb);
     assert_eq!(
         status["kernel_shield_on"], true,

@@ -107,17 +107,7 @@ impl Cover {
             mount_point: info.mount_point.clone(),
         };
         if info.mode != BackingMode::Hidden {
-            // The folder's file system as its host mount shows it (the guard is over it).
-            let on_btrfs = table
-                .entries
-                .iter()
-                .filter(|e| {
-                    e.device_number() == info.device_number
-                        && e.fstype != imageguard_volume::backing::GUARD_FSTYPE
-                        && info.mount_point.starts_with(&e.mount_point)
-                })
-                .max_by_key(|e| e.mount_point.components().count())
-                .is_some_and(|e| e.fstype == "btrfs");
+            let on_btrfs = host_mount(&table, info).is_some_and(|e| e.fstype == "btrfs");
             if on_btrfs {
                 log::warn!(
                     "kernel shield: {} is {ON_BTRFS}: the FUSE guard alone guards it",
@@ -169,11 +159,13 @@ impl Cover {
     }
 }
 
-/// The folder a volume of `info` protects, as a path from its file system's root (the shield
-/// names what it refused that way): through the host mount of that file system it lies on,
-/// the guard over it left aside.
-fn folder_from_root(table: &imageguard_volume::MountTable, info: &VolumeInfo) -> PathBuf {
-    let under = table
+/// The host mount of the file system a protected folder of `info` lies on (the guard over it
+/// left aside): the deepest mount of its device above the folder.
+fn host_mount<'t>(
+    table: &'t imageguard_volume::MountTable,
+    info: &VolumeInfo,
+) -> Option<&'t imageguard_volume::MountEntry> {
+    table
         .entries
         .iter()
         .filter(|e| {
@@ -181,8 +173,13 @@ fn folder_from_root(table: &imageguard_volume::MountTable, info: &VolumeInfo) ->
                 && e.fstype != imageguard_volume::backing::GUARD_FSTYPE
                 && info.mount_point.starts_with(&e.mount_point)
         })
-        .max_by_key(|e| e.mount_point.components().count());
-    match under.and_then(|e| {
+        .max_by_key(|e| e.mount_point.components().count())
+}
+
+/// The folder a volume of `info` protects, as a path from its file system's root (the shield
+/// names what it refused that way), through its [`host_mount`].
+fn folder_from_root(table: &imageguard_volume::MountTable, info: &VolumeInfo) -> PathBuf {
+    match host_mount(table, info).and_then(|e| {
         Some(
             e.root
                 .join(info.mount_point.strip_prefix(&e.mount_point).ok()?),

@@ -222,17 +222,7 @@ pub fn attacks(cx: &mut Ctx) {
     cx.sb.add_retention_lock(&dir, DAYS).unwrap();
 
     // The clock: a service restarted in a time namespace whose boot clock is 30 days ahead.
-    restart(
-        cx,
-        &[
-            "unshare",
-            "--time",
-            "--fork",
-            "--boottime",
-            "2592000",
-            "--kill-child=SIGTERM",
-        ],
-    );
+    restart(cx, BOOT_CLOCK_30_DAYS_ON);
     let offsets = cx
         .sb
         .service_pid()

@@ -47,6 +47,16 @@ pub fn status(sb: &Sandbox) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("status --json: {e}: {}", stderr(&o)))
 }
 
+/// A wrapper that starts the service in a time namespace whose boot clock is 30 days ahead.
+pub const BOOT_CLOCK_30_DAYS_ON: &[&str] = &[
+    "unshare",
+    "--time",
+    "--fork",
+    "--boottime",
+    "2592000",
+    "--kill-child=SIGTERM",
+];
+
 /// Whether `sb`'s service runs the kernel shield (a kernel with the bpf LSM: the VM's).
 pub fn kernel_shield_on(sb: &Sandbox) -> bool {
     status(sb)["kernel_shield_on"] == true
