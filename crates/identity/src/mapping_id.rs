@@ -6,25 +6,16 @@
 //! identity is found the way the kernel reports it: the file is mapped once (read-only, one
 //! page, never executed) and this process's own maps entry for it is read.
 
-use std::os::fd::AsFd;
 use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
-
-/// `OVERLAYFS_SUPER_MAGIC` (linux/magic.h).
-const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
-
-/// Whether the open file `fd` lives on overlayfs.
-fn on_overlay(fd: impl AsFd) -> bool {
-    rustix::fs::fstatfs(fd).is_ok_and(|s| s.f_type as u64 == OVERLAYFS_SUPER_MAGIC)
-}
 
 /// The (device, inode) `/proc/PID/maps` shows for mappings of the file at `path`, when it
 /// differs from what `stat` says (overlayfs); `None` where they agree, or when the file
 /// cannot be mapped (an empty file maps nothing, so nothing can run from it).
 pub fn mapped_identity(path: &Path) -> Option<(u64, u64)> {
     let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
-    if !on_overlay(&fd) {
+    if !imageguard_volume::fs_kind::fd_on_overlay(&fd) {
         return None;
     }
     let len = rustix::param::page_size();
@@ -79,7 +70,7 @@ mod tests {
         // /tmp may itself be an overlay (in a container): then an identity is found.
         let on = {
             let fd = std::fs::File::open(&f).unwrap();
-            on_overlay(&fd)
+            imageguard_volume::fs_kind::fd_on_overlay(&fd)
         };
         assert_eq!(mapped_identity(&f).is_some(), on);
         assert_eq!(mapped_identity(&d.path().join("missing")), None);

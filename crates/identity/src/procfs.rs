@@ -197,14 +197,10 @@ pub fn exec_mappings(pid: u32) -> io::Result<Vec<ExecMapping>> {
         .collect())
 }
 
-/// `BTRFS_SUPER_MAGIC` (linux/magic.h).
-const BTRFS_SUPER_MAGIC: u64 = 0x9123_683e;
-
 /// The `stat` identity of the file `pid` maps at `range` ("start-end"), when it is on btrfs.
 fn btrfs_identity(pid: u32, range: &str) -> Option<(u64, u64)> {
     let file = proc_path(pid, &format!("map_files/{range}"));
-    let fs = rustix::fs::statfs(&file).ok()?;
-    if fs.f_type as u64 != BTRFS_SUPER_MAGIC {
+    if !imageguard_volume::fs_kind::on_btrfs(&file) {
         return None;
     }
     let m = fs::metadata(&file).ok()?;

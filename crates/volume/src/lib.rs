@@ -3,6 +3,7 @@
 //!
 //! - [`mountinfo`]: `/proc/self/mountinfo` parsing and lookups.
 //! - [`fsid`]: file-system UUIDs read from the device, local vs network.
+//! - [`fs_kind`]: overlayfs and btrfs, whose identities differ from what `stat` says.
 //! - [`mountapi`]: `open_tree`, `move_mount`, `mount_setattr` and friends.
 //! - [`keeper`]: the service's private mount namespace, pinned under the runtime directory, that
 //!   holds the backing mounts of protected volumes across service restarts.
@@ -11,6 +12,7 @@
 //! - [`presence`]: whether a protected volume's device is still there (a drive pulled out).
 
 pub mod backing;
+pub mod fs_kind;
 pub mod fsid;
 pub mod keeper;
 pub mod layers;

@@ -50,18 +50,10 @@ struct Cover {
     mount_point: PathBuf,
 }
 
-/// `BTRFS_SUPER_MAGIC` (linux/magic.h).
-const BTRFS_SUPER_MAGIC: u64 = 0x9123_683e;
-
 /// Why the shield cannot name a file of btrfs: the kernel knows it by the file system's one
 /// device and an inode number, and inode numbers repeat from one subvolume to the next (each
 /// subvolume's root is 256), so a mark would cover other subvolumes' files too.
 const ON_BTRFS: &str = "on btrfs, whose inode numbers repeat across subvolumes";
-
-/// Whether `path` lies on btrfs.
-fn on_btrfs(path: &Path) -> bool {
-    rustix::fs::statfs(path).is_ok_and(|s| s.f_type as u64 == BTRFS_SUPER_MAGIC)
-}
 
 /// The identities the kernel may know the file at `path` by, as (device in kernel encoding,
 /// inode): the one `stat` gives and, on overlayfs, its layers'.
@@ -127,7 +119,7 @@ impl Cover {
             .with_context(|| format!("device number {:?}", info.device_number))?;
         let layers = imageguard_volume::layers::beneath(major, minor);
         for f in &layers.backing_files {
-            if on_btrfs(f) {
+            if imageguard_volume::fs_kind::on_btrfs(f) {
                 log::warn!(
                     "kernel shield: image file {} is {ON_BTRFS}: not shielded",
                     f.display()
