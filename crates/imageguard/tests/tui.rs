@@ -4,48 +4,81 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
+use imageguard::sandbox::Sandbox;
 
-fn tmux(args: &[&str]) -> Output {
-    Command::new("tmux").args(args).output().expect("tmux")
+/// tmux on a server of the session's own, its socket in the test's sandbox: tests running
+/// side by side must not share one server (the last session ending ends the server, and a
+/// session started on it at that moment is lost with it), nor touch anything outside their
+/// temp dirs.
+fn tmux(socket: &Path, args: &[&str]) -> Output {
+    Command::new("tmux")
+        .arg("-S")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("tmux")
 }
 
-/// The tmux session, killed when dropped.
-struct Session(String);
+/// The tmux session on its own server, both killed when dropped.
+struct Session {
+    socket: PathBuf,
+    name: String,
+}
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let _ = tmux(&["kill-session", "-t", &self.0]);
+        let _ = tmux(&self.socket, &["kill-server"]);
     }
 }
 
 impl Session {
-    fn start(name: &str, command: &str) -> Session {
-        let out = tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            name,
-            "-x",
-            "80",
-            "-y",
-            "24",
-            command,
-        ]);
+    fn start(sb: &Sandbox, name: &str, command: &str) -> Session {
+        let socket = sb.path().join(format!("{name}.tmux"));
+        let out = tmux(
+            &socket,
+            &[
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "80",
+                "-y",
+                "24",
+                command,
+            ],
+        );
         assert_ok("tmux new-session", &out);
-        Session(name.to_string())
+        Session {
+            socket,
+            name: name.to_string(),
+        }
+    }
+
+    fn alive(&self) -> bool {
+        tmux(&self.socket, &["has-session", "-t", &self.name])
+            .status
+            .success()
     }
 
     fn pane(&self) -> String {
-        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &self.0]).stdout).to_string()
+        String::from_utf8_lossy(
+            &tmux(&self.socket, &["capture-pane", "-p", "-t", &self.name]).stdout,
+        )
+        .to_string()
     }
 
     fn keys(&self, keys: &[&str]) {
         for k in keys {
-            assert_ok("tmux send-keys", &tmux(&["send-keys", "-t", &self.0, k]));
+            assert_ok(
+                "tmux send-keys",
+                &tmux(&self.socket, &["send-keys", "-t", &self.name, k]),
+            );
             std::thread::sleep(Duration::from_millis(150));
         }
     }
@@ -85,7 +118,7 @@ fn the_console_shows_and_changes_the_service_and_is_read_only_for_others() {
         .collect();
     let console = format!("'{}' {} tui", exe().display(), args.join(" "));
     let name = format!("imageguard-tui-{}", std::process::id());
-    let s = Session::start(&name, &console);
+    let s = Session::start(&sb, &name, &console);
     s.wait_for(&["1 Settings", "4 Events", "Allow sync tools", "guard on"]);
 
     // "Allow sync tools": the fourth row, toggled with space; applied at once.
@@ -111,9 +144,7 @@ fn the_console_shows_and_changes_the_service_and_is_read_only_for_others() {
     s.keys(&["2"]);
     s.wait_for(&["Protected volumes", "guarded"]);
     s.keys(&["q"]);
-    wait_until("q did not end the console", || {
-        !tmux(&["has-session", "-t", &name]).status.success()
-    });
+    wait_until("q did not end the console", || !s.alive());
 
     // Another user: sees, cannot change.
     use std::os::unix::fs::PermissionsExt;
@@ -125,7 +156,7 @@ fn the_console_shows_and_changes_the_service_and_is_read_only_for_others() {
         exe().display(),
         sb.socket().display()
     );
-    let s2 = Session::start(&format!("{name}-nobody"), &other);
+    let s2 = Session::start(&sb, &format!("{name}-nobody"), &other);
     s2.wait_for(&["(read-only)", "Allow sync tools"]);
     s2.keys(&["Down", "Down", "Down", "Space"]);
     s2.wait_for(&["read-only: only root may change imageguard"]);
@@ -139,11 +170,7 @@ fn the_console_shows_and_changes_the_service_and_is_read_only_for_others() {
     // Ended with `q`, as the first: a console whose terminal goes away (tmux's session
     // killed) under runuser is left running.
     s2.keys(&["q"]);
-    wait_until("q did not end the read-only console", || {
-        !tmux(&["has-session", "-t", &format!("{name}-nobody")])
-            .status
-            .success()
-    });
+    wait_until("q did not end the read-only console", || !s2.alive());
 }
 
 /// Processes whose command line contains `needle`.
@@ -187,8 +214,8 @@ fn a_console_whose_terminal_goes_away_ends() {
     // Root's console and, under runuser, another user's (the one that was left spinning).
     let root = format!("'{}' --socket '{socket}' tui", exe().display());
     let other = format!("runuser -u nobody -- {root}");
-    let s1 = Session::start(&name, &root);
-    let s2 = Session::start(&format!("{name}-nobody"), &other);
+    let s1 = Session::start(&sb, &name, &root);
+    let s2 = Session::start(&sb, &format!("{name}-nobody"), &other);
     s1.wait_for(&["Allow sync tools"]);
     s2.wait_for(&["(read-only)"]);
     // A console process: ours, alive (a zombie has no exe link).
