@@ -110,12 +110,22 @@ pub fn certify_path(
         }),
         args: &i.args,
     });
-    let closure = closure::record(&canonical, script.as_ref(), options).map_err(|source| {
+    let recorded = closure::record(&canonical, script.as_ref(), options).map_err(|source| {
         CertifyError::Closure {
             path: canonical.clone(),
             source,
         }
     })?;
+    if let Some(first) = recorded.bytecode_compiled.first() {
+        warnings.push(format!(
+            "note: compiled the missing or stale Python byte code of {} module(s) before \
+             recording (first: {}), so that the program's first run does not change its own \
+             code",
+            recorded.bytecode_compiled.len(),
+            first.display()
+        ));
+    }
+    let closure = recorded.closure;
     Ok(Certification {
         entry: CertifiedEntry {
             path: canonical.to_string_lossy().into_owned(),

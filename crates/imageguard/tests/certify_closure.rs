@@ -295,3 +295,67 @@ fn a_certified_program_on_a_btrfs_subvolume_is_recognised() {
     assert_eperm("the twin in another subvolume, same inode number", &o);
     assert_eq!(std::fs::metadata(&backup).unwrap().len(), 100);
 }
+
+/// A certified Python program whose byte code is missing or stale (a module restored from a
+/// backup, a package installed with `--no-compile`): Python writes `__pycache__` on its first
+/// run, and that write must not break the program's own certification. Certification compiles
+/// the stale byte code first, so both runs write, and the listing shows nothing changed.
+#[test]
+fn a_python_program_with_stale_byte_code_keeps_its_certification() {
+    let sb = protected(64);
+    let dir = sb.path().join("pyprog");
+    std::fs::create_dir_all(dir.join("pkg")).unwrap();
+    let script = dir.join("job");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/python3\nimport sys, helper, pkg\nhelper.cut(sys.argv[1], pkg.SIZE)\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A sibling module never compiled...
+    std::fs::write(
+        dir.join("helper.py"),
+        "import os\ndef cut(p, n):\n    os.truncate(p, n)\n",
+    )
+    .unwrap();
+    // ...and a package whose byte code is older than its source.
+    let init = dir.join("pkg/__init__.py");
+    std::fs::write(&init, "SIZE = 1\n").unwrap();
+    let o = Command::new("python3")
+        .args(["-m", "py_compile", &s(&init)])
+        .output()
+        .unwrap();
+    assert_ok("py_compile", &o);
+    std::fs::write(&init, "SIZE = 0\n").unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&init)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+
+    let certified = sb.imageguard(&["certify", &s(&script)]).expect("certify");
+    assert_ok("certify", &certified);
+    // Python as users run it, writing byte code (`clean`).
+    let run =
+        |target: &Path| output_fresh(clean(Command::new(&script).arg(target)).env("HOME", "/root"));
+    for (i, name) in ["s1", "s2"].iter().enumerate() {
+        let target = fresh_backup(&sb, name);
+        assert_ok(&format!("certified run {}", i + 1), &run(&target));
+        assert_eq!(
+            std::fs::metadata(&target).unwrap().len(),
+            0,
+            "run {}",
+            i + 1
+        );
+    }
+    let listing = sb.imageguard(&["certified"]).unwrap();
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(!text.contains("CHANGED"), "{text}");
+    assert!(
+        stderr(&certified).contains("byte code"),
+        "certify says it compiled: {}",
+        stderr(&certified)
+    );
+}

@@ -17,7 +17,7 @@ use imageguard_policy::Role;
 use serde::Deserialize;
 
 use super::scan::Builder;
-use super::ClosureError;
+use super::{bytecode, ClosureError};
 
 /// Which interpreter a script runs under, by the interpreter's file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,7 @@ pub(crate) fn python(
     homes: &[PathBuf],
 ) -> Result<(), ClosureError> {
     let mut version = String::new();
+    let mut sys_path: Vec<PathBuf> = vec![];
     for home in homes {
         let out = ask(interpreter, args, &["-c", PYTHON_PATHS], home)?;
         let paths: PythonPaths =
@@ -105,19 +106,38 @@ pub(crate) fn python(
                 interpreter: interpreter.to_path_buf(),
                 detail: format!("unexpected answer about sys.path: {e}"),
             })?;
-        for p in &paths.path {
-            b.path(Path::new(p), Role::Module)?;
+        for p in paths.path {
+            if !sys_path.iter().any(|q| q.as_os_str() == p.as_str()) {
+                sys_path.push(PathBuf::from(p));
+            }
         }
         version = paths.version;
     }
-    for home in homes {
-        let user_site = home
-            .join(".local/lib")
-            .join(format!("python{version}"))
-            .join("site-packages");
-        b.path(&user_site, Role::Module)?;
+    let user_sites: Vec<PathBuf> = homes
+        .iter()
+        .map(|home| {
+            home.join(".local/lib")
+                .join(format!("python{version}"))
+                .join("site-packages")
+        })
+        .collect();
+    let script_dir = script.and_then(Path::parent);
+
+    // Byte code first, so that the record holds what the program's first run will find.
+    let tree = |p: &PathBuf| bytecode::Folder {
+        path: p.clone(),
+        recursive: true,
+    };
+    let mut folders: Vec<bytecode::Folder> = sys_path.iter().chain(&user_sites).map(tree).collect();
+    if let Some(dir) = script_dir {
+        folders.extend(script_folder(dir));
     }
-    if let Some(dir) = script.and_then(Path::parent) {
+    b.bytecode_compiled(bytecode::refresh(interpreter, args, &folders)?.compiled);
+
+    for p in sys_path.iter().chain(&user_sites) {
+        b.path(p, Role::Module)?;
+    }
+    if let Some(dir) = script_dir {
         b.python_importable(dir, Role::Module)?;
     }
     let names = |v: &str| {
@@ -137,6 +157,28 @@ pub(crate) fn python(
         }
     }
     Ok(())
+}
+
+/// A script's own folder, as byte code goes: its sibling modules and its packages (folders
+/// with `__init__.py`), not every folder below it (a script in a home folder).
+fn script_folder(dir: &Path) -> Vec<bytecode::Folder> {
+    let mut folders = vec![bytecode::Folder {
+        path: dir.to_path_buf(),
+        recursive: false,
+    }];
+    let mut packages: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("__init__.py").is_file())
+        .collect();
+    packages.sort();
+    folders.extend(packages.into_iter().map(|path| bytecode::Folder {
+        path,
+        recursive: true,
+    }));
+    folders
 }
 
 /// Record every folder of perl's `@INC`.

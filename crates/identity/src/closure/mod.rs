@@ -5,7 +5,9 @@
 //! - [`scan`]: recording files and folders, scanning a record again, comparing.
 //! - [`native`]: the dynamic loader, shared libraries, name-service modules, loader inputs.
 //! - [`interpreters`]: Python's `sys.path` and user site, Perl's `@INC`.
+//! - [`bytecode`]: Python byte code brought up to date before a Python closure is recorded.
 
+mod bytecode;
 mod interpreters;
 mod native;
 pub mod scan;
@@ -63,6 +65,14 @@ pub struct ClosureOptions {
     pub as_helper: bool,
 }
 
+/// A recorded closure and what recording it changed.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub closure: Closure,
+    /// Python sources whose missing or stale byte code was compiled first ([`bytecode`]).
+    pub bytecode_compiled: Vec<PathBuf>,
+}
+
 /// The interpreter of a certified script, as the closure needs it.
 #[derive(Debug, Clone)]
 pub struct ScriptInterpreter<'a> {
@@ -79,7 +89,7 @@ pub fn record(
     program: &Path,
     interpreter: Option<&ScriptInterpreter<'_>>,
     options: &ClosureOptions,
-) -> Result<Closure, ClosureError> {
+) -> Result<Recorded, ClosureError> {
     let mut b = Builder::default();
     let mut runtimes = vec![];
     b.file(program, Role::Program)?;
@@ -160,7 +170,11 @@ pub fn record(
     } else {
         vec![]
     };
-    Ok(b.finish(runtimes, homes))
+    let bytecode_compiled = std::mem::take(&mut b.bytecode_compiled);
+    Ok(Recorded {
+        closure: b.finish(runtimes, homes),
+        bytecode_compiled,
+    })
 }
 
 fn canonical(p: &Path) -> Result<PathBuf, ClosureError> {

@@ -26,6 +26,8 @@ pub(crate) struct Builder {
     walked: HashSet<(u64, u64)>,
     /// Folders already walked for what Python can import from them.
     walked_importable: HashSet<(u64, u64)>,
+    /// Python sources whose byte code was compiled before they were recorded.
+    pub(crate) bytecode_compiled: Vec<PathBuf>,
 }
 
 impl Builder {
@@ -65,6 +67,11 @@ impl Builder {
             },
         );
         Ok(())
+    }
+
+    /// Note sources whose byte code was brought up to date before recording.
+    pub fn bytecode_compiled(&mut self, sources: Vec<PathBuf>) {
+        self.bytecode_compiled.extend(sources);
     }
 
     fn dir_entries(&mut self, dir: &Path, entries: &Entries) {

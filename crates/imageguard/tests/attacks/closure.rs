@@ -429,14 +429,13 @@ pub fn attacks(cx: &mut Ctx) {
     perl_script(cx, &dir);
 }
 
-/// certified borg, run as a backup job would run it (`PYTHONDONTWRITEBYTECODE`: Python would
-/// otherwise write byte code for an edited module, itself a change to the closure).
+/// certified borg, run as a backup job would run it (Python writing byte code: certification
+/// compiled what a restored module left stale, so a first run changes nothing).
 fn borg_cmd(cx: &Ctx, args: &[&str]) -> Command {
     let mut c = Command::new("/usr/bin/borg");
     clean(&mut c)
         .args(args)
         .env("HOME", "/root")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("BORG_BASE_DIR", cx.sb.path().join("borg-home"))
         .env("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes")
         .env("BORG_RELOCATED_REPO_ACCESS_IS_OK", "yes")
@@ -552,6 +551,19 @@ fn python_hooks(cx: &mut Ctx, dir: &Path, hook: &Hook) {
         }
         recertify(cx, Path::new("/usr/bin/borg"), &[]);
     }
+    // The module restored (its byte code now older than it) and borg certified again: its
+    // first runs write byte code, which must not undo the certification.
+    let twice = [borg_config(cx, &[]), borg_config(cx, &[])];
+    let listing = cx.ig(&["certified", "--json"]);
+    let intact = String::from_utf8_lossy(&listing.stdout).contains("\"intact\": true");
+    cx.record(
+        "control: borg with its module restored, certified again, writes twice and stays intact",
+        &["succeeded"],
+        match twice {
+            [Outcome::Succeeded, Outcome::Succeeded] if intact => Outcome::Succeeded,
+            [a, b] => Outcome::Note(format!("{a}, {b}, intact: {intact}")),
+        },
+    );
 
     // The interpreter's environment: each variable alone makes borg uncertified, whether the
     // interpreter would run code from it now (PYTHONPATH, HOME) or only when interactive.

@@ -62,9 +62,13 @@ pub fn kernel_shield_on(sb: &Sandbox) -> bool {
     status(sb)["kernel_shield_on"] == true
 }
 
-/// A command with the environment a backup job would have (no cargo-injected LD_LIBRARY_PATH).
+/// A command with the environment a backup job would have: no cargo-injected
+/// LD_LIBRARY_PATH, and Python writing its byte code as it does for users (a developer's or
+/// CI's shell may say not to, which would hide what a first run changes).
 pub fn clean(cmd: &mut Command) -> &mut Command {
-    cmd.env_remove("LD_LIBRARY_PATH").env_remove("LD_PRELOAD")
+    cmd.env_remove("LD_LIBRARY_PATH")
+        .env_remove("LD_PRELOAD")
+        .env_remove("PYTHONDONTWRITEBYTECODE")
 }
 
 /// Run a shell command as an uncertified process.
