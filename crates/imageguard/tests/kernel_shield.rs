@@ -809,32 +809,41 @@ fn a_folder_through_the_service(sb: &Sandbox) {
     let _ = sh(&format!("umount '{}'", larger.display()));
 }
 
-/// A folder of a btrfs volume protected through the service: the kernel names btrfs files by
+/// btrfs through the service. A folder that is a subvolume: the kernel names btrfs files by
 /// the file system's one device and an inode number that repeats in every subvolume (each
-/// subvolume's root is 256), so the shield leaves that folder to the FUSE guard and says so,
-/// and other subvolumes stay writable (the control: a mark there would have covered them).
-fn a_folder_on_btrfs(sb: &Sandbox) {
-    let img = sb.path().join("btrfs.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(128 << 20)
-        .unwrap();
+/// subvolume's root is 256), so the programs name them by their subvolume's device (as `stat`
+/// does, found through the layout this kernel's BTF gives): a backup there is refused through
+/// a bind mount of the file system, other subvolumes stay writable (the control: a mark by
+/// inode number alone would cover their roots too), chattr and the deletion of a subvolume
+/// (which takes every file in it, with no file hook on the way) are refused, and once
+/// unprotected both go through (the controls). A whole btrfs volume: its loop device, found
+/// through /sys/fs/btrfs (the superblock's device is an anonymous one), is shielded too.
+fn btrfs_through_the_service(sb: &Sandbox) {
     assert_ok("modprobe btrfs", &sh("modprobe btrfs"));
-    assert_ok(
-        "mkfs.btrfs",
-        &sh(&format!("mkfs.btrfs -q '{}'", img.display())),
-    );
-    let m = sb.path().join("btrfs");
-    std::fs::create_dir_all(&m).unwrap();
-    assert_ok(
-        "mount the btrfs volume",
-        &sh(&format!(
-            "mount -o loop '{}' '{}'",
-            img.display(),
-            m.display()
-        )),
-    );
-    for sub in ["backups", "home"] {
+    let new_btrfs = |name: &str| {
+        let img = sb.path().join(format!("{name}.img"));
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(128 << 20)
+            .unwrap();
+        assert_ok(
+            "mkfs.btrfs",
+            &sh(&format!("mkfs.btrfs -q '{}'", img.display())),
+        );
+        let m = sb.path().join(name);
+        std::fs::create_dir_all(&m).unwrap();
+        assert_ok(
+            "mount the btrfs volume",
+            &sh(&format!(
+                "mount -o loop '{}' '{}'",
+                img.display(),
+                m.display()
+            )),
+        );
+        m
+    };
+    let m = new_btrfs("btrfs");
+    for sub in ["backups", "home", "scratch"] {
         assert_ok(
             "btrfs subvolume create",
             &sh(&format!(
@@ -843,6 +852,7 @@ fn a_folder_on_btrfs(sb: &Sandbox) {
             )),
         );
     }
+    std::fs::write(m.join("home/notes.txt"), b"notes\n").unwrap();
     let folder = m.join("backups");
     let backup = folder.join("night.mrimg");
     write_pattern(&backup, 20_000, 9);
@@ -854,22 +864,123 @@ fn a_folder_on_btrfs(sb: &Sandbox) {
     );
     let (covered, status) = volume_shield(sb, &f);
     assert!(
-        covered.contains("not the folder and its files (on btrfs"),
-        "what the shield leaves on btrfs, said: {status:#}"
+        covered.contains("everything in the folder") && !covered.contains("FUSE guard alone"),
+        "the btrfs folder shielded: {status:#}"
     );
     assert_eperm(
         "child: rm of a backup in the btrfs folder through its guard",
         &child(&format!("rm -f '{f}/night.mrimg'")),
     );
+    let bind = sb.path().join("btrfs-bind");
+    std::fs::create_dir_all(&bind).unwrap();
+    assert_ok(
+        "bind mount of the btrfs file system",
+        &sh(&format!(
+            "mount --bind '{}' '{}'",
+            m.display(),
+            bind.display()
+        )),
+    );
+    let b = bind.display().to_string();
+    assert_eperm(
+        "child: rm of the backup through a bind mount of its file system",
+        &child(&format!("rm -f '{b}/backups/night.mrimg'")),
+    );
+    assert_eperm(
+        "child: append to it there",
+        &child(&format!("echo x >> '{b}/backups/night.mrimg'")),
+    );
+    assert_eperm(
+        "child: chattr +i on it there (an ioctl, no setattr hook)",
+        &child(&format!("chattr +i '{b}/backups/night.mrimg'")),
+    );
+    assert_eperm(
+        "child: btrfs subvolume delete of the protected folder there",
+        &child(&format!("btrfs subvolume delete '{b}/backups'")),
+    );
+    assert_eperm(
+        "child: btrfs subvolume delete --subvolid of another subvolume (which one, the shield cannot tell)",
+        &child(&format!(
+            "btrfs subvolume delete --subvolid $(btrfs inspect-internal rootid '{b}/scratch') '{b}'"
+        )),
+    );
     assert_ok(
         "child: a write in another subvolume, whose root has the folder's inode number (the control)",
-        &child(&format!("echo x >> '{}/notes.txt'", m.join("home").display())),
+        &child(&format!("echo x >> '{b}/home/notes.txt'")),
+    );
+    assert_ok(
+        "child: chattr in another subvolume (the control)",
+        &child(&format!("chattr +A '{b}/home/notes.txt'")),
+    );
+    // A second btrfs holding nothing protected: its subvolumes come and go (the control).
+    let other = new_btrfs("btrfs-other");
+    assert_ok(
+        "btrfs subvolume create on another btrfs",
+        &sh(&format!(
+            "btrfs -q subvolume create '{}/s'",
+            other.display()
+        )),
+    );
+    assert_ok(
+        "child: btrfs subvolume delete on a btrfs holding nothing protected (the control)",
+        &child(&format!("btrfs subvolume delete '{}/s'", other.display())),
     );
     assert_eq!(std::fs::read(&backup).unwrap(), before, "every byte intact");
+    let evs = events(sb);
+    assert!(
+        evs.iter().any(|e| e.id == 320
+            && e.message.contains("deleting a btrfs subvolume")
+            && e.mount_point.as_deref() == Some(f.as_str())),
+        "the subvolume deletion logged with its volume: {evs:#?}"
+    );
+    assert!(
+        evs.iter().any(|e| e.id == 320
+            && e.message.contains("kernel shield")
+            && e.file.as_deref() == Some(&*backup.to_string_lossy())),
+        "the rm through the bind mount logged by the backup's path: {evs:#?}"
+    );
     assert_ok(
         "unprotect the btrfs folder",
         &sb.imageguard(&["unprotect", &f]).unwrap(),
     );
+    assert_ok(
+        "child: btrfs subvolume delete once unprotected",
+        &child(&format!("btrfs subvolume delete '{b}/scratch'")),
+    );
+    let _ = sh(&format!("umount '{b}'"));
+
+    // The whole of the second btrfs: its loop device is beneath it.
+    let o = other.display().to_string();
+    let device = String::from_utf8_lossy(&sh(&format!("findmnt -no SOURCE '{o}'")).stdout)
+        .trim()
+        .to_string();
+    write_pattern(&other.join("whole.mrimg"), 20_000, 3);
+    assert_ok(
+        "protect a whole btrfs volume",
+        &sb.imageguard(&["protect", &o]).unwrap(),
+    );
+    let (covered, status) = volume_shield(sb, &o);
+    assert!(
+        !covered.contains("FUSE guard alone"),
+        "the whole btrfs shielded: {status:#}"
+    );
+    assert_eperm(
+        "child: dd onto the whole btrfs volume's loop device",
+        &child(&format!(
+            "dd if=/dev/zero of='{device}' bs=4096 seek=30000 count=1 conv=notrunc status=none"
+        )),
+    );
+    assert_ok(
+        "unprotect the whole btrfs volume",
+        &sb.imageguard(&["unprotect", &o]).unwrap(),
+    );
+    assert_ok(
+        "child: dd onto that loop device once unprotected (the control)",
+        &child(&format!(
+            "dd if=/dev/zero of='{device}' bs=4096 seek=30000 count=1 conv=notrunc status=none"
+        )),
+    );
+    let _ = sh(&format!("umount '{o}'"));
     let _ = sh(&format!("umount '{}'", m.display()));
 }
 
@@ -1274,7 +1385,7 @@ fn the_service_shields_what_it_protects() {
 
     scsi_commands_beneath_the_file_system(&mut sb);
     a_folder_through_the_service(&sb);
-    a_folder_on_btrfs(&sb);
+    btrfs_through_the_service(&sb);
 
     // The shield's own undoing: its pins (unlink, BPF_OBJ_GET, even a listing) and its
     // programs, maps and links by id, refused; still refusing afterwards.

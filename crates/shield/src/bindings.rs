@@ -18,6 +18,7 @@ pub const SHIELD_MAX_NAMES: u32 = 64;
 pub const SHIELD_MAX_IDS: u32 = 256;
 pub const SHIELD_NSEC_PER_TICK: u32 = 10000000;
 pub const SHIELD_EVENTS_BYTES: u32 = 262144;
+pub type __s32 = ::std::os::raw::c_int;
 pub type __u32 = ::std::os::raw::c_uint;
 pub type __s64 = ::std::os::raw::c_longlong;
 pub type __u64 = ::std::os::raw::c_ulonglong;
@@ -86,10 +87,14 @@ pub struct shield_service {
     pub _pad: __u32,
     pub object_id: __u64,
     pub boottime_offset_ns: __s64,
+    pub btrfs_root_from_inode: __s32,
+    pub btrfs_anon_dev: __u32,
+    pub btrfs_known: __u32,
+    pub _pad2: __u32,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of shield_service"][::std::mem::size_of::<shield_service>() - 48usize];
+    ["Size of shield_service"][::std::mem::size_of::<shield_service>() - 64usize];
     ["Alignment of shield_service"][::std::mem::align_of::<shield_service>() - 8usize];
     ["Offset of field: shield_service::tgid"]
         [::std::mem::offset_of!(shield_service, tgid) - 0usize];
@@ -109,6 +114,14 @@ const _: () = {
         [::std::mem::offset_of!(shield_service, object_id) - 32usize];
     ["Offset of field: shield_service::boottime_offset_ns"]
         [::std::mem::offset_of!(shield_service, boottime_offset_ns) - 40usize];
+    ["Offset of field: shield_service::btrfs_root_from_inode"]
+        [::std::mem::offset_of!(shield_service, btrfs_root_from_inode) - 48usize];
+    ["Offset of field: shield_service::btrfs_anon_dev"]
+        [::std::mem::offset_of!(shield_service, btrfs_anon_dev) - 52usize];
+    ["Offset of field: shield_service::btrfs_known"]
+        [::std::mem::offset_of!(shield_service, btrfs_known) - 56usize];
+    ["Offset of field: shield_service::_pad2"]
+        [::std::mem::offset_of!(shield_service, _pad2) - 60usize];
 };
 pub mod shield_op {
     #[allow(unused_imports)]
@@ -136,6 +149,7 @@ pub mod shield_op {
     pub const SHIELD_OP_BPF_LOAD: Type = 20;
     pub const SHIELD_OP_SETATTR: Type = 21;
     pub const SHIELD_OP_MOVE_MOUNT: Type = 22;
+    pub const SHIELD_OP_SUBVOLUME_DELETE: Type = 23;
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]

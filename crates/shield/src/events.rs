@@ -48,6 +48,9 @@ pub enum Refused {
     /// pivoted, a mount with mounts beneath it unmounted (it would take a guard along), or a
     /// mount made where it would hide mounts beneath.
     MoveMount,
+    /// A btrfs subvolume deleted (by name or id: which one, the hook cannot tell) on a file
+    /// system holding a protected volume, folder or image file.
+    SubvolumeDelete,
 }
 
 impl Refused {
@@ -75,6 +78,7 @@ impl Refused {
             shield_op::SHIELD_OP_EXEC_TRACED => Refused::ExecTraced,
             shield_op::SHIELD_OP_BPF_LOAD => Refused::BpfLoad,
             shield_op::SHIELD_OP_MOVE_MOUNT => Refused::MoveMount,
+            shield_op::SHIELD_OP_SUBVOLUME_DELETE => Refused::SubvolumeDelete,
             _ => return None,
         })
     }

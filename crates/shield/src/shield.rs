@@ -118,9 +118,11 @@ pub struct Shield {
     protected_sb: HashMap<MapData, u32, u8>,
     guard_sb: HashMap<MapData, u32, u8>,
     protected_dev: HashMap<MapData, u32, u8>,
-    protected_inode: HashMap<MapData, shield_inode, u8>,
+    /// Values: the superblock device of a btrfs file's file system (counted in `dir_sb`), or 0.
+    protected_inode: HashMap<MapData, shield_inode, u32>,
     certified_exe: HashMap<MapData, shield_inode, u8>,
-    protected_dir: HashMap<MapData, shield_inode, u8>,
+    /// Values: the folder's file system's superblock device (counted in `dir_sb`).
+    protected_dir: HashMap<MapData, shield_inode, u32>,
     dir_sb: HashMap<MapData, u32, u32>,
     held_name: HashMap<MapData, shield_name, u8>,
     own_ids: HashMap<MapData, shield_id, u8>,
@@ -139,6 +141,8 @@ pub struct Shield {
     /// while it has guards, there nobody else moves mounts (see shield.h).
     guards: u32,
     mount_ns: u32,
+    /// Where btrfs keeps a file's subvolume device, once this kernel's BTF said.
+    btrfs: Option<crate::kernel_btf::BtrfsLayout>,
     /// Its refusals, until [`Shield::refusals`] hands them out.
     refusals: Option<Refusals>,
     /// Where it is pinned, if it is.
@@ -285,16 +289,25 @@ impl Shield {
                     }
                 }
                 "protected_inode" | "protected_dir" | "held_dir" => {
-                    let Ok(old) = HashMap::<MapData, shield_inode, u8>::try_from(map) else {
-                        continue;
-                    };
-                    for key in old.keys().flatten() {
-                        if name == "protected_inode" {
-                            shield.protect_inode(key.dev, key.ino)?;
-                        } else {
-                            // Folders (held_dir: what an earlier version called those the admin
-                            // lock holds).
-                            shield.protect_dir(key.dev, key.ino)?;
+                    // Values: the file system (0: none) from this build on, 1 before.
+                    let entries: Vec<(shield_inode, u32)> =
+                        match HashMap::<&MapData, shield_inode, u32>::try_from(&map) {
+                            Ok(old) => old.iter().flatten().collect(),
+                            Err(_) => match HashMap::<&MapData, shield_inode, u8>::try_from(&map) {
+                                Ok(old) => old.keys().flatten().map(|k| (k, 0)).collect(),
+                                Err(_) => continue,
+                            },
+                        };
+                    for (key, fs) in entries {
+                        match (name.as_str(), fs) {
+                            ("protected_inode", 0) => shield.protect_inode(key.dev, key.ino)?,
+                            ("protected_inode", fs) => {
+                                shield.protect_inode_on(key.dev, key.ino, fs)?
+                            }
+                            // Folders (held_dir: what an earlier version called those the
+                            // admin lock holds).
+                            (_, 0) => shield.protect_dir(key.dev, key.ino)?,
+                            (_, fs) => shield.protect_dir_on(key.dev, key.ino, fs)?,
                         }
                     }
                 }
@@ -434,6 +447,7 @@ impl Shield {
                 boottime_offset_ns: 0,
             },
             admin_locked: false,
+            btrfs: None,
             refusals: Some(Refusals::new(
                 RingBuf::try_from(events.ok_or(ShieldError::MissingMap("events"))?)
                     .map_err(load_error)?,
@@ -461,8 +475,31 @@ impl Shield {
             _pad: 0,
             object_id: object_id(),
             boottime_offset_ns: self.task.boottime_offset_ns,
+            btrfs_root_from_inode: self.btrfs.map_or(0, |l| l.root_from_inode),
+            btrfs_anon_dev: self.btrfs.map_or(0, |l| l.anon_dev),
+            btrfs_known: self.btrfs.is_some() as u32,
+            _pad2: 0,
         };
         self.service.set(0, value, 0).map_err(load_error)
+    }
+
+    /// Whether the programs can tell btrfs subvolumes apart (see `shield_service` in
+    /// shield.h): asked of this kernel's BTF until it says, since btrfs may be a module loaded
+    /// later. Until then btrfs files must not be shielded by identity: their identities repeat
+    /// across subvolumes.
+    pub fn knows_btrfs(&mut self) -> Result<bool, ShieldError> {
+        if self.btrfs.is_none() {
+            let layout = crate::kernel_btf::btrfs_layout()
+                .map_err(|e| ShieldError::Load(format!("btrfs's layout in BTF: {e}")))?;
+            if layout.is_some() {
+                self.btrfs = layout;
+                if let Err(e) = self.write_service() {
+                    self.btrfs = None;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(self.btrfs.is_some())
     }
 
     /// The admin lock is set (or not): while it is, no other task may signal the service.
@@ -567,8 +604,18 @@ impl Shield {
     /// loop device reads it from): by its file system's device (kernel encoding) and inode.
     pub fn protect_inode(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
         self.protected_inode
-            .insert(inode_key(dev, ino), 1, 0)
+            .insert(inode_key(dev, ino), 0, 0)
             .map_err(load_error)
+    }
+
+    /// The same for a file of btrfs, whose `dev` is its subvolume's (as `stat` shows it) and
+    /// `fs` its file system's superblock device: nobody but the service deletes a subvolume
+    /// there (one would take the file along).
+    pub fn protect_inode_on(&mut self, dev: u32, ino: u64, fs: u32) -> Result<(), ShieldError> {
+        self.protected_inode
+            .insert(inode_key(dev, ino), fs, 0)
+            .map_err(load_error)?;
+        self.count_fs(fs)
     }
 
     /// A certified program's file (native program or script), by its file system's device
@@ -589,30 +636,41 @@ impl Shield {
     /// at any depth, may change but by the service, whatever mount or name leads there (a
     /// protected folder of a larger file system; imageguard's state folder under the admin lock).
     pub fn protect_dir(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
+        self.protect_dir_on(dev, ino, dev)
+    }
+
+    /// The same for a folder whose file system's superblock device `fs` is not `dev` (btrfs:
+    /// `dev` is the folder's subvolume's, as `stat` shows it).
+    pub fn protect_dir_on(&mut self, dev: u32, ino: u64, fs: u32) -> Result<(), ShieldError> {
         self.protected_dir
-            .insert(inode_key(dev, ino), 1, 0)
+            .insert(inode_key(dev, ino), fs, 0)
             .map_err(load_error)?;
-        self.count_dirs(dev)
+        self.count_fs(fs)
     }
 
     /// Let the folder `ino` of `dev` go.
     pub fn release_dir(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
-        removed(self.protected_dir.remove(&inode_key(dev, ino)))?;
-        self.count_dirs(dev)
+        let key = inode_key(dev, ino);
+        let Ok(fs) = self.protected_dir.get(&key, 0) else {
+            return Ok(());
+        };
+        removed(self.protected_dir.remove(&key))?;
+        self.count_fs(fs)
     }
 
-    /// Tell the programs how many protected folders the file system `dev` holds (they follow an
-    /// entry's parents only on such a file system).
-    fn count_dirs(&mut self, dev: u32) -> Result<(), ShieldError> {
-        let n = self
-            .protected_dir
-            .keys()
-            .filter(|k| k.as_ref().is_ok_and(|k| k.dev == dev))
-            .count() as u32;
+    /// Tell the programs how many protected folders (and btrfs image files) the file system
+    /// `fs` holds: they follow an entry's parents only on such a file system, and refuse
+    /// subvolume deletion there.
+    fn count_fs(&mut self, fs: u32) -> Result<(), ShieldError> {
+        let on = |v: &Result<(shield_inode, u32), aya::maps::MapError>| {
+            v.as_ref().is_ok_and(|&(_, value)| value == fs)
+        };
+        let n = (self.protected_dir.iter().filter(on).count()
+            + self.protected_inode.iter().filter(on).count()) as u32;
         if n == 0 {
-            removed(self.dir_sb.remove(&dev))
+            removed(self.dir_sb.remove(&fs))
         } else {
-            self.dir_sb.insert(dev, n, 0).map_err(load_error)
+            self.dir_sb.insert(fs, n, 0).map_err(load_error)
         }
     }
 
@@ -651,7 +709,15 @@ impl Shield {
 
     /// Stop shielding the file `ino` of `dev`.
     pub fn release_inode(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
-        removed(self.protected_inode.remove(&inode_key(dev, ino)))
+        let key = inode_key(dev, ino);
+        let Ok(fs) = self.protected_inode.get(&key, 0) else {
+            return Ok(());
+        };
+        removed(self.protected_inode.remove(&key))?;
+        if fs != 0 {
+            self.count_fs(fs)?;
+        }
+        Ok(())
     }
 }
 

@@ -154,6 +154,34 @@ fn command_nodes(sys: &Path, dev: (u32, u32), out: &mut Vec<(u32, u32)>) {
 }
 
 /// A sysfs `dev` file: "major:minor".
+/// The block devices of the btrfs file system that `member` (major, minor) belongs to, itself
+/// included: a btrfs superblock's device is an anonymous one (major 0), and its devices are
+/// found in `/sys/fs/btrfs/FSID/devices/`, one link per member; none when `member` is in no
+/// mounted btrfs.
+pub fn btrfs_members(member: (u32, u32)) -> Vec<(u32, u32)> {
+    btrfs_members_in(Path::new("/sys"), member)
+}
+
+/// The same, from a sysfs mounted at `sys`.
+pub fn btrfs_members_in(sys: &Path, member: (u32, u32)) -> Vec<(u32, u32)> {
+    let Ok(filesystems) = std::fs::read_dir(sys.join("fs/btrfs")) else {
+        return vec![];
+    };
+    for fs in filesystems.flatten() {
+        let Ok(devices) = std::fs::read_dir(fs.path().join("devices")) else {
+            continue;
+        };
+        let members: Vec<(u32, u32)> = devices
+            .flatten()
+            .filter_map(|d| read_dev(&d.path().join("dev")))
+            .collect();
+        if members.contains(&member) {
+            return members;
+        }
+    }
+    vec![]
+}
+
 fn read_dev(file: &Path) -> Option<(u32, u32)> {
     crate::mountinfo::parse_device_number(std::fs::read_to_string(file).ok()?.trim())
 }
@@ -162,6 +190,28 @@ fn read_dev(file: &Path) -> Option<(u32, u32)> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_btrfs_member_brings_its_file_systems_other_devices() {
+        let sys = tempfile::tempdir().unwrap();
+        let s = sys.path();
+        for (name, dev) in [("loop0", "7:0"), ("loop1", "7:1"), ("sda1", "8:1")] {
+            std::fs::create_dir_all(s.join("devices/virtual/block").join(name)).unwrap();
+            std::fs::write(s.join("devices/virtual/block").join(name).join("dev"), dev).unwrap();
+        }
+        let fs_a = s.join("fs/btrfs/aaaa/devices");
+        let fs_b = s.join("fs/btrfs/bbbb/devices");
+        std::fs::create_dir_all(&fs_a).unwrap();
+        std::fs::create_dir_all(&fs_b).unwrap();
+        symlink(s.join("devices/virtual/block/loop0"), fs_a.join("loop0")).unwrap();
+        symlink(s.join("devices/virtual/block/loop1"), fs_a.join("loop1")).unwrap();
+        symlink(s.join("devices/virtual/block/sda1"), fs_b.join("sda1")).unwrap();
+        let mut m = btrfs_members_in(s, (7, 1));
+        m.sort();
+        assert_eq!(m, vec![(7, 0), (7, 1)]);
+        assert_eq!(btrfs_members_in(s, (8, 1)), vec![(8, 1)]);
+        assert!(btrfs_members_in(s, (9, 9)).is_empty());
+    }
 
     /// A made-up sysfs: sda (8:0) with partition sda1 (8:1); dm-0 (253:0) over sda1 and md0
     /// (9:0); md0 over loop0 (7:0), which reads /images/disk.img.

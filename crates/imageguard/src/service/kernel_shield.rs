@@ -43,17 +43,24 @@ struct Cover {
     folder: Option<(u32, u64, PathBuf)>,
     /// Its backups that have names outside it too (hard links made before protection).
     linked: Vec<(u32, u64)>,
-    /// What the shield leaves to the FUSE guard alone, and why (files on btrfs).
+    /// The superblock device of the btrfs file system its folder or image files lie on: their
+    /// identities above name their subvolume's device (as `stat` does), refusals the
+    /// superblock's.
+    btrfs_fs: Option<u32>,
+    /// What the shield leaves to the FUSE guard alone, and why (files on btrfs, on a kernel
+    /// whose BTF does not say where btrfs keeps a file's subvolume).
     uncovered: Vec<String>,
     /// For event 320: the volume as events name it.
     volume: VolumeRef,
     mount_point: PathBuf,
 }
 
-/// Why the shield cannot name a file of btrfs: the kernel knows it by the file system's one
-/// device and an inode number, and inode numbers repeat from one subvolume to the next (each
-/// subvolume's root is 256), so a mark would cover other subvolumes' files too.
-const ON_BTRFS: &str = "on btrfs, whose inode numbers repeat across subvolumes";
+/// Why the shield cannot name a file of btrfs on some kernels: the kernel knows it by the file
+/// system's one device and an inode number, and inode numbers repeat from one subvolume to the
+/// next (each subvolume's root is 256), so a mark would cover other subvolumes' files too; its
+/// subvolume's device is found only where the kernel's BTF describes btrfs's inodes.
+const ON_BTRFS: &str =
+    "on btrfs, whose subvolumes this kernel's BTF does not describe (inode numbers repeat across them)";
 
 /// The identities the kernel may know the file at `path` by, as (device in kernel encoding,
 /// inode): the one `stat` gives and, on overlayfs, its layers'.
@@ -75,11 +82,13 @@ fn kernel_identities_in(
 impl Cover {
     /// What to shield of the volume `info` describes, whose backing's root is `root` (device
     /// and inode as `stat` gives them) and whose backups `linked` (inodes) have other names.
+    /// `btrfs`: whether the programs tell btrfs subvolumes apart.
     fn of(
         info: &VolumeInfo,
         volume: VolumeRef,
         root: (u64, u64),
         linked: impl IntoIterator<Item = u64>,
+        btrfs: bool,
     ) -> Result<Cover> {
         let table = imageguard_volume::MountTable::read().context("reading the mount table")?;
         let guard = table
@@ -94,13 +103,17 @@ impl Cover {
             files: vec![],
             folder: None,
             linked: vec![],
+            btrfs_fs: None,
             uncovered: vec![],
             volume,
             mount_point: info.mount_point.clone(),
         };
         if info.mode != BackingMode::Hidden {
-            let on_btrfs = host_mount(&table, info).is_some_and(|e| e.fstype == "btrfs");
-            if on_btrfs {
+            let host = host_mount(&table, info);
+            let on_btrfs = host.is_some_and(|e| e.fstype == "btrfs");
+            if on_btrfs && btrfs {
+                cover.btrfs_fs = host.map(|e| kernel_dev(e.major, e.minor));
+            } else if on_btrfs {
                 log::warn!(
                     "kernel shield: {} is {ON_BTRFS}: the FUSE guard alone guards it",
                     info.mount_point.display()
@@ -117,9 +130,64 @@ impl Cover {
         }
         let (major, minor) = imageguard_volume::mountinfo::parse_device_number(&info.device_number)
             .with_context(|| format!("device number {:?}", info.device_number))?;
-        let layers = imageguard_volume::layers::beneath(major, minor);
+        let mut layers = imageguard_volume::layers::beneath(major, minor);
+        // btrfs's superblock device is an anonymous one: its block devices are its members,
+        // found from the device it was mounted from.
+        if info.fstype == "btrfs" {
+            use std::os::unix::fs::FileTypeExt;
+            use std::os::unix::fs::MetadataExt;
+            let from = std::fs::metadata(&info.device)
+                .ok()
+                .filter(|m| m.file_type().is_block_device())
+                .map(|m| (rustix::fs::major(m.rdev()), rustix::fs::minor(m.rdev())));
+            let members = from.map(imageguard_volume::layers::btrfs_members);
+            match members {
+                Some(members) if !members.is_empty() => {
+                    for m in members {
+                        let below = imageguard_volume::layers::beneath(m.0, m.1);
+                        layers.devices.push(m);
+                        layers.devices.extend(below.devices);
+                        layers.char_devices.extend(below.char_devices);
+                        layers.backing_files.extend(below.backing_files);
+                    }
+                    layers.devices.sort();
+                    layers.devices.dedup();
+                    layers.char_devices.sort();
+                    layers.char_devices.dedup();
+                    layers.backing_files.sort();
+                    layers.backing_files.dedup();
+                }
+                _ => {
+                    log::warn!(
+                        "kernel shield: the btrfs devices of {} not found: not shielded",
+                        info.mount_point.display()
+                    );
+                    cover.uncovered.push(format!(
+                        "its devices ({} not found in /sys/fs/btrfs)",
+                        info.device
+                    ));
+                }
+            }
+        }
         for f in &layers.backing_files {
-            if imageguard_volume::fs_kind::on_btrfs(f) {
+            let on_btrfs = imageguard_volume::fs_kind::on_btrfs(f);
+            if on_btrfs && btrfs {
+                let fs = std::fs::canonicalize(f)
+                    .ok()
+                    .and_then(|p| table.containing(&p).map(|e| kernel_dev(e.major, e.minor)));
+                if fs.is_none() {
+                    log::warn!(
+                        "kernel shield: image file {}: no mount of its btrfs: not shielded",
+                        f.display()
+                    );
+                    cover.uncovered.push(format!(
+                        "image file {} (its btrfs mount not found)",
+                        f.display()
+                    ));
+                    continue;
+                }
+                cover.btrfs_fs = fs;
+            } else if on_btrfs {
                 log::warn!(
                     "kernel shield: image file {} is {ON_BTRFS}: not shielded",
                     f.display()
@@ -187,7 +255,7 @@ impl Cover {
     /// the names the shield sent tell; a path too deep for them is taken as inside).
     fn in_folder(&self, r: &Refusal) -> Option<String> {
         let (dev, _, from_root) = self.folder.as_ref()?;
-        if *dev != r.dev {
+        if *dev != r.dev && self.btrfs_fs != Some(r.dev) {
             return None;
         }
         if r.path.starts_with('…') {
@@ -196,6 +264,12 @@ impl Cover {
         let rel = from_root.strip_prefix("/").unwrap_or(from_root);
         let rest = Path::new(&r.path).strip_prefix(rel).ok()?;
         Some(self.mount_point.join(rest).display().to_string())
+    }
+
+    /// Whether the refusal `r` (which names a file by its superblock's device) is of the file
+    /// `ino` of `dev` (its device as `stat` shows it: on btrfs, its subvolume's).
+    fn names(&self, dev: u32, ino: u64, r: &Refusal) -> bool {
+        ino == r.ino && (dev == r.dev || self.btrfs_fs == Some(r.dev))
     }
 
     /// Whether it marks the folder `ino` of `dev`.
@@ -282,19 +356,23 @@ struct Held {
     kind: HeldKind,
     /// Where its file system is mounted (to name what was refused in it).
     mount_point: PathBuf,
+    /// Its file system's superblock device when that is btrfs (`dev` is its subvolume's).
+    btrfs_fs: Option<u32>,
 }
 
 /// The identities of `path` (on overlayfs, its layers' too), with its file system's mount point.
 fn held_identities(path: &Path, kind: HeldKind) -> Vec<Held> {
-    let mount_point = std::fs::canonicalize(path)
-        .ok()
-        .and_then(|p| {
-            imageguard_volume::MountTable::read()
-                .ok()?
-                .containing(&p)
-                .map(|e| e.mount_point.clone())
-        })
-        .unwrap_or_else(|| PathBuf::from("/"));
+    let mount = std::fs::canonicalize(path).ok().and_then(|p| {
+        imageguard_volume::MountTable::read()
+            .ok()?
+            .containing(&p)
+            .map(|e| (e.mount_point.clone(), e.fstype.clone(), e.major, e.minor))
+    });
+    let btrfs_fs = mount
+        .as_ref()
+        .filter(|m| m.1 == "btrfs")
+        .map(|m| kernel_dev(m.2, m.3));
+    let mount_point = mount.map_or_else(|| PathBuf::from("/"), |m| m.0);
     kernel_identities(path)
         .unwrap_or_default()
         .into_iter()
@@ -303,6 +381,7 @@ fn held_identities(path: &Path, kind: HeldKind) -> Vec<Held> {
             ino,
             kind: kind.clone(),
             mount_point: mount_point.clone(),
+            btrfs_fs,
         })
         .collect()
 }
@@ -496,7 +575,14 @@ impl KernelShield {
         let Some(shield) = guard.as_mut() else {
             return Ok(());
         };
-        let cover = Cover::of(info, volume, backing_root, linked)?;
+        let btrfs = match shield.knows_btrfs() {
+            Ok(known) => known,
+            Err(e) => {
+                log::warn!("kernel shield: {e}");
+                false
+            }
+        };
+        let cover = Cover::of(info, volume, backing_root, linked, btrfs)?;
         if let Some(g) = cover.guard {
             shield.protect_guard(g)?;
         }
@@ -509,14 +595,25 @@ impl KernelShield {
         for &d in &cover.char_devices {
             shield.protect_char_device(d)?;
         }
-        for (dev, ino, _) in &cover.files {
-            shield.protect_inode(*dev, *ino)?;
+        for (dev, ino, f) in &cover.files {
+            match cover.btrfs_fs {
+                Some(fs) if imageguard_volume::fs_kind::on_btrfs(f) => {
+                    shield.protect_inode_on(*dev, *ino, fs)?
+                }
+                _ => shield.protect_inode(*dev, *ino)?,
+            }
         }
         if let Some((dev, ino, _)) = &cover.folder {
-            shield.protect_dir(*dev, *ino)?;
+            match (cover.btrfs_fs, cover.sb) {
+                (Some(fs), None) => shield.protect_dir_on(*dev, *ino, fs)?,
+                _ => shield.protect_dir(*dev, *ino)?,
+            }
         }
         for &(dev, ino) in &cover.linked {
-            shield.protect_inode(dev, ino)?;
+            match (cover.btrfs_fs, &cover.folder) {
+                (Some(fs), Some(_)) => shield.protect_inode_on(dev, ino, fs)?,
+                _ => shield.protect_inode(dev, ino)?,
+            }
         }
         let mut covers = self.covers.lock();
         if let Some(old) = covers.insert(info.mount_point.clone(), cover) {
@@ -585,6 +682,10 @@ impl KernelShield {
             }
         }
         if locked {
+            let btrfs = shield.knows_btrfs().unwrap_or_else(|e| {
+                log::warn!("kernel shield: {e}");
+                false
+            });
             let files = own
                 .files
                 .iter()
@@ -598,10 +699,17 @@ impl KernelShield {
                 .iter()
                 .flat_map(|(dir, n)| held_identities(dir, HeldKind::Name(n.clone())));
             for h in files.chain(folders).chain(names) {
-                match &h.kind {
-                    HeldKind::Folder => shield.protect_dir(h.dev, h.ino)?,
-                    HeldKind::File => shield.protect_inode(h.dev, h.ino)?,
-                    HeldKind::Name(n) => shield.hold_name(h.dev, h.ino, n)?,
+                match (&h.kind, h.btrfs_fs) {
+                    (_, Some(_)) if !btrfs => log::warn!(
+                        "kernel shield: {} is {ON_BTRFS}: the admin lock holds it through the \
+                         FUSE guard and the service alone",
+                        h.mount_point.display()
+                    ),
+                    (HeldKind::Folder, Some(fs)) => shield.protect_dir_on(h.dev, h.ino, fs)?,
+                    (HeldKind::File, Some(fs)) => shield.protect_inode_on(h.dev, h.ino, fs)?,
+                    (HeldKind::Folder, None) => shield.protect_dir(h.dev, h.ino)?,
+                    (HeldKind::File, None) => shield.protect_inode(h.dev, h.ino)?,
+                    (HeldKind::Name(n), _) => shield.hold_name(h.dev, h.ino, n)?,
                 }
                 held.push(h);
             }
@@ -626,9 +734,10 @@ impl KernelShield {
             _ => {
                 c.sb == Some(r.dev)
                     || c.guard == Some(r.dev)
-                    || c.files.iter().any(|f| (f.0, f.1) == (r.dev, r.ino))
-                    || c.linked.contains(&(r.dev, r.ino))
+                    || c.files.iter().any(|f| c.names(f.0, f.1, r))
+                    || c.linked.iter().any(|&(dev, ino)| c.names(dev, ino, r))
                     || c.in_folder(r).is_some()
+                    || (r.what == Refused::SubvolumeDelete && c.btrfs_fs == Some(r.dev))
             }
         });
         let file = match (cover, r.what) {
@@ -659,7 +768,7 @@ impl KernelShield {
             (Some(c), _) => c
                 .files
                 .iter()
-                .find(|f| (f.0, f.1) == (r.dev, r.ino))
+                .find(|f| c.names(f.0, f.1, r))
                 .map_or_else(|| r.path.clone(), |f| f.2.display().to_string()),
             // One of imageguard's own files, or an entry of its folders, held by the admin lock.
             (None, _) => match self.held.lock().iter().find(|h| h.dev == r.dev) {
@@ -718,6 +827,12 @@ impl KernelShield {
                  (mount --move), pivoting the root, unmounting a mount with mounts beneath it \
                  (it would take a guard along), or mounting where mounts would be hidden \
                  beneath is the service's alone",
+                r.uid
+            ),
+            Refused::SubvolumeDelete => format!(
+                "by the kernel shield (uid {}): deleting a btrfs subvolume, with every file in \
+                 it, on a file system that holds a protected volume, folder or image file is \
+                 the service's alone",
                 r.uid
             ),
             _ if cover.is_none() => format!(
@@ -823,6 +938,7 @@ fn operation_of(what: Refused) -> Option<Operation> {
         | Refused::ExecTraced
         | Refused::BpfLoad
         | Refused::MoveMount => return None,
+        Refused::SubvolumeDelete => Operation::Delete,
     })
 }
 

@@ -14,7 +14,7 @@ static __always_inline int protected_inode_of(struct inode *inode)
 	if (!inode)
 		return 0;
 	struct shield_inode key = {
-		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+		.dev = inode_dev(inode),
 		.ino = BPF_CORE_READ(inode, i_ino),
 	};
 	return bpf_map_lookup_elem(&protected_inode, &key) != 0;
@@ -35,7 +35,7 @@ static long dir_walk_step(__u64 i, void *ctx)
 	struct inode *in = BPF_CORE_READ(d, d_inode);
 	if (in) {
 		struct shield_inode key = {
-			.dev = BPF_CORE_READ(in, i_sb, s_dev),
+			.dev = inode_dev(in),
 			.ino = BPF_CORE_READ(in, i_ino),
 		};
 		if (bpf_map_lookup_elem(&protected_dir, &key)) {
@@ -80,7 +80,7 @@ static __always_inline int held_name_at(struct dentry *d)
 	struct inode *dir = BPF_CORE_READ(d, d_parent, d_inode);
 	struct shield_name key;
 	__builtin_memset(&key, 0, sizeof(key));
-	key.dev = BPF_CORE_READ(dir, i_sb, s_dev);
+	key.dev = inode_dev(dir);
 	key.ino = BPF_CORE_READ(dir, i_ino);
 	bpf_probe_read_kernel_str(key.name, sizeof(key.name), BPF_CORE_READ(d, d_name.name));
 	return bpf_map_lookup_elem(&held_name, &key) != 0;
@@ -144,15 +144,46 @@ static __always_inline int writes_device(unsigned int cmd)
 	return type == 'N' && nr >= 0x41 && nr <= 0x48;
 }
 
+/* btrfs deletes a subvolume, every file in it, through an ioctl on a folder opened read-only
+ * (SNAP_DESTROY by name, SNAP_DESTROY_V2 by name or by id), with none of the hooks above on
+ * the way; root may delete one that is mounted elsewhere, the one mounted as a protected
+ * volume's or folder's file system included. */
+#define BTRFS_IOCTL_MAGIC 0x94
+static __always_inline int destroys_subvolume(unsigned int cmd)
+{
+	__u32 type = (cmd >> 8) & 0xff, nr = cmd & 0xff;
+	return type == BTRFS_IOCTL_MAGIC && (nr == 15 || nr == 63);
+}
+
+/* Ioctls that change a file's flags (chattr: FS_IOC_SETFLAGS, its 32-bit form, and
+ * FS_IOC_FSSETXATTR) with no open for writing and no setattr hook on the way. */
+static __always_inline int sets_file_flags(unsigned int cmd)
+{
+	return cmd == 0x40086602 || cmd == 0x40046602 || cmd == 0x401c5820;
+}
+
 SEC("lsm/file_ioctl")
 int BPF_PROG(shield_file_ioctl, struct file *file, unsigned int cmd, unsigned long arg)
 {
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	if (sets_file_flags(cmd))
+		return refused_inode(SHIELD_OP_SETATTR, BPF_CORE_READ(inode, i_sb), d, inode);
+	if (destroys_subvolume(cmd)) {
+		/* Which subvolume it names cannot be told here (a name looked up later, or an id):
+		 * on a file system holding a protected volume, folder or image file, none. */
+		__u32 dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		if ((!bpf_map_lookup_elem(&protected_sb, &dev) && !bpf_map_lookup_elem(&dir_sb, &dev)) ||
+		    is_service())
+			return 0;
+		report(SHIELD_OP_SUBVOLUME_DELETE, dev, d);
+		return -EPERM;
+	}
 	if (!writes_device(cmd))
 		return 0;
-	struct inode *inode = BPF_CORE_READ(file, f_inode);
 	if (!shielded_device(inode) || is_service())
 		return 0;
-	report(SHIELD_OP_OPEN_DEVICE, BPF_CORE_READ(inode, i_rdev), BPF_CORE_READ(file, f_path.dentry));
+	report(SHIELD_OP_OPEN_DEVICE, BPF_CORE_READ(inode, i_rdev), d);
 	return -EPERM;
 }
 

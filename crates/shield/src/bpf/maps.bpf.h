@@ -28,14 +28,14 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SHIELD_MAX_INODES);
 	__type(key, struct shield_inode);
-	__type(value, __u8);
+	__type(value, __u32);
 } protected_inode SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SHIELD_MAX_DIRS);
 	__type(key, struct shield_inode);
-	__type(value, __u8);
+	__type(value, __u32);
 } protected_dir SEC(".maps");
 
 struct {
@@ -117,6 +117,28 @@ static __always_inline int task_is_service(struct task_struct *task)
 	__u64 started = BPF_CORE_READ(task, group_leader, start_boottime) +
 			(__u64)s->boottime_offset_ns;
 	return started / SHIELD_NSEC_PER_TICK == s->start_ticks;
+}
+
+#define BTRFS_SUPER_MAGIC 0x9123683E
+
+/* The device a file's identity names (see shield.h): its subvolume's on btrfs, when the service
+ * said where that is; its superblock's everywhere else. */
+static __always_inline __u32 inode_dev(struct inode *inode)
+{
+	struct super_block *sb = BPF_CORE_READ(inode, i_sb);
+	__u32 dev = BPF_CORE_READ(sb, s_dev);
+	if (BPF_CORE_READ(sb, s_magic) != BTRFS_SUPER_MAGIC)
+		return dev;
+	__u32 zero = 0;
+	struct shield_service *s = bpf_map_lookup_elem(&service, &zero);
+	if (!s || !s->btrfs_known)
+		return dev;
+	void *root = 0;
+	__u32 anon = 0;
+	if (bpf_probe_read_kernel(&root, sizeof(root), (void *)inode + s->btrfs_root_from_inode) ||
+	    !root || bpf_probe_read_kernel(&anon, sizeof(anon), root + s->btrfs_anon_dev))
+		return dev;
+	return anon;
 }
 
 /* Whether the current task is the service's. */

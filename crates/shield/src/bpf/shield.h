@@ -11,6 +11,11 @@
 #define SHIELD_PATH_DEPTH 8
 #define SHIELD_NAME_LEN 64
 
+/* A file's identity in the maps that name files (struct shield_inode, struct shield_name):
+ * its device as `stat` shows it and its inode number. That is its superblock's device but on
+ * btrfs, where it is the device of the file's subvolume (struct shield_service says where the
+ * programs find it). Maps keyed by file system (protected_sb, dir_sb) take the superblock's. */
+
 /* protected_sb: key = the protected volume's superblock device (s_dev, the kernel's encoding:
  * major << 20 | minor), value = 1. */
 #define SHIELD_MAX_VOLUMES 64
@@ -32,7 +37,8 @@
 /* protected_inode: a file beneath a protected volume on another file system (the image file a
  * loop device reads the volume from), by its superblock's device and inode number; value = 1.
  * Opening it for writing, truncating, deleting, renaming it or over it, linking it and changing
- * its attributes are refused. */
+ * its attributes are refused. The value: the superblock device of its file system when that is
+ * btrfs (counted in dir_sb), else 0. */
 struct shield_inode {
 	__u32 dev;
 	__u32 _pad;
@@ -51,14 +57,17 @@ struct shield_inode {
 
 /* protected_dir: folders nothing in may change but by the service, the folder itself included
  * and at any depth, whatever mount or name leads there (by device and inode, struct
- * shield_inode; value = 1): a protected folder of a larger file system (the rest of that file
+ * shield_inode; value = its file system's superblock device, which dir_sb counts it under): a
+ * protected folder of a larger file system (the rest of that file
  * system stays writable), and while the admin lock is set, imageguard's state folder (and its
  * configuration's folder when the file is missing). An entry is in such a folder when one of
  * its parents up to its file system's root is one; an entry whose parents cannot be followed
  * that far (a disconnected dentry, as open_by_handle_at may give) on a file system holding such
  * a folder counts as inside.
- * dir_sb: how many protected_dir entries each file system holds (key: its superblock device;
- * value: the count); the hooks look at an entry's parents only on such a file system. */
+ * dir_sb: how many protected_dir entries each file system holds, and on btrfs how many
+ * protected_inode entries too (key: its superblock device; value: the count); the hooks look at
+ * an entry's parents only on such a file system, and nobody but the service deletes a btrfs
+ * subvolume there. */
 #define SHIELD_MAX_DIRS 256
 /* How many parents the hooks follow before an entry counts as inside (deeper than any path). */
 #define SHIELD_MAX_DEPTH 65536
@@ -118,6 +127,16 @@ struct shield_service {
 	 * /proc/PID/stat shows start_boottime plus the reader's offset (a service started under
 	 * `unshare --time --boottime` would not be recognised, and nobody could end its mark). */
 	__s64 boottime_offset_ns;
+	/* Where btrfs keeps the device `stat` shows for a file (its subvolume's own anonymous
+	 * device: the superblock's device is one for every subvolume, and inode numbers repeat
+	 * across subvolumes): the struct btrfs_root pointer of the btrfs_inode around a struct
+	 * inode, as an offset from the inode (bytes, negative), and the anon_dev field's offset in
+	 * struct btrfs_root. Read from the running kernel's BTF by the service; btrfs_known 0: not
+	 * known, and the service leaves btrfs files to the FUSE guard. */
+	__s32 btrfs_root_from_inode;
+	__u32 btrfs_anon_dev;
+	__u32 btrfs_known;
+	__u32 _pad2;
 };
 
 /* Nanoseconds per clock tick (USER_HZ = 100 on every architecture the shield builds for). */
@@ -159,6 +178,9 @@ enum shield_op {
 	/* In the namespace the guards are mounted in: a mount moved (mount --move), the root
 	 * pivoted, a mount with mounts beneath it unmounted, or a mount that would hide mounts. */
 	SHIELD_OP_MOVE_MOUNT = 22,
+	/* A btrfs subvolume deleted (BTRFS_IOC_SNAP_DESTROY, _V2) on a file system holding a
+	 * protected volume, folder or image file. */
+	SHIELD_OP_SUBVOLUME_DELETE = 23,
 };
 
 

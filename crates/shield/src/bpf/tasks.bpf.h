@@ -96,7 +96,7 @@ int BPF_PROG(shield_bprm_check_security, struct linux_binprm *bprm)
 {
 	struct inode *inode = BPF_CORE_READ(bprm, file, f_inode);
 	struct shield_inode key = {
-		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+		.dev = inode_dev(inode),
 		.ino = BPF_CORE_READ(inode, i_ino),
 	};
 	if (!bpf_map_lookup_elem(&certified_exe, &key))
