@@ -94,8 +94,10 @@ fn main() {
                 filter.join(" ")
             )
         };
+        // A suite that hangs ends after 90 minutes (a whole run takes about 45 under TCG), its
+        // log saying after which row or test (rc 124).
         script.push_str(&format!(
-            "s=$(date +%s); {command} > '{d}/{suite}.log' 2>&1; echo $? > '{d}/{suite}.rc'\n\
+            "s=$(date +%s); timeout -k 30 5400 {command} > '{d}/{suite}.log' 2>&1; echo $? > '{d}/{suite}.rc'\n\
              echo $(( $(date +%s) - s )) > '{d}/{suite}.time'\n"
         ));
     }

@@ -196,6 +196,13 @@ impl Ctx {
         let matches = expected
             .iter()
             .any(|e| shown == *e || (e.ends_with('*') && shown.starts_with(&e[..e.len() - 1])));
+        // As it goes, so that a run that hangs (in a VM, where nothing else is seen) says
+        // after which row.
+        eprintln!(
+            "attack row {}: {technique}: {shown}{}",
+            self.rows.len() + 1,
+            if matches && intact { "" } else { " (FAILS)" }
+        );
         self.rows.push(Row {
             technique: technique.to_string(),
             expected: expected.join(" or "),
