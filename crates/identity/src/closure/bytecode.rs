@@ -8,17 +8,104 @@
 //! either: Python loads a `.pyc` whose header matches its source's size and time, whoever
 //! wrote it.
 //!
-//! So certification first has the interpreter compile what is stale (`compileall`, with the
-//! interpreter's own options, isolated from the environment and from `site`), and then records
-//! the result. Each folder is compiled by its owner: a user's site folder by that user, so the
-//! service never writes as root where a user could have put a symbolic link.
+//! So certification first finds what is stale, as the interpreter's import would (a missing
+//! `.pyc`, another magic number, or a timestamp header whose source time or size differs), and
+//! has the interpreter compile just that (`compileall` given the files, with the interpreter's
+//! own options, isolated from the environment and from `site`; none started when nothing is
+//! stale: a whole `sys.path` checked costs only reads), and then records the result. Each
+//! folder is compiled by its owner: a user's site folder by that user, so the service never
+//! writes as root where a user could have put a symbolic link. Hash-based byte code (PEP 552)
+//! is taken as current: Python rewrites a checked one only when its source's hash changed.
 
+use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use super::ClosureError;
+
+/// How an interpreter names and marks its byte code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cache {
+    /// `sys.implementation.cache_tag` (`cpython-311`).
+    tag: String,
+    /// `importlib.util.MAGIC_NUMBER`.
+    magic: Vec<u8>,
+    /// `sys.flags.optimize` (`-O`: `.opt-1.pyc`).
+    optimize: u32,
+}
+
+impl Cache {
+    /// From what the interpreter said (`None`: it writes no byte code, or said nonsense).
+    pub(crate) fn of(tag: Option<String>, magic_hex: &str, optimize: u32) -> Option<Cache> {
+        let magic = hex::decode(magic_hex).ok().filter(|m| m.len() == 4)?;
+        Some(Cache {
+            tag: tag.filter(|t| !t.is_empty() && !t.contains('/'))?,
+            magic,
+            optimize,
+        })
+    }
+
+    /// Where the interpreter keeps the byte code of `source`.
+    fn pyc_of(&self, source: &Path) -> Option<PathBuf> {
+        let stem = source.file_stem()?.to_str()?;
+        let opt = match self.optimize {
+            0 => String::new(),
+            n => format!(".opt-{n}"),
+        };
+        Some(
+            source
+                .parent()?
+                .join("__pycache__")
+                .join(format!("{stem}.{}{opt}.pyc", self.tag)),
+        )
+    }
+
+    /// Whether importing `source` would write its byte code.
+    fn stale(&self, source: &Path) -> bool {
+        let Ok(src) = std::fs::metadata(source) else {
+            return false;
+        };
+        let Some(pyc) = self.pyc_of(source) else {
+            return false;
+        };
+        let mut header = [0u8; 16];
+        let read = std::fs::File::open(&pyc).and_then(|mut f| f.read_exact(&mut header));
+        if read.is_err() || header[..4] != self.magic[..] {
+            return true;
+        }
+        let flags = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if flags & 1 != 0 {
+            return false;
+        }
+        let mtime = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+        let size = u32::from_le_bytes([header[12], header[13], header[14], header[15]]);
+        mtime != src.mtime() as u32 || size != src.size() as u32
+    }
+}
+
+/// The stale sources of `folder`, as `compileall` walks it: its `.py` files, and with
+/// `recursive` those of its sub-folders that are no symbolic links.
+fn stale_sources(cache: &Cache, dir: &Path, recursive: bool, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if recursive && depth < 64 && p.file_name().is_some_and(|n| n != "__pycache__") {
+                stale_sources(cache, &p, true, depth + 1, out);
+            }
+        } else if p.extension().is_some_and(|e| e == "py") && cache.stale(&p) {
+            out.push(p);
+        }
+    }
+}
 
 /// A folder whose byte code to bring up to date.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +129,7 @@ pub struct Refreshed {
 pub(crate) fn refresh(
     interpreter: &Path,
     args: &[String],
+    cache: &Cache,
     folders: &[Folder],
 ) -> Result<Refreshed, ClosureError> {
     let mut done = Refreshed::default();
@@ -53,6 +141,11 @@ pub(crate) fn refresh(
         if !meta.is_dir() {
             continue;
         }
+        let mut stale = vec![];
+        stale_sources(cache, &folder.path, folder.recursive, 0, &mut stale);
+        if stale.is_empty() {
+            continue;
+        }
         let mut c = Command::new(interpreter);
         c.args(args).args([
             "-I",
@@ -61,26 +154,39 @@ pub(crate) fn refresh(
             "compileall",
             "--invalidation-mode",
             "timestamp",
+            "-i",
+            "-",
         ]);
-        if !folder.recursive {
-            c.arg("-l");
-        }
-        c.arg(&folder.path)
-            .env_clear()
+        c.env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .current_dir("/");
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if meta.uid() != 0 {
             c.uid(meta.uid()).gid(meta.gid());
         }
-        let out = c.output().map_err(|source| ClosureError::Io {
+        let io_error = |source| ClosureError::Io {
             path: interpreter.to_path_buf(),
             source,
-        })?;
+        };
+        let mut child = c.spawn().map_err(io_error)?;
+        let list: String = stale
+            .iter()
+            .filter_map(|p| p.to_str())
+            .filter(|p| !p.contains('\n'))
+            .map(|p| format!("{p}\n"))
+            .collect();
+        if let Some(mut stdin) = child.stdin.take() {
+            // A compileall that ended early reads no more: its output says what it did.
+            let _ = stdin.write_all(list.as_bytes());
+        }
+        let out = child.wait_with_output().map_err(io_error)?;
         // compileall exits 1 when a source does not compile; only what it says it compiled
         // counts. An interpreter that could not start says nothing of the kind.
         let stdout = String::from_utf8_lossy(&out.stdout);
         let compiled = compiled_sources(&stdout);
-        if !out.status.success() && compiled.is_empty() && !stdout.contains("Listing ") {
+        if !out.status.success() && compiled.is_empty() && !stdout.contains("Error compiling") {
             return Err(ClosureError::Interpreter {
                 interpreter: interpreter.to_path_buf(),
                 detail: format!(
@@ -115,6 +221,76 @@ fn compiled_sources(stdout: &str) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cache() -> Cache {
+        Cache::of(Some("cpython-311".into()), "a70d0d0a", 0).unwrap()
+    }
+
+    fn header(magic: [u8; 4], flags: u32, mtime: u32, size: u32) -> Vec<u8> {
+        let mut h = magic.to_vec();
+        for v in [flags, mtime, size] {
+            h.extend_from_slice(&v.to_le_bytes());
+        }
+        h.extend_from_slice(b"code");
+        h
+    }
+
+    #[test]
+    fn byte_code_is_stale_as_the_import_system_judges_it() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("m.py");
+        std::fs::write(&src, "x = 1\n").unwrap();
+        let meta = std::fs::metadata(&src).unwrap();
+        let (mtime, size) = (meta.mtime() as u32, meta.size() as u32);
+        let c = cache();
+        assert!(c.stale(&src), "no byte code at all");
+        let pyc = d.path().join("__pycache__/m.cpython-311.pyc");
+        std::fs::create_dir_all(pyc.parent().unwrap()).unwrap();
+        let magic = [0xa7, 0x0d, 0x0d, 0x0a];
+        std::fs::write(&pyc, header(magic, 0, mtime, size)).unwrap();
+        assert!(!c.stale(&src), "current");
+        std::fs::write(&pyc, header(magic, 0, mtime - 1, size)).unwrap();
+        assert!(c.stale(&src), "older source time");
+        std::fs::write(&pyc, header(magic, 0, mtime, size + 1)).unwrap();
+        assert!(c.stale(&src), "another size");
+        std::fs::write(&pyc, header([1, 2, 3, 4], 0, mtime, size)).unwrap();
+        assert!(c.stale(&src), "another interpreter's magic");
+        std::fs::write(&pyc, header(magic, 3, 0, 0)).unwrap();
+        assert!(!c.stale(&src), "hash-based: taken as current");
+        let opt = Cache::of(Some("cpython-311".into()), "a70d0d0a", 1).unwrap();
+        assert_eq!(
+            opt.pyc_of(&src).unwrap(),
+            d.path().join("__pycache__/m.cpython-311.opt-1.pyc")
+        );
+        assert!(
+            Cache::of(None, "a70d0d0a", 0).is_none(),
+            "no cache tag: no byte code"
+        );
+    }
+
+    #[test]
+    fn stale_sources_are_found_as_compileall_walks() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("pkg/sub")).unwrap();
+        std::fs::create_dir_all(root.join("elsewhere")).unwrap();
+        for f in [
+            "a.py",
+            "notes.txt",
+            "pkg/b.py",
+            "pkg/sub/c.py",
+            "elsewhere/d.py",
+        ] {
+            std::fs::write(root.join(f), "pass\n").unwrap();
+        }
+        std::os::unix::fs::symlink(root.join("elsewhere"), root.join("pkg/link")).unwrap();
+        let mut flat = vec![];
+        stale_sources(&cache(), root, false, 0, &mut flat);
+        assert_eq!(flat, vec![root.join("a.py")]);
+        let mut deep = vec![];
+        stale_sources(&cache(), &root.join("pkg"), true, 0, &mut deep);
+        assert_eq!(deep, vec![root.join("pkg/b.py"), root.join("pkg/sub/c.py")]);
+    }
 
     #[test]
     fn compiled_sources_are_read_from_compileall_output() {

@@ -81,11 +81,17 @@ fn ask(
 struct PythonPaths {
     path: Vec<String>,
     version: String,
+    /// How this interpreter names and marks its byte code (`None`: it writes none).
+    cache_tag: Option<String>,
+    magic: String,
+    optimize: u32,
 }
 
-const PYTHON_PATHS: &str = "import sys, json; \
+const PYTHON_PATHS: &str = "import sys, json, importlib.util; \
     print(json.dumps({'path': [p for p in sys.path if p], \
-    'version': '%d.%d' % sys.version_info[:2]}))";
+    'version': '%d.%d' % sys.version_info[:2], \
+    'cache_tag': sys.implementation.cache_tag, \
+    'magic': importlib.util.MAGIC_NUMBER.hex(), 'optimize': sys.flags.optimize}))";
 
 /// Record what a Python interpreter loads for `script` (or for whatever it is given to run,
 /// when the interpreter itself is certified), run by the users of `homes`.
@@ -98,6 +104,7 @@ pub(crate) fn python(
     homes: &[PathBuf],
 ) -> Result<(), ClosureError> {
     let mut version = String::new();
+    let mut cache = None;
     let mut sys_path: Vec<PathBuf> = vec![];
     for home in homes {
         let out = ask(interpreter, args, &["-c", PYTHON_PATHS], home)?;
@@ -112,6 +119,7 @@ pub(crate) fn python(
             }
         }
         version = paths.version;
+        cache = bytecode::Cache::of(paths.cache_tag, &paths.magic, paths.optimize);
     }
     let user_sites: Vec<PathBuf> = homes
         .iter()
@@ -132,7 +140,9 @@ pub(crate) fn python(
     if let Some(dir) = script_dir {
         folders.extend(script_folder(dir));
     }
-    b.bytecode_compiled(bytecode::refresh(interpreter, args, &folders)?.compiled);
+    if let Some(cache) = &cache {
+        b.bytecode_compiled(bytecode::refresh(interpreter, args, cache, &folders)?.compiled);
+    }
 
     for p in sys_path.iter().chain(&user_sites) {
         b.path(p, Role::Module)?;
