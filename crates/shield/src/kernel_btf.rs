@@ -63,7 +63,7 @@ const KIND_RESTRICT: u32 = 11;
 const KIND_TYPE_TAG: u32 = 18;
 
 /// One type: its kind, name, size or referenced type, and a struct's members (name, type,
-/// offset in bits).
+/// offset in bits) or a prototype's parameters (name, type, 0).
 #[derive(Debug, Clone, Default)]
 struct Type {
     kind: u32,
@@ -130,6 +130,14 @@ impl Types {
                 size_or_type,
                 members: vec![],
             };
+            if kind == KIND_FUNC_PROTO {
+                // Its parameters: name and type, 8 bytes each.
+                for i in 0..vlen {
+                    let m = at + 12 + 8 * i;
+                    ty.members
+                        .push((name(u32_at(types, m)?), u32_at(types, m + 4)?, 0));
+                }
+            }
             if kind == KIND_STRUCT {
                 // With kind_flag set, a member's offset holds its bitfield size above bit 24.
                 let bitfields = info >> 31 == 1;
@@ -226,65 +234,28 @@ fn u32_at(b: &[u8], at: usize) -> io::Result<u32> {
 
 /// The parameter names of the function `name` in the BTF blob `btf`.
 fn params_of(btf: &[u8], name: &str) -> io::Result<Option<Vec<String>>> {
-    if u16_at(btf, 0)? != BTF_MAGIC {
-        return Err(invalid("not little-endian BTF"));
-    }
-    let hdr_len = u32_at(btf, 4)? as usize;
-    let (type_off, type_len) = (u32_at(btf, 8)? as usize, u32_at(btf, 12)? as usize);
-    let (str_off, str_len) = (u32_at(btf, 16)? as usize, u32_at(btf, 20)? as usize);
-    let types = btf
-        .get(hdr_len + type_off..hdr_len + type_off + type_len)
-        .ok_or_else(|| invalid("type section out of bounds"))?;
-    let strings = btf
-        .get(hdr_len + str_off..hdr_len + str_off + str_len)
-        .ok_or_else(|| invalid("string section out of bounds"))?;
-    let string = |off: u32| -> &[u8] {
-        let s = strings.get(off as usize..).unwrap_or(&[]);
-        &s[..s.iter().position(|&c| c == 0).unwrap_or(s.len())]
-    };
-    // Every type's offset, by id (ids start at 1), and the function wanted.
-    let mut offsets = vec![0usize];
-    let mut wanted = None;
-    let mut at = 0;
-    while at < types.len() {
-        let (name_off, info, size_or_type) = (
-            u32_at(types, at)?,
-            u32_at(types, at + 4)?,
-            u32_at(types, at + 8)?,
-        );
-        let kind = (info >> 24) & 0x1f;
-        let vlen = (info & 0xffff) as usize;
-        if kind == KIND_FUNC && string(name_off) == name.as_bytes() {
-            wanted = Some(size_or_type);
-        }
-        offsets.push(at);
-        at += 12
-            + match kind {
-                1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
-                3 => 12,                      // ARRAY
-                4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
-                6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
-                2 | 7..=12 | 16 | 18 => 0,    // PTR, FWD, TYPEDEF, modifiers, FUNC, FLOAT, TYPE_TAG
-                _ => return Err(invalid(&format!("unknown kind {kind}"))),
-            };
-    }
-    let Some(proto) = wanted else {
+    let types = Types::parse(btf, None)?;
+    let Some(func) = types
+        .types
+        .iter()
+        .find(|t| t.kind == KIND_FUNC && t.name == name.as_bytes())
+    else {
         return Ok(None);
     };
-    let at = *offsets
-        .get(proto as usize)
+    let proto = types
+        .types
+        .get(func.size_or_type as usize)
         .ok_or_else(|| invalid("function type out of range"))?;
-    let info = u32_at(types, at + 4)?;
-    if (info >> 24) & 0x1f != KIND_FUNC_PROTO {
+    if proto.kind != KIND_FUNC_PROTO {
         return Err(invalid("a function whose type is no prototype"));
     }
-    let params = (0..(info & 0xffff) as usize)
-        .map(|i| {
-            let name_off = u32_at(types, at + 12 + 8 * i)?;
-            Ok(String::from_utf8_lossy(string(name_off)).into_owned())
-        })
-        .collect::<io::Result<Vec<_>>>()?;
-    Ok(Some(params))
+    Ok(Some(
+        proto
+            .members
+            .iter()
+            .map(|m| String::from_utf8_lossy(&m.0).into_owned())
+            .collect(),
+    ))
 }
 
 #[cfg(test)]
