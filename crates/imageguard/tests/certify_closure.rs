@@ -359,3 +359,61 @@ fn a_python_program_with_stale_byte_code_keeps_its_certification() {
         stderr(&certified)
     );
 }
+
+/// Unmounts a mount of the test's own when dropped (also when the test fails).
+struct OwnMount(PathBuf);
+
+impl Drop for OwnMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A certified program on tmpfs patched through a shared mapping: tmpfs keeps a file's times
+/// then, so its unchanged `stat` proves nothing; the closure's content is compared instead,
+/// and the patched program is refused (the control: the same program, unpatched, writes).
+#[test]
+fn a_certified_program_on_tmpfs_patched_through_a_shared_mapping_is_refused() {
+    let sb = protected(64);
+    let shm = sb.path().join("shm");
+    std::fs::create_dir_all(&shm).unwrap();
+    let o = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&shm)
+        .output()
+        .unwrap();
+    assert_ok("mount tmpfs", &o);
+    let _mounted = OwnMount(shm.clone());
+    let prog = shm.join("truncate");
+    std::fs::copy("/usr/bin/truncate", &prog).unwrap();
+    // (a tool that changes any file it is given: certified only by force)
+    certify(&sb, &prog, true);
+    let run =
+        |target: &Path| output_fresh(clean(Command::new(&prog).args(["-s", "0"]).arg(target)));
+    assert_ok(
+        "certified, unpatched (the control)",
+        &run(&fresh_backup(&sb, "t1")),
+    );
+    let patch = format!(
+        "import mmap, os\n\
+         fd = os.open('{}', os.O_RDWR); m = mmap.mmap(fd, 0); os.close(fd)\n\
+         m[len(m) - 1] ^= 0xff; m.flush(); m.close()\n",
+        prog.display()
+    );
+    let before = std::fs::metadata(&prog).unwrap();
+    assert_ok(
+        "patch through a shared mapping",
+        &Command::new("python3")
+            .args(["-c", &patch])
+            .output()
+            .unwrap(),
+    );
+    let after = std::fs::metadata(&prog).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (before.mtime_nsec(), before.ctime_nsec()),
+        (after.mtime_nsec(), after.ctime_nsec()),
+        "tmpfs kept the times (what this test is about)"
+    );
+    assert_eperm("certified, patched", &run(&fresh_backup(&sb, "t2")));
+}

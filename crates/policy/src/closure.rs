@@ -66,6 +66,11 @@ pub struct ClosureFile {
     pub role: Role,
     pub identity: FileIdentity,
     pub sha256: String,
+    /// Its file system keeps a file's times when it is written through a shared mapping
+    /// (tmpfs, ramfs): an unchanged identity proves nothing, so its content is compared every
+    /// time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub untimed: bool,
 }
 
 /// Which entries of a folder belong to a closure.
@@ -248,7 +253,7 @@ impl Closure {
         for old in &self.files {
             match now.get(old.path.as_str()) {
                 None => changes.push(ClosureChange::new(&old.path, ChangeKind::Removed)),
-                Some(new) if new.identity == old.identity => {}
+                Some(new) if new.identity == old.identity && !old.untimed => {}
                 Some(new) if same_content(old, new) => {}
                 Some(new) => {
                     let kind = if new.identity.ino != old.identity.ino
@@ -402,6 +407,42 @@ mod tests {
             role: Role::Module,
             identity: id(ino, mtime),
             sha256: sha.into(),
+            untimed: false,
+        }
+    }
+
+    #[test]
+    fn a_file_whose_times_miss_shared_writes_is_compared_by_content() {
+        let record = |untimed| Closure {
+            files: vec![ClosureFile {
+                untimed,
+                ..file("/run/lib/libfoo.so", 7, 100, "aa")
+            }],
+            ..Closure::default()
+        };
+        let same_identity = Closure {
+            files: vec![file("/run/lib/libfoo.so", 7, 100, "")],
+            ..Closure::default()
+        };
+        // (recorded on such a file system, content still the same, what compare says)
+        let table = [
+            (false, false, None),
+            (true, true, None),
+            (
+                true,
+                false,
+                Some(ClosureChange::new(
+                    "/run/lib/libfoo.so",
+                    ChangeKind::Modified,
+                )),
+            ),
+        ];
+        for (untimed, same, want) in table {
+            assert_eq!(
+                record(untimed).compare(&same_identity, |_, _| same),
+                want,
+                "untimed {untimed}, same content {same}"
+            );
         }
     }
 

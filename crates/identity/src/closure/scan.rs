@@ -64,6 +64,7 @@ impl Builder {
                 role,
                 identity: identity_of(&meta),
                 sha256,
+                untimed: imageguard_volume::fs_kind::times_miss_shared_writes(path),
             },
         );
         Ok(())
@@ -286,6 +287,7 @@ pub fn rescan(record: &Closure, view: &View) -> Closure {
                 role,
                 identity: identity_of(meta),
                 sha256: String::new(),
+                untimed: false,
             },
         );
     };
