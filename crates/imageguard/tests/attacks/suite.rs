@@ -1132,25 +1132,36 @@ fn definitions(cx: &mut Ctx) {
                 .unwrap_or_default();
         st["volumes"].as_array().map_or(0, Vec::len)
     };
-    // Control: a definition naming a folder with backups in it is followed and protected.
-    let control = cx.outside.join("control-backups");
-    std::fs::create_dir_all(&control).unwrap();
-    std::fs::write(control.join("a.mrimg"), b"x").unwrap();
+    // A definition naming a folder with backups in it is followed and protected: the control,
+    // and the barrier after each attack (the service follows definition files in the order
+    // they change; how soon depends on the machine, an emulated one above all).
+    let protect_new = |cx: &Ctx, name: &str, already: usize| -> usize {
+        let control = cx.outside.join(name);
+        std::fs::create_dir_all(&control).unwrap();
+        std::fs::write(control.join("a.mrimg"), b"x").unwrap();
+        std::fs::write(
+            etc.join(format!("{name}.yaml")),
+            format!("repositories:\n  - {}\n", control.display()),
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let now = volumes(cx);
+            if now > already || std::time::Instant::now() > deadline {
+                return now;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
     let first = volumes(cx);
-    std::fs::write(
-        etc.join("control.yaml"),
-        format!("repositories:\n  - {}\n", control.display()),
-    )
-    .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1000));
-    let now = volumes(cx);
+    let now = protect_new(cx, "control-backups", first);
     cx.record(
         "control: a new definition's destination is protected",
         &["1 more protected"],
         Outcome::Note(format!("{} more protected", now.saturating_sub(first))),
     );
-    let before = volumes(cx);
-    for (what, repos) in [
+    let mut before = now;
+    for (i, (what, repos)) in [
         ("definition naming / as a destination", "/"),
         ("definition naming /etc as a destination", "/etc"),
         ("definition naming /var as a destination", "/var"),
@@ -1158,24 +1169,30 @@ fn definitions(cx: &mut Ctx) {
             "definition naming a remote repository",
             "ssh://evil@host/./repo",
         ),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         std::fs::write(
             etc.join("evil.yaml"),
             format!("repositories:\n  - {repos}\n"),
         )
         .unwrap();
-        // The service follows definition files within a second.
-        std::thread::sleep(std::time::Duration::from_millis(1000));
-        let after = volumes(cx);
+        // Then a barrier definition: once its folder is protected, the evil one was read.
+        let after = protect_new(cx, &format!("barrier-{i}"), before);
         cx.record(
             what,
             &["nothing protected"],
-            Outcome::Note(if after == before {
+            Outcome::Note(if after == before + 1 {
                 "nothing protected".into()
             } else {
-                format!("{} more protected", after.saturating_sub(before))
+                format!(
+                    "{} more protected besides the barrier",
+                    after as i64 - before as i64 - 1
+                )
             }),
         );
+        before = after;
     }
     let _ = std::fs::remove_file(etc.join("evil.yaml"));
 }
