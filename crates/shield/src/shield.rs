@@ -488,7 +488,8 @@ impl Shield {
     /// later. Until then btrfs files must not be shielded by identity: their identities repeat
     /// across subvolumes.
     pub fn knows_btrfs(&mut self) -> Result<bool, ShieldError> {
-        if self.btrfs.is_none() {
+        // No btrfs loaded: nothing of btrfs to shield, and no BTF to read for it.
+        if self.btrfs.is_none() && Path::new("/sys/fs/btrfs").exists() {
             let layout = crate::kernel_btf::btrfs_layout()
                 .map_err(|e| ShieldError::Load(format!("btrfs's layout in BTF: {e}")))?;
             if layout.is_some() {
