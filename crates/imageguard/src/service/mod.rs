@@ -177,8 +177,15 @@ pub fn run(paths: PathArgs) -> Result<Stopped> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&paths.state_dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("securing {}", paths.state_dir.display()))?;
+    // Only when it is not so already: under the admin lock, a kernel shield still pinned from
+    // the last stop refuses every change to the state folder until this service takes it
+    // over, a chmod to the same mode included.
+    let secured =
+        std::fs::metadata(&paths.state_dir).is_ok_and(|m| m.permissions().mode() & 0o7777 == 0o700);
+    if !secured {
+        std::fs::set_permissions(&paths.state_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("securing {}", paths.state_dir.display()))?;
+    }
     // With the admin lock set, files changed by hand are refused before anything reads them.
     let admin_lock = crate::admin_lock::AdminLock::load(&paths.state_dir)?;
     let refused_files = admin_lock.as_ref().map_or_else(Vec::new, |l| {
