@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::drive::Drive;
 use common::*;
 
 #[test]
@@ -207,98 +208,6 @@ fn backup_drives_are_protected_at_start_even_after_unprotect() {
     );
 }
 
-/// A second drive for the test, unmounted and detached when dropped (after the sandbox, which is
-/// declared later and so dropped first, has given it back).
-struct ExtraDrive {
-    image: std::path::PathBuf,
-    mount_point: std::path::PathBuf,
-    /// Another place it may be mounted at.
-    elsewhere: std::path::PathBuf,
-    device: String,
-}
-
-impl ExtraDrive {
-    fn format(image: &std::path::Path, mount_point: &std::path::Path) -> ExtraDrive {
-        std::fs::File::create(image)
-            .unwrap()
-            .set_len(32 << 20)
-            .unwrap();
-        let ok = |c: &mut std::process::Command| {
-            let o = c.output().unwrap();
-            assert!(o.status.success(), "{c:?}: {}", stderr(&o));
-            String::from_utf8_lossy(&o.stdout).trim().to_string()
-        };
-        ok(std::process::Command::new("mkfs.ext4")
-            .args(["-q", "-F"])
-            .arg(image));
-        let device = ok(std::process::Command::new("losetup")
-            .args(["-f", "--show"])
-            .arg(image));
-        let elsewhere = mount_point.with_extension("elsewhere");
-        std::fs::create_dir_all(mount_point).unwrap();
-        std::fs::create_dir_all(&elsewhere).unwrap();
-        ExtraDrive {
-            image: image.to_path_buf(),
-            mount_point: mount_point.to_path_buf(),
-            elsewhere,
-            device,
-        }
-    }
-
-    fn plug_in(&self) {
-        self.plug_in_at(&self.mount_point)
-    }
-
-    fn plug_in_at(&self, at: &std::path::Path) {
-        let o = std::process::Command::new("mount")
-            .arg(&self.device)
-            .arg(at)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "mount: {}", stderr(&o));
-    }
-
-    /// The unplug: the loop device is detached while its file system is mounted (it goes
-    /// once its last user lets go).
-    fn pull_out(&self) {
-        let o = std::process::Command::new("losetup")
-            .args(["-d", &self.device])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "losetup -d: {}", stderr(&o));
-    }
-
-    /// Whether the loop device still holds the image.
-    fn attached(&self) -> bool {
-        let name = self.device.trim_start_matches("/dev/");
-        std::path::Path::new(&format!("/sys/block/{name}/loop")).exists()
-    }
-
-    /// Plugged in again: a new loop device for the same image.
-    fn reattach(&mut self) {
-        let o = std::process::Command::new("losetup")
-            .args(["-f", "--show"])
-            .arg(&self.image)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "losetup: {}", stderr(&o));
-        self.device = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    }
-}
-
-impl Drop for ExtraDrive {
-    fn drop(&mut self) {
-        for at in [&self.mount_point, &self.elsewhere] {
-            for _ in 0..3 {
-                let _ = std::process::Command::new("umount").arg(at).output();
-            }
-        }
-        let _ = std::process::Command::new("losetup")
-            .args(["-d", &self.device])
-            .output();
-    }
-}
-
 /// Wait up to `secs` for `cond`; how long it took.
 fn within(secs: f64, mut cond: impl FnMut() -> bool) -> Option<std::time::Duration> {
     let t = std::time::Instant::now();
@@ -320,7 +229,7 @@ fn new_definitions_and_drives_plugged_in_are_protected_within_two_seconds() {
         .prefix("imageguard-usb-")
         .tempdir()
         .unwrap();
-    let usb = ExtraDrive::format(&tmp.path().join("usb.img"), &tmp.path().join("usb"));
+    let usb = Drive::format(&tmp.path().join("usb.img"), &tmp.path().join("usb"));
     let mut sb = imageguard::sandbox::Sandbox::new(&exe(), 64).unwrap();
     let etc = sb.path().join("etc");
     std::fs::create_dir_all(etc.join("borgmatic.d")).unwrap();
@@ -453,7 +362,7 @@ fn a_drive_pulled_out_is_absent_and_protected_again_when_it_comes_back() {
         .prefix("imageguard-unplug-")
         .tempdir()
         .unwrap();
-    let mut usb = ExtraDrive::format(&tmp.path().join("usb.img"), &tmp.path().join("usb"));
+    let mut usb = Drive::format(&tmp.path().join("usb.img"), &tmp.path().join("usb"));
     let mut sb = imageguard::sandbox::Sandbox::new(&exe(), 64).unwrap();
     let etc = sb.path().join("etc");
     std::fs::create_dir_all(etc.join("borgmatic.d")).unwrap();

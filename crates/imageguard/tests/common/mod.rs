@@ -2,6 +2,7 @@
 //! service (see `imageguard::sandbox`), shell commands run as uncertified processes, and checks.
 #![allow(dead_code)]
 
+pub mod drive;
 pub mod servers;
 pub mod vm;
 
