@@ -376,23 +376,80 @@ impl Drop for OwnMount {
 fn a_certified_program_on_tmpfs_patched_through_a_shared_mapping_is_refused() {
     let sb = protected(64);
     let shm = sb.path().join("shm");
-    std::fs::create_dir_all(&shm).unwrap();
+    let _mounted = mount_tmpfs(&shm);
+    let prog = shm.join("truncate");
+    std::fs::copy("/usr/bin/truncate", &prog).unwrap();
+    certified_then_patched_through_a_shared_mapping(&sb, &prog, true);
+}
+
+/// The same on an overlay whose upper layer is tmpfs (a live system's root, a container's, the
+/// VM's `/usr`): the overlay's file is written in its upper layer and shows that layer's times.
+/// One program is copied up before it is certified (as any file of such a system that was
+/// ever written), one is certified in the lower layer and copied up by the patch itself.
+#[test]
+fn a_certified_program_on_an_overlay_over_tmpfs_patched_through_a_shared_mapping_is_refused() {
+    let sb = protected(64);
+    let shm = sb.path().join("shm");
+    let _tmpfs = mount_tmpfs(&shm);
+    let lower = sb.path().join("lower");
+    let merged = sb.path().join("merged");
+    for d in [&lower, &merged, &shm.join("upper"), &shm.join("work")] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    for name in ["upper-truncate", "lower-truncate"] {
+        std::fs::copy("/usr/bin/truncate", lower.join(name)).unwrap();
+    }
+    let o = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            shm.join("upper").display(),
+            shm.join("work").display()
+        ))
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert_ok("mount overlay", &o);
+    let _overlay = OwnMount(merged.clone());
+    let upper = merged.join("upper-truncate");
+    drop(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&upper)
+            .unwrap(),
+    );
+    assert!(shm.join("upper/upper-truncate").exists(), "copied up");
+    certified_then_patched_through_a_shared_mapping(&sb, &upper, true);
+    certified_then_patched_through_a_shared_mapping(&sb, &merged.join("lower-truncate"), false);
+}
+
+fn mount_tmpfs(at: &Path) -> OwnMount {
+    std::fs::create_dir_all(at).unwrap();
     let o = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(&shm)
+        .arg(at)
         .output()
         .unwrap();
     assert_ok("mount tmpfs", &o);
-    let _mounted = OwnMount(shm.clone());
-    let prog = shm.join("truncate");
-    std::fs::copy("/usr/bin/truncate", &prog).unwrap();
+    OwnMount(at.to_path_buf())
+}
+
+/// `prog` (a copy of truncate) certified writes; patched through a shared mapping, it is
+/// refused. `times_kept`: the patch leaves its times as they were (what the case is about:
+/// where it does not, the copy-up moved them).
+fn certified_then_patched_through_a_shared_mapping(
+    sb: &imageguard::sandbox::Sandbox,
+    prog: &Path,
+    times_kept: bool,
+) {
     // (a tool that changes any file it is given: certified only by force)
-    certify(&sb, &prog, true);
-    let run =
-        |target: &Path| output_fresh(clean(Command::new(&prog).args(["-s", "0"]).arg(target)));
+    certify(sb, prog, true);
+    let name = prog.file_name().unwrap().to_string_lossy().to_string();
+    let run = |target: &Path| output_fresh(clean(Command::new(prog).args(["-s", "0"]).arg(target)));
     assert_ok(
         "certified, unpatched (the control)",
-        &run(&fresh_backup(&sb, "t1")),
+        &run(&fresh_backup(sb, &format!("{name}-1"))),
     );
     let patch = format!(
         "import mmap, os\n\
@@ -400,7 +457,7 @@ fn a_certified_program_on_tmpfs_patched_through_a_shared_mapping_is_refused() {
          m[len(m) - 1] ^= 0xff; m.flush(); m.close()\n",
         prog.display()
     );
-    let before = std::fs::metadata(&prog).unwrap();
+    let before = std::fs::metadata(prog).unwrap();
     assert_ok(
         "patch through a shared mapping",
         &Command::new("python3")
@@ -408,12 +465,13 @@ fn a_certified_program_on_tmpfs_patched_through_a_shared_mapping_is_refused() {
             .output()
             .unwrap(),
     );
-    let after = std::fs::metadata(&prog).unwrap();
+    let after = std::fs::metadata(prog).unwrap();
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(
-        (before.mtime_nsec(), before.ctime_nsec()),
-        (after.mtime_nsec(), after.ctime_nsec()),
-        "tmpfs kept the times (what this test is about)"
+    let kept =
+        (before.mtime_nsec(), before.ctime_nsec()) == (after.mtime_nsec(), after.ctime_nsec());
+    assert_eq!(kept, times_kept, "{name}: whether the patch kept its times");
+    assert_eperm(
+        &format!("{name} certified, patched"),
+        &run(&fresh_backup(sb, &format!("{name}-2"))),
     );
-    assert_eperm("certified, patched", &run(&fresh_backup(&sb, "t2")));
 }

@@ -4,8 +4,9 @@
 //! and maps the file system's one, inode numbers repeating across subvolumes), and those whose
 //! times do not show a write through a shared mapping (tmpfs).
 
+use std::collections::HashMap;
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// `OVERLAYFS_SUPER_MAGIC` (linux/magic.h).
 const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
@@ -29,7 +30,107 @@ pub fn on_btrfs(path: &Path) -> bool {
 /// Whether `path` (followed) lies on a file system whose files keep their times when written
 /// through a shared mapping, so that an unchanged `stat` does not show an unchanged file.
 pub fn times_miss_shared_writes(path: &Path) -> bool {
-    rustix::fs::statfs(path).is_ok_and(|s| UNTIMED_SHARED_WRITES.contains(&(s.f_type as u64)))
+    SharedWriteTimes::default().missed(path)
+}
+
+/// [`times_miss_shared_writes`] asked of many files at once: the mount table is read once at
+/// most, each overlay's upper layer looked at once.
+///
+/// A file on overlayfs is written in its upper layer and `stat` shows that layer's times, so a
+/// file already in an upper layer on tmpfs (a live system, a container, the VM's `/usr`)
+/// misses shared writes. One only in a lower layer does not: writing it copies it up first,
+/// a new inode whose change time moves. An overlay with no upper layer cannot be written; one
+/// whose upper layer cannot be looked at from here counts as missing them (its files are then
+/// compared by content, the safe side).
+#[derive(Debug, Default)]
+pub struct SharedWriteTimes {
+    table: Option<Option<crate::MountTable>>,
+    /// By overlay mount id: its upper layer, when that misses shared writes.
+    overlays: HashMap<u64, Upper>,
+}
+
+#[derive(Debug, Clone)]
+enum Upper {
+    /// None, or on a file system that keeps times.
+    Timed,
+    /// On one that misses shared writes.
+    Untimed(PathBuf),
+    /// Not to be looked at from here.
+    Unknown,
+}
+
+impl SharedWriteTimes {
+    pub fn missed(&mut self, path: &Path) -> bool {
+        let Ok(s) = rustix::fs::statfs(path) else {
+            return false;
+        };
+        match s.f_type as u64 {
+            t if UNTIMED_SHARED_WRITES.contains(&t) => true,
+            OVERLAYFS_SUPER_MAGIC => self.overlay_misses(path),
+            _ => false,
+        }
+    }
+
+    fn overlay_misses(&mut self, path: &Path) -> bool {
+        let Ok(canonical) = path.canonicalize() else {
+            return true;
+        };
+        let table = self
+            .table
+            .get_or_insert_with(|| crate::MountTable::read().ok());
+        let Some(mount) = table.as_ref().and_then(|t| t.containing(&canonical)) else {
+            return true;
+        };
+        if mount.fstype != "overlay" {
+            return true;
+        }
+        let upper = self.overlays.entry(mount.id).or_insert_with(|| {
+            match upper_layer(&mount.super_options) {
+                None => Upper::Timed,
+                Some(dir) => match rustix::fs::statfs(&dir) {
+                    // An overlay over an overlay: not followed further.
+                    Ok(u) => {
+                        let t = u.f_type as u64;
+                        if UNTIMED_SHARED_WRITES.contains(&t) || t == OVERLAYFS_SUPER_MAGIC {
+                            Upper::Untimed(dir)
+                        } else {
+                            Upper::Timed
+                        }
+                    }
+                    Err(_) => Upper::Unknown,
+                },
+            }
+        });
+        match upper {
+            Upper::Timed => false,
+            Upper::Unknown => true,
+            Upper::Untimed(dir) => {
+                let Ok(below) = canonical.strip_prefix(&mount.mount_point) else {
+                    return true;
+                };
+                // The path inside the overlay (a mount of one of its folders starts there).
+                let rel = mount
+                    .root
+                    .strip_prefix("/")
+                    .unwrap_or(&mount.root)
+                    .join(below);
+                match std::fs::symlink_metadata(dir.join(rel)) {
+                    Ok(_) => true,
+                    Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+                }
+            }
+        }
+    }
+}
+
+/// An overlay's upper layer from its super options (`upperdir=`). The kernel writes a
+/// layer's commas, spaces and backslashes as octal escapes (`seq_show_option`), so a comma
+/// there always separates options.
+fn upper_layer(super_options: &str) -> Option<PathBuf> {
+    super_options
+        .split(',')
+        .find_map(|o| o.strip_prefix("upperdir="))
+        .map(|d| PathBuf::from(crate::mountinfo::unescape(d)))
 }
 
 #[cfg(test)]
@@ -45,6 +146,15 @@ mod tests {
         assert!(!super::times_miss_shared_writes(std::path::Path::new(
             "/proc"
         )));
+    }
+
+    #[test]
+    fn an_overlays_upper_layer_is_read_from_its_options() {
+        assert_eq!(
+            super::upper_layer("rw,lowerdir=/l1:/l2,upperdir=/run/up\\054per\\040x,workdir=/w"),
+            Some(std::path::PathBuf::from("/run/up,per x"))
+        );
+        assert_eq!(super::upper_layer("ro,lowerdir=/a:/b"), None);
     }
 
     #[test]

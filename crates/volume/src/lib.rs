@@ -3,7 +3,8 @@
 //!
 //! - [`mountinfo`]: `/proc/self/mountinfo` parsing and lookups.
 //! - [`fsid`]: file-system UUIDs read from the device, local vs network.
-//! - [`fs_kind`]: overlayfs and btrfs, whose identities differ from what `stat` says.
+//! - [`fs_kind`]: overlayfs and btrfs, whose identities differ from what `stat` says, and the
+//!   file systems (tmpfs, an overlay on one) whose times miss writes through shared mappings.
 //! - [`mountapi`]: `open_tree`, `move_mount`, `mount_setattr` and friends.
 //! - [`keeper`]: the service's private mount namespace, pinned under the runtime directory, that
 //!   holds the backing mounts of protected volumes across service restarts.

@@ -28,6 +28,8 @@ pub(crate) struct Builder {
     walked_importable: HashSet<(u64, u64)>,
     /// Python sources whose byte code was compiled before they were recorded.
     pub(crate) bytecode_compiled: Vec<PathBuf>,
+    /// Which file systems keep a file's times through shared-mapping writes.
+    shared_write_times: imageguard_volume::fs_kind::SharedWriteTimes,
 }
 
 impl Builder {
@@ -64,7 +66,7 @@ impl Builder {
                 role,
                 identity: identity_of(&meta),
                 sha256,
-                untimed: imageguard_volume::fs_kind::times_miss_shared_writes(path),
+                untimed: self.shared_write_times.missed(path),
             },
         );
         Ok(())

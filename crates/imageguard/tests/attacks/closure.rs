@@ -1,5 +1,6 @@
 //! Attacks through what a certified program loads: `/etc/ld.so.preload`, a library replaced or
-//! patched (through another hard link, or through a shared mapping that inotify cannot see), a
+//! patched (through another hard link, or through a shared mapping that inotify cannot see, on
+//! a disk and on an overlay over tmpfs), a
 //! library loaded late, Python start-up hooks (`usercustomize.py` in root's user site, a `.pth`
 //! in a system site folder, an edited module of borg), environment variables of the loader,
 //! Python and Perl, a virtual-environment `argv[0]`, another `HOME`, a mount over borg's
@@ -181,6 +182,29 @@ fn denial_names(cx: &Ctx, needle: &str) -> Outcome {
     Outcome::Note(if named { "logged" } else { "not logged" }.into())
 }
 
+/// A process that flips the last byte of `file` through a shared mapping and keeps the
+/// mapping open (started once the byte is flipped).
+fn patch_through_a_shared_mapping(file: &Path) -> std::process::Child {
+    let patch = format!(
+        "import mmap, os, sys, time\n\
+         fd = os.open('{0}', os.O_RDWR); m = mmap.mmap(fd, 0); os.close(fd)\n\
+         m[len(m) - 1] ^= 0xff; print('patched', flush=True); time.sleep(10)\n",
+        file.display()
+    );
+    let mut writer = Command::new("python3")
+        .args(["-c", &patch])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(writer.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    writer
+}
+
 fn recertify(cx: &Ctx, program: &Path, extra: &[&str]) {
     let mut args = vec!["certify", program.to_str().unwrap()];
     args.extend_from_slice(extra);
@@ -303,23 +327,7 @@ pub fn attacks(cx: &mut Ctx) {
 
     // 4. Patched through a shared mapping, which raises no inotify event while the writer
     // keeps it open: the comparison made for each new process finds it.
-    let patch = format!(
-        "import mmap, os, sys, time\n\
-         fd = os.open('{0}', os.O_RDWR); m = mmap.mmap(fd, 0); os.close(fd)\n\
-         m[len(m) - 1] ^= 0xff; print('patched', flush=True); time.sleep(10)\n",
-        libfoo.display()
-    );
-    let mut writer = Command::new("python3")
-        .args(["-c", &patch])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(writer.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let mut writer = patch_through_a_shared_mapping(&libfoo);
     let o = run_prog(&[&scratch("c6")]);
     cx.record("library patched through a shared mapping", &["EPERM"], o);
     let o = denial_names(cx, &format!("{} was modified", libfoo.display()));
@@ -333,6 +341,56 @@ pub fn attacks(cx: &mut Ctx) {
     recertify(cx, &prog, &[]);
     let o = run_prog(&[&scratch("c7")]);
     cx.record("  ... certified again: works", &["succeeded"], o);
+
+    // 4b. The same with the library's folder an overlay over tmpfs (a live system's root, a
+    // container's): the library is written in the upper layer, whose times such a write
+    // leaves as they were. Copied up before it is certified, as any file ever written there.
+    let ram = dir.join("lib-ram");
+    std::fs::create_dir_all(&ram).unwrap();
+    assert_ok(
+        "tmpfs for the library's overlay",
+        &sh(&format!(
+            "mount -t tmpfs -o size=8m none '{}'",
+            ram.display()
+        )),
+    );
+    assert_ok(
+        "overlay over the library's folder",
+        &sh(&format!(
+            "mkdir -p '{0}/upper' '{0}/work' && mount -t overlay overlay -o \
+             lowerdir='{1}',upperdir='{0}/upper',workdir='{0}/work' '{1}'",
+            ram.display(),
+            libdir.display()
+        )),
+    );
+    drop(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&libfoo)
+            .unwrap(),
+    );
+    recertify(cx, &prog, &[]);
+    let o = run_prog(&[&scratch("c6b")]);
+    cx.record(
+        "control: library on an overlay over tmpfs, certified there",
+        &["succeeded"],
+        o,
+    );
+    let mut writer = patch_through_a_shared_mapping(&libfoo);
+    let o = run_prog(&[&scratch("c6c")]);
+    cx.record(
+        "library on an overlay over tmpfs patched through a shared mapping",
+        &["EPERM"],
+        o,
+    );
+    let _ = writer.kill();
+    let _ = writer.wait();
+    let _ = sh(&format!(
+        "umount '{}' && umount '{}'",
+        libdir.display(),
+        ram.display()
+    ));
+    recertify(cx, &prog, &[]);
 
     // 5. A library loaded late, after a first checked request: the next request sees it.
     hook.aim(&image);

@@ -1209,7 +1209,12 @@ fn definitions(cx: &mut Ctx) {
     let _ = std::fs::remove_file(etc.join("evil.yaml"));
     // The drives go back: their definitions removed, each unprotected, unmounted, detached.
     for drive in std::mem::take(&mut cx.drives) {
-        let name = drive.mount_point.file_name().unwrap().to_string_lossy().to_string();
+        let name = drive
+            .mount_point
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         let _ = std::fs::remove_file(etc.join(format!("{name}.yaml")));
         assert_ok(
             "unprotect a definitions drive",
