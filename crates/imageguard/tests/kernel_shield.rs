@@ -817,7 +817,8 @@ fn a_folder_through_the_service(sb: &Sandbox) {
 /// inode number alone would cover their roots too), chattr and the deletion of a subvolume
 /// (which takes every file in it, with no file hook on the way) are refused, and once
 /// unprotected both go through (the controls). A whole btrfs volume: its loop device, found
-/// through /sys/fs/btrfs (the superblock's device is an anonymous one), is shielded too.
+/// through /sys/fs/btrfs (the superblock's device is an anonymous one), is shielded too; so is
+/// a volume's loop image file in a btrfs subvolume (refusals name it).
 fn btrfs_through_the_service(sb: &Sandbox) {
     assert_ok("modprobe btrfs", &sh("modprobe btrfs"));
     let new_btrfs = |name: &str| {
@@ -843,7 +844,7 @@ fn btrfs_through_the_service(sb: &Sandbox) {
         m
     };
     let m = new_btrfs("btrfs");
-    for sub in ["backups", "home", "scratch"] {
+    for sub in ["backups", "home", "scratch", "images"] {
         assert_ok(
             "btrfs subvolume create",
             &sh(&format!(
@@ -946,6 +947,72 @@ fn btrfs_through_the_service(sb: &Sandbox) {
     assert_ok(
         "child: btrfs subvolume delete once unprotected",
         &child(&format!("btrfs subvolume delete '{b}/scratch'")),
+    );
+
+    // A volume whose loop image file lies in a btrfs subvolume: the image file is shielded by
+    // its subvolume's identity, refusals name it.
+    let image = m.join("images/ext4.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    assert_ok(
+        "mkfs.ext4 in the subvolume",
+        &sh(&format!("mkfs.ext4 -q -F '{}'", image.display())),
+    );
+    let on_btrfs = sb.path().join("on-btrfs");
+    std::fs::create_dir_all(&on_btrfs).unwrap();
+    assert_ok(
+        "mount the image from btrfs",
+        &sh(&format!(
+            "mount -o loop '{}' '{}'",
+            image.display(),
+            on_btrfs.display()
+        )),
+    );
+    let v = on_btrfs.display().to_string();
+    write_pattern(&on_btrfs.join("a.mrimg"), 20_000, 4);
+    assert_ok(
+        "protect the volume imaged on btrfs",
+        &sb.imageguard(&["protect", &v]).unwrap(),
+    );
+    let (covered, status) = volume_shield(sb, &v);
+    assert!(
+        covered.contains(&*image.to_string_lossy()) && !covered.contains("FUSE guard alone"),
+        "its image file on btrfs shielded: {status:#}"
+    );
+    let img = format!("{b}/images/ext4.img");
+    assert_eperm(
+        "child: dd into the volume's image file on btrfs (through the bind mount)",
+        &child(&format!(
+            "dd if=/dev/zero of='{img}' bs=4096 seek=4000 count=1 conv=notrunc status=none"
+        )),
+    );
+    assert_eperm(
+        "child: truncate it",
+        &child(&format!("truncate -s 0 '{img}'")),
+    );
+    assert_ok(
+        "child: another file in its subvolume (the control)",
+        &child(&format!("echo x > '{b}/images/other.txt'")),
+    );
+    assert!(
+        events(sb).iter().any(|e| e.id == 320
+            && e.message.contains("kernel shield")
+            && e.file.as_deref() == Some(&*image.to_string_lossy())),
+        "the refusal names the image file: {:#?}",
+        events(sb)
+    );
+    assert_ok(
+        "unprotect the volume imaged on btrfs",
+        &sb.imageguard(&["unprotect", &v]).unwrap(),
+    );
+    let _ = sh(&format!("umount '{v}'"));
+    assert_ok(
+        "child: dd into that image file once unprotected (the control)",
+        &child(&format!(
+            "dd if=/dev/zero of='{img}' bs=4096 seek=4000 count=1 conv=notrunc status=none"
+        )),
     );
     let _ = sh(&format!("umount '{b}'"));
 

@@ -36,16 +36,15 @@ struct Cover {
     devices: Vec<u32>,
     /// Character devices that send commands to its disks (SCSI generic, bsg, NVMe generic).
     char_devices: Vec<u32>,
-    /// Image files beneath it: (their file system's device, inode), and their paths.
-    files: Vec<(u32, u64, PathBuf)>,
+    /// Image files beneath it.
+    files: Vec<ImageFile>,
     /// A folder of a larger file system: the folder (device, inode), and its path from that
     /// file system's root (to name what was refused).
     folder: Option<(u32, u64, PathBuf)>,
     /// Its backups that have names outside it too (hard links made before protection).
     linked: Vec<(u32, u64)>,
-    /// The superblock device of the btrfs file system its folder or image files lie on: their
-    /// identities above name their subvolume's device (as `stat` does), refusals the
-    /// superblock's.
+    /// The superblock device of the btrfs file system its folder lies on: the folder's
+    /// identity above names its subvolume's device (as `stat` does), refusals the superblock's.
     btrfs_fs: Option<u32>,
     /// What the shield leaves to the FUSE guard alone, and why (files on btrfs, on a kernel
     /// whose BTF does not say where btrfs keeps a file's subvolume).
@@ -53,6 +52,25 @@ struct Cover {
     /// For event 320: the volume as events name it.
     volume: VolumeRef,
     mount_point: PathBuf,
+}
+
+/// An image file beneath a volume, as the shield marks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ImageFile {
+    /// Its device as `stat` shows it (on btrfs, its subvolume's) and inode.
+    dev: u32,
+    ino: u64,
+    /// The superblock device of its btrfs file system, when it lies on one (refusals name
+    /// that).
+    btrfs_fs: Option<u32>,
+    path: PathBuf,
+}
+
+impl ImageFile {
+    /// Whether the refusal `r` (which names a file by its superblock's device) is of this file.
+    fn names(&self, r: &Refusal) -> bool {
+        self.ino == r.ino && (self.dev == r.dev || self.btrfs_fs == Some(r.dev))
+    }
 }
 
 /// Why the shield cannot name a file of btrfs on some kernels: the kernel knows it by the file
@@ -171,6 +189,7 @@ impl Cover {
         }
         for f in &layers.backing_files {
             let on_btrfs = imageguard_volume::fs_kind::on_btrfs(f);
+            let mut files_fs = None;
             if on_btrfs && btrfs {
                 let fs = std::fs::canonicalize(f)
                     .ok()
@@ -186,7 +205,7 @@ impl Cover {
                     ));
                     continue;
                 }
-                cover.btrfs_fs = fs;
+                files_fs = fs;
             } else if on_btrfs {
                 log::warn!(
                     "kernel shield: image file {} is {ON_BTRFS}: not shielded",
@@ -200,7 +219,12 @@ impl Cover {
             match kernel_identities(f) {
                 Ok(ids) => cover
                     .files
-                    .extend(ids.into_iter().map(|(dev, ino)| (dev, ino, f.clone()))),
+                    .extend(ids.into_iter().map(|(dev, ino)| ImageFile {
+                        dev,
+                        ino,
+                        btrfs_fs: files_fs,
+                        path: f.clone(),
+                    })),
                 Err(e) => log::warn!("kernel shield: image file {}: {e}", f.display()),
             }
         }
@@ -267,7 +291,8 @@ impl Cover {
     }
 
     /// Whether the refusal `r` (which names a file by its superblock's device) is of the file
-    /// `ino` of `dev` (its device as `stat` shows it: on btrfs, its subvolume's).
+    /// `ino` of `dev` in its folder's file system (its device as `stat` shows it: on btrfs, its
+    /// subvolume's).
     fn names(&self, dev: u32, ino: u64, r: &Refusal) -> bool {
         ino == r.ino && (dev == r.dev || self.btrfs_fs == Some(r.dev))
     }
@@ -307,12 +332,12 @@ fn release_unneeded(
             shield.release_char_device(d)?;
         }
     }
-    for (dev, ino, _) in gone.files {
+    for f in gone.files {
         if !others
             .iter()
-            .any(|c| c.files.iter().any(|f| (f.0, f.1) == (dev, ino)))
+            .any(|c| c.files.iter().any(|o| (o.dev, o.ino) == (f.dev, f.ino)))
         {
-            shield.release_inode(dev, ino)?;
+            shield.release_inode(f.dev, f.ino)?;
         }
     }
     if let Some((dev, ino, _)) = gone.folder {
@@ -545,7 +570,7 @@ impl KernelShield {
                 c.char_devices.len()
             ));
         }
-        let mut files: Vec<&PathBuf> = c.files.iter().map(|f| &f.2).collect();
+        let mut files: Vec<&PathBuf> = c.files.iter().map(|f| &f.path).collect();
         files.dedup();
         for f in files {
             parts.push(format!("image file {}", f.display()));
@@ -595,12 +620,10 @@ impl KernelShield {
         for &d in &cover.char_devices {
             shield.protect_char_device(d)?;
         }
-        for (dev, ino, f) in &cover.files {
-            match cover.btrfs_fs {
-                Some(fs) if imageguard_volume::fs_kind::on_btrfs(f) => {
-                    shield.protect_inode_on(*dev, *ino, fs)?
-                }
-                _ => shield.protect_inode(*dev, *ino)?,
+        for f in &cover.files {
+            match f.btrfs_fs {
+                Some(fs) => shield.protect_inode_on(f.dev, f.ino, fs)?,
+                None => shield.protect_inode(f.dev, f.ino)?,
             }
         }
         if let Some((dev, ino, _)) = &cover.folder {
@@ -734,10 +757,12 @@ impl KernelShield {
             _ => {
                 c.sb == Some(r.dev)
                     || c.guard == Some(r.dev)
-                    || c.files.iter().any(|f| c.names(f.0, f.1, r))
+                    || c.files.iter().any(|f| f.names(r))
                     || c.linked.iter().any(|&(dev, ino)| c.names(dev, ino, r))
                     || c.in_folder(r).is_some()
-                    || (r.what == Refused::SubvolumeDelete && c.btrfs_fs == Some(r.dev))
+                    || (r.what == Refused::SubvolumeDelete
+                        && (c.btrfs_fs == Some(r.dev)
+                            || c.files.iter().any(|f| f.btrfs_fs == Some(r.dev))))
             }
         });
         let file = match (cover, r.what) {
@@ -768,8 +793,8 @@ impl KernelShield {
             (Some(c), _) => c
                 .files
                 .iter()
-                .find(|f| c.names(f.0, f.1, r))
-                .map_or_else(|| r.path.clone(), |f| f.2.display().to_string()),
+                .find(|f| f.names(r))
+                .map_or_else(|| r.path.clone(), |f| f.path.display().to_string()),
             // One of imageguard's own files, or an entry of its folders, held by the admin lock.
             (None, _) => match self.held.lock().iter().find(|h| h.dev == r.dev) {
                 Some(h) if !r.path.starts_with('…') => {
