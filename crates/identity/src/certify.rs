@@ -32,6 +32,8 @@ pub enum CertifyError {
     Interpreter { path: PathBuf, name: String },
     #[error("{path}: unsupported #! line: {detail}")]
     Shebang { path: PathBuf, detail: String },
+    #[error("{path} is {reason}")]
+    NotASyncTool { path: PathBuf, reason: String },
     #[error("{path}: recording what it loads: {source}")]
     Closure {
         path: PathBuf,
@@ -45,6 +47,23 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CertifyError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Whether the program at `path` may be added as a sync tool of `dialect` (none: it is not
+/// being added as one): the policy core's rule, on its resolved path.
+pub fn check_sync_tool(
+    path: &Path,
+    dialect: Option<imageguard_policy::sync_tools::Dialect>,
+) -> Result<(), CertifyError> {
+    let Some(dialect) = dialect else {
+        return Ok(());
+    };
+    let resolved = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    imageguard_policy::sync_tools::servers::may_be_sync_tool(&resolved.to_string_lossy(), dialect)
+        .map_err(|reason| CertifyError::NotASyncTool {
+            path: path.to_path_buf(),
+            reason,
+        })
 }
 
 /// A new entry and the warnings worth showing the user.

@@ -27,7 +27,7 @@ pub mod store;
 pub mod tamper;
 pub mod watch;
 
-pub use certify::{certify_path, CertifyError};
+pub use certify::{certify_path, check_sync_tool, CertifyError};
 pub use closure::ClosureOptions;
 pub use resolver::CallerResolver;
 pub use store::{CertifiedStore, StoreError};

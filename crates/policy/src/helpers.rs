@@ -9,7 +9,7 @@
 //! Which helpers a program is known to run is a table here, by the program's file name;
 //! the configuration can add to it.
 
-use crate::{CertifiedEntry, CertifiedList, Untrusted};
+use crate::{CertifiedEntry, CertifiedList, Role, Untrusted};
 
 /// General file tools that are refused as certified programs on their own (every use of them
 /// could modify backups) but are fine as a program's helpers, which count only under it.
@@ -112,6 +112,76 @@ pub fn merge_helper(
             list.upsert(entry);
             HelperMerge::New
         }
+    }
+}
+
+/// One line about a new certification: what was recorded.
+pub fn describe(e: &CertifiedEntry) -> String {
+    let mut msg = match e.sync_tool {
+        Some(d) => format!(
+            "added {} as a sync tool, {d} dialect (sha256 {}): not certified; it may delete and \
+             overwrite backup files only as the sync rules allow, while [sync_tools] allow = true",
+            e.path, e.sha256
+        ),
+        None => format!("certified {} (sha256 {})", e.path, e.sha256),
+    };
+    if let Some(i) = &e.interpreter {
+        msg.push_str(&format!(", a script run by {}", i.path));
+    }
+    if let Some(c) = &e.closure {
+        let count = |r: Role| c.files.iter().filter(|f| f.role == r).count();
+        let linkage = if c.runtimes.is_empty() {
+            "statically linked".to_string()
+        } else {
+            format!(
+                "{} libraries",
+                count(Role::Library) + count(Role::NssModule)
+            )
+        };
+        msg.push_str(&format!(
+            "; closure: {} files in {} watched folders ({linkage}, {} modules, {} learned, {} \
+             listed); `imageguard certified --json` lists them",
+            c.files.len(),
+            c.dirs.len(),
+            count(Role::Module),
+            count(Role::Learned),
+            count(Role::Listed)
+        ));
+    }
+    msg
+}
+
+/// Put a freshly certified entry on the list (as a helper of `helper_of`, a program's path,
+/// when given): what was recorded, and whether the list changed (a program certified on its
+/// own is not narrowed to a helper, nor its record renewed).
+pub fn record(
+    list: &mut CertifiedList,
+    entry: CertifiedEntry,
+    helper_of: Option<&str>,
+) -> (String, bool) {
+    let described = describe(&entry);
+    let Some(program) = helper_of else {
+        list.upsert(entry);
+        return (described, true);
+    };
+    let path = entry.path.clone();
+    match merge_helper(list, entry, program) {
+        HelperMerge::Standalone => (
+            format!(
+                "{path} is certified on its own already (everywhere, not only under {program}): \
+                 left so"
+            ),
+            false,
+        ),
+        HelperMerge::New | HelperMerge::Added => (
+            format!(
+                "{described}; as a helper of {} only",
+                list.get(&path)
+                    .map(|e| e.helper_of.join(", "))
+                    .unwrap_or_default()
+            ),
+            true,
+        ),
     }
 }
 

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use imageguard_identity::closure::{self, View};
 use imageguard_identity::{certify_path, CertifiedStore, ClosureOptions};
-use imageguard_policy::{CertifiedEntry, Role};
 
 use super::{client_error, exit, fail, run_simple};
 use crate::control::client::{request, ClientError};
@@ -26,97 +25,6 @@ fn offline(paths: &PathArgs) -> bool {
         request(&paths.socket(), &Request::Certified),
         Err(ClientError::NotRunning(_))
     )
-}
-
-/// One line about a new certification: what was recorded.
-pub fn describe(e: &CertifiedEntry) -> String {
-    let mut msg = match e.sync_tool {
-        Some(d) => format!(
-            "added {} as a sync tool, {d} dialect (sha256 {}): not certified; it may delete and \
-             overwrite backup files only as the sync rules allow, while [sync_tools] allow = true",
-            e.path, e.sha256
-        ),
-        None => format!("certified {} (sha256 {})", e.path, e.sha256),
-    };
-    if let Some(i) = &e.interpreter {
-        msg.push_str(&format!(", a script run by {}", i.path));
-    }
-    if let Some(c) = &e.closure {
-        let count = |r: Role| c.files.iter().filter(|f| f.role == r).count();
-        let linkage = if c.runtimes.is_empty() {
-            "statically linked".to_string()
-        } else {
-            format!(
-                "{} libraries",
-                count(Role::Library) + count(Role::NssModule)
-            )
-        };
-        msg.push_str(&format!(
-            "; closure: {} files in {} watched folders ({linkage}, {} modules, {} learned, {} \
-             listed); `imageguard certified --json` lists them",
-            c.files.len(),
-            c.dirs.len(),
-            count(Role::Module),
-            count(Role::Learned),
-            count(Role::Listed)
-        ));
-    }
-    msg
-}
-
-/// Refuse to make a file server a sync tool: what it does, it does for another machine (and
-/// every delete over the network is blocked).
-pub fn check_sync_tool(path: &Path, dialect: Option<Dialect>) -> anyhow::Result<()> {
-    let Some(dialect) = dialect else {
-        return Ok(());
-    };
-    let resolved = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    if let Some(server) =
-        imageguard_policy::sync_tools::servers::file_server(&resolved.to_string_lossy())
-    {
-        anyhow::bail!(
-            "{} is a file server ({server}): it acts for other machines, whose deletes are \
-             always blocked; it cannot be a sync tool ({dialect} dialect)",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-/// Put a freshly certified entry on the list (as a helper of `helper_of`, when given): what
-/// was recorded, and whether the list changed (a program certified on its own is not narrowed
-/// to a helper, nor its record renewed).
-pub fn record(
-    list: &mut imageguard_policy::CertifiedList,
-    entry: CertifiedEntry,
-    helper_of: Option<&Path>,
-) -> (String, bool) {
-    use imageguard_policy::helpers::{merge_helper, HelperMerge};
-    let described = describe(&entry);
-    let Some(program) = helper_of else {
-        list.upsert(entry);
-        return (described, true);
-    };
-    let program = program.to_string_lossy();
-    let path = entry.path.clone();
-    match merge_helper(list, entry, &program) {
-        HelperMerge::Standalone => (
-            format!(
-                "{path} is certified on its own already (everywhere, not only under {program}): \
-                 left so"
-            ),
-            false,
-        ),
-        HelperMerge::New | HelperMerge::Added => (
-            format!(
-                "{described}; as a helper of {} only",
-                list.get(&path)
-                    .map(|e| e.helper_of.join(", "))
-                    .unwrap_or_default()
-            ),
-            true,
-        ),
-    }
 }
 
 /// What `imageguard certify` was asked to record.
@@ -174,7 +82,7 @@ pub fn certify_program_as_helper(
 fn certify_program(paths: &PathArgs, args: &CertifyArgs<'_>, helper_of: Option<&Path>) -> i32 {
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let path = abs(args.path);
-    if let Err(e) = check_sync_tool(&path, args.sync_tool) {
+    if let Err(e) = imageguard_identity::check_sync_tool(&path, args.sync_tool) {
         return fail(&format!("{e:#}"), 1);
     }
     let homes: Vec<PathBuf> = args.homes.iter().map(|p| abs(p)).collect();
@@ -242,7 +150,11 @@ fn certify_program(paths: &PathArgs, args: &CertifyArgs<'_>, helper_of: Option<&
         let mut list = store.load()?;
         let mut entry = c.entry;
         entry.sync_tool = args.sync_tool;
-        let (recorded, _) = record(&mut list, entry, helper_of);
+        let (recorded, _) = imageguard_policy::helpers::record(
+            &mut list,
+            entry,
+            helper_of.map(|p| p.to_string_lossy()).as_deref(),
+        );
         let msg = format!("{recorded}; the service is not running, it applies at its next start");
         std::fs::create_dir_all(&paths.state_dir)?;
         store.save(&list)?;

@@ -1096,13 +1096,15 @@ impl Service {
         helper_of: Option<&Path>,
         sync_tool: Option<imageguard_policy::sync_tools::Dialect>,
     ) -> Result<Response> {
-        crate::cli::certify::check_sync_tool(path, sync_tool)?;
+        imageguard_identity::check_sync_tool(path, sync_tool)?;
         let c = certify_path(path, options, now())?;
         let mut list = (*self.resolver.list()).clone();
         let renewed = c.entry.path.clone();
         let mut entry = c.entry;
         entry.sync_tool = sync_tool;
-        let (msg, recorded) = crate::cli::certify::record(&mut list, entry, helper_of);
+        let helper_of = helper_of.map(|p| p.to_string_lossy());
+        let (msg, recorded) =
+            imageguard_policy::helpers::record(&mut list, entry, helper_of.as_deref());
         if !recorded {
             return Ok(Response::ok(msg));
         }

@@ -17,6 +17,19 @@ pub fn file_server(exe: &str) -> Option<&'static str> {
     FILE_SERVERS.iter().copied().find(|s| *s == name)
 }
 
+/// Whether the program at `exe` (its resolved path) may be added as a sync tool of `dialect`:
+/// never a file server, which acts for another machine (and every delete over the network is
+/// blocked). The refusal's reason when not.
+pub fn may_be_sync_tool(exe: &str, dialect: super::Dialect) -> Result<(), String> {
+    match file_server(exe) {
+        Some(server) => Err(format!(
+            "a file server ({server}): it acts for other machines, whose deletes are always \
+             blocked; it cannot be a sync tool ({dialect} dialect)"
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +44,18 @@ mod tests {
         assert_eq!(file_server("/usr/sbin/smbd (deleted)"), Some("smbd"));
         assert_eq!(file_server("/usr/bin/rsync"), None);
         assert_eq!(file_server("/usr/bin/smbdx"), None);
+    }
+
+    #[test]
+    fn a_file_server_is_never_a_sync_tool() {
+        use crate::sync_tools::Dialect;
+        for (exe, ok) in [
+            ("/usr/sbin/smbd", false),
+            ("/usr/lib/openssh/sftp-server", false),
+            ("/usr/bin/rsync", true),
+            ("/usr/bin/rclone", true),
+        ] {
+            assert_eq!(may_be_sync_tool(exe, Dialect::Rsync).is_ok(), ok, "{exe}");
+        }
     }
 }
