@@ -26,8 +26,7 @@ fn protecting_commands_need_the_passphrase_and_hand_edits_are_refused() {
         .imageguard(&["lock", "set", "--new-passphrase-file", &s])
         .unwrap();
     assert_ok("lock set", &out);
-    let st: serde_json::Value =
-        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    let st: serde_json::Value = status(&sb);
     assert_eq!(st["admin_lock"], true);
 
     // Without the passphrase (no terminal here), and with a wrong one: refused, logged.
@@ -68,8 +67,7 @@ fn protecting_commands_need_the_passphrase_and_hand_edits_are_refused() {
         .filter(|e| e.id == 320 && e.message.contains("refused by the admin lock"))
         .count();
     assert!(refusals >= attempts.len() * 2, "{refusals} refusals logged");
-    let st: serde_json::Value =
-        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    let st: serde_json::Value = status(&sb);
     assert_eq!(st["protection"], "on");
     assert_eq!(st["volumes"].as_array().unwrap().len(), 1);
 

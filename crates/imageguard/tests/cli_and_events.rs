@@ -136,8 +136,7 @@ fn status_events_certified_and_journal() {
     let human = sb.imageguard(&["certified"]).unwrap();
     assert!(String::from_utf8_lossy(&human.stdout).contains("intact"));
     // status says whether root could write into a certified process's memory unseen.
-    let st: serde_json::Value =
-        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    let st: serde_json::Value = status(&sb);
     let warns = st["warnings"].as_array().unwrap();
     let yama_closed = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
         .is_ok_and(|s| s.trim() == "3");

@@ -114,9 +114,6 @@ fn backup_drives_are_protected_at_start_even_after_unprotect() {
     )
     .unwrap();
     sb.start_service().unwrap();
-    let status = |sb: &imageguard::sandbox::Sandbox| -> serde_json::Value {
-        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap()
-    };
     let mounts = |s: &serde_json::Value| -> Vec<(String, String)> {
         s["volumes"]
             .as_array()

@@ -151,8 +151,7 @@ fn without_passthrough_writes_are_decided_when_the_file_is_opened() {
         &sb.imageguard(&["protect", &sb.mnt.to_string_lossy()])
             .unwrap(),
     );
-    let status: serde_json::Value =
-        serde_json::from_slice(&sb.imageguard(&["status", "--json"]).unwrap().stdout).unwrap();
+    let status: serde_json::Value = status(&sb);
     assert_eq!(status["volumes"][0]["passthrough"], false, "{status:#}");
     let fresh = sb.mnt.join("new-folder/fresh.mrimg");
     let f = fresh.display().to_string();
