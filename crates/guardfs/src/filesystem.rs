@@ -496,7 +496,7 @@ impl GuardFs {
 
     /// `class` of `name` in `parent` about to be deleted on a locked volume: a borg segment
     /// written after the repository's last commit is its rollback's to delete (see
-    /// [`crate::borg_log`]); anything else keeps its class. Looked into only where a lock
+    /// [`imageguard_gate::borg_log`]); anything else keeps its class. Looked into only where a lock
     /// applies.
     fn uncommitted_segment(&self, class: Class, parent: &Arc<Inode>, name: &OsStr) -> Class {
         use imageguard_policy::borg_log::segment_number;
@@ -515,7 +515,7 @@ impl GuardFs {
                 && segment_number(c[c.len() - 1].as_bytes()).is_some()
         });
         match self.fd(parent) {
-            Ok(fd) if in_data && crate::borg_log::is_uncommitted(fd.as_fd(), number) => {
+            Ok(fd) if in_data && imageguard_gate::borg_log::is_uncommitted(fd.as_fd(), number) => {
                 Class::Backup(BackupReason::Uncommitted(RepoKind::Borg))
             }
             _ => class,

@@ -12,28 +12,22 @@
 //! - [`handles`]: open file and directory handles.
 //! - [`credentials`]: creating files as the caller.
 //! - [`walk`]: zone-aware tree walks (protect-time scan, "does this directory hold backups").
-//! - [`gate`]: the call into the pure policy and event reporting.
-//! - [`latency`]: how long the gate's decisions take (exported as metrics).
-//! - [`fresh`]: entries created in this session, and by whom.
-//! - [`borg_log`]: whether a borg segment holds committed data (the retention lock's rollback
-//!   rule).
+//! - the decision point it asks (the policy, the caller's facts, the refusal's event) is the
+//!   backend-neutral [`imageguard_gate`], re-exported here.
 //! - [`filesystem`]: the `fuser::Filesystem` implementation.
 //! - [`mount`]: mounting and unmounting.
 
-pub mod borg_log;
 pub mod credentials;
 pub mod file_handle;
 pub mod filesystem;
-pub mod fresh;
-pub mod gate;
 pub mod handles;
 pub mod inode_store;
-pub mod latency;
 pub mod mount;
 pub mod sys;
 pub mod walk;
 
 pub use filesystem::GuardShared;
-pub use gate::{CallerSource, EventSink, Gate, Retention, SyncPlaces};
+pub use imageguard_gate::{fresh, gate, latency};
+pub use imageguard_gate::{CallerSource, EventSink, Gate, Retention, SyncPlaces};
 pub use mount::{mount_guard, GuardOptions, MountedGuard};
 pub use walk::{scan, ScanResult};

@@ -2,8 +2,8 @@
 //! imageguard-identity, events go to the event log (and to the email alerts, when on).
 
 use imageguard_eventstore::EventLog;
-use imageguard_guardfs::fresh::ProcessKey;
-use imageguard_guardfs::{CallerSource, EventSink};
+use imageguard_gate::fresh::ProcessKey;
+use imageguard_gate::{CallerSource, EventSink};
 use imageguard_identity::CallerResolver;
 use imageguard_policy::{CallerFacts, Event};
 

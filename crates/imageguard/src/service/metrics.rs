@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use imageguard_eventstore::EventDb;
-use imageguard_guardfs::latency::LatencySnapshot;
+use imageguard_gate::latency::LatencySnapshot;
 use imageguard_policy::EventKind;
 
 use super::Service;
@@ -146,7 +146,7 @@ impl Service {
         // The guards' histograms, summed (a volume's ends with its guard).
         let total = latency.drain(..).fold(
             LatencySnapshot {
-                cumulative: imageguard_guardfs::latency::BOUNDS_US
+                cumulative: imageguard_gate::latency::BOUNDS_US
                     .iter()
                     .map(|&b| (b, 0))
                     .collect(),

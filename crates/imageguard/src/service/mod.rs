@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use imageguard_eventstore::{EventDb, EventLog};
-use imageguard_guardfs::{CallerSource, EventSink};
+use imageguard_gate::{CallerSource, EventSink};
 use imageguard_identity::{certify_path, CallerResolver, CertifiedStore, ClosureOptions};
 use imageguard_policy::{Event, EventKind};
 use imageguard_volume::keeper::Keeper;
@@ -1042,7 +1042,7 @@ impl Service {
                 .iter()
                 .filter(|e| e.sync_tool.is_some())
                 .count(),
-            sync_tools_allowed: imageguard_guardfs::SyncPlaces::allowed(self.sync_places.as_ref()),
+            sync_tools_allowed: imageguard_gate::SyncPlaces::allowed(self.sync_places.as_ref()),
             admin_lock: self.admin_lock.lock().is_some(),
             auto_protect_backup_drives: self
                 .auto_protect

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use imageguard_guardfs::Retention;
+use imageguard_gate::Retention;
 use imageguard_policy::lock_changes::{carry_over, in_force, LockChange};
 use imageguard_policy::{Event, EventKind};
 use imageguard_retention::{AgeStore, ServiceClock};

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use imageguard_guardfs::SyncPlaces;
+use imageguard_gate::SyncPlaces;
 use imageguard_policy::definitions::SavedDefinitions;
 use imageguard_policy::sync_tools::rules::Place;
 use imageguard_volume::fsid::is_network_fstype;

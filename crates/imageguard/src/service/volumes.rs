@@ -8,11 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use imageguard_gate::{CallerSource, EventSink, Gate, SyncPlaces};
 use imageguard_guardfs::walk::scan_with;
-use imageguard_guardfs::{
-    mount_guard, scan, CallerSource, EventSink, Gate, GuardOptions, GuardShared, MountedGuard,
-    SyncPlaces,
-};
+use imageguard_guardfs::{mount_guard, scan, GuardOptions, GuardShared, MountedGuard};
 use imageguard_policy::VolumeRef;
 
 use super::retention::VolumeRetention;

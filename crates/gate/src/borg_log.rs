@@ -3,12 +3,22 @@
 //! [`imageguard_policy::borg_log`]). Any doubt (a read error, a folder that cannot be listed)
 //! answers "committed": the lock then holds, never the reverse.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use imageguard_policy::borg_log::{entry_header, segment_number, HEADER_LEN, MAGIC};
+use rustix::fs::{Mode, OFlags};
 
-use crate::sys;
+/// A folder below `dir`, never through a symbolic link.
+fn open_dir(dir: BorrowedFd<'_>, name: &CStr) -> Option<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
 
 /// At most this many segment files are read for one question (a rollback deletes the few
 /// newest; a repository whose newest segments hold no commit for longer than this counts as
@@ -21,12 +31,7 @@ const MAX_ENTRIES: usize = 1 << 20;
 /// `data/`, was written after the repository's last commit: neither it nor any later segment
 /// holds a valid COMMIT entry.
 pub fn is_uncommitted(segment_dir: BorrowedFd<'_>, number: u64) -> bool {
-    let Ok(data) = sys::openat(
-        segment_dir,
-        c"..",
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-        0,
-    ) else {
+    let Some(data) = open_dir(segment_dir, c"..") else {
         return false;
     };
     let Some(mut later) = later_segments(data.as_fd(), number) else {
@@ -49,14 +54,7 @@ fn later_segments(data: BorrowedFd<'_>, from: u64) -> Option<Vec<(u64, CString, 
         if segment_number(dir.as_bytes()).is_none() {
             continue;
         }
-        let Ok(dfd) = sys::openat(
-            data,
-            &dir,
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-            0,
-        ) else {
-            return None;
-        };
+        let dfd = open_dir(data, &dir)?;
         for file in names(dfd.as_fd())? {
             match segment_number(file.as_bytes()) {
                 Some(n) if n >= from => out.push((n, dir.clone(), file)),
@@ -69,42 +67,38 @@ fn later_segments(data: BorrowedFd<'_>, from: u64) -> Option<Vec<(u64, CString, 
 
 /// The names in a folder (not `.` and `..`).
 fn names(dir: BorrowedFd<'_>) -> Option<Vec<CString>> {
-    let fd: OwnedFd = sys::openat(dir, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0).ok()?;
+    let fd = open_dir(dir, c".")?;
     let mut out = vec![];
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = sys::getdents64(fd.as_fd(), &mut buf).ok()?;
-        if n == 0 {
-            return Some(out);
-        }
-        for e in sys::dirents(&buf[..n]) {
-            if e.name != b"." && e.name != b".." {
-                out.push(CString::new(e.name).ok()?);
-            }
+    for entry in rustix::fs::Dir::read_from(&fd).ok()? {
+        let entry = entry.ok()?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            out.push(name.to_owned());
         }
     }
+    Some(out)
 }
 
 /// `Some(true)` when the segment file holds no valid COMMIT entry (read entry by entry from
 /// its start), `Some(false)` when it does; `None` when it cannot be read.
 fn holds_no_commit(data: BorrowedFd<'_>, dir: &CString, file: &CString) -> Option<bool> {
-    let dfd = sys::openat(
-        data,
-        dir,
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-        0,
+    let dfd = open_dir(data, dir)?;
+    let fd = rustix::fs::openat(
+        &dfd,
+        file.as_c_str(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
     )
     .ok()?;
-    let fd = sys::openat(dfd.as_fd(), file, libc::O_RDONLY | libc::O_NOFOLLOW, 0).ok()?;
     let mut magic = [0u8; 8];
-    if sys::pread(fd.as_fd(), &mut magic, 0).ok()? != magic.len() || &magic != MAGIC {
+    if rustix::io::pread(&fd, &mut magic, 0).ok()? != magic.len() || &magic != MAGIC {
         // Not (yet) a segment: a file borg created and had not written to.
         return Some(true);
     }
     let mut offset = MAGIC.len() as u64;
     let mut header = [0u8; HEADER_LEN];
     for _ in 0..MAX_ENTRIES {
-        let n = sys::pread(fd.as_fd(), &mut header, offset).ok()?;
+        let n = rustix::io::pread(&fd, &mut header, offset).ok()?;
         if n < HEADER_LEN {
             return Some(true);
         }
