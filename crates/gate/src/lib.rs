@@ -4,6 +4,8 @@
 //!
 //! - [`gate`]: the call into the pure policy with the caller's facts (its ports:
 //!   [`CallerSource`], [`EventSink`], [`SyncPlaces`], [`Retention`]) and the refusal's event.
+//! - [`meaning`]: what a request means for the policy from the facts an enforcement point
+//!   has (who made the entry in this session, its folder): the makers' adjustments.
 //! - [`fresh`]: entries created in this session, and by whom.
 //! - [`latency`]: how long the gate's decisions take (exported as metrics).
 //! - [`borg_log`]: whether a borg segment holds committed data (the retention lock's rollback
@@ -13,5 +15,6 @@ pub mod borg_log;
 pub mod fresh;
 pub mod gate;
 pub mod latency;
+pub mod meaning;
 
 pub use gate::{CallerSource, EventSink, Gate, GateCounters, Retention, SyncPlaces};

@@ -20,8 +20,7 @@ use fuser::{
     ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use imageguard_policy::classify::{for_its_creator, is_verification_file};
-use imageguard_policy::holds::key_material_for_its_creator;
+use imageguard_policy::classify::is_verification_file;
 use imageguard_policy::{BackupReason, Class, EntryKind, Operation, Rules, Zone};
 use parking_lot::{Mutex, RwLock};
 
@@ -433,26 +432,15 @@ impl GuardFs {
             .is_some_and(|creator| self.shared.gate.process(req.pid()) == Some(creator))
     }
 
-    /// `class` of the entry with backing inode `ino`, as the caller of `req` sees it: key
-    /// material it created in this run is not held against it (borg init writes its config
-    /// twice), and a sync tool may finish what it created (see [`for_its_creator`]).
+    /// `class` of the entry with backing inode `ino`, as the caller of `req` sees it (see
+    /// [`Gate::class_for_caller`]).
     fn for_caller(&self, req: &Request, class: Class, ino: u64) -> Class {
-        match &class {
-            c if !c.is_backup() => class,
-            _ if !self.same_creator(req, ino) => class,
-            // A certified program on a locked volume finishes what it made in this run (its
-            // temporary files, the copy of borg's config a rewrite retired): none of it is a
-            // kept backup yet, so the lock does not hold it against its maker.
-            _ if self.shared.gate.retention().is_some()
-                && self.shared.gate.is_certified(req.pid()) =>
-            {
-                Class::Ordinary
-            }
-            Class::Backup(BackupReason::KeyMaterial(_)) => {
-                key_material_for_its_creator(class, true)
-            }
-            _ => for_its_creator(class, self.shared.gate.may_finish_its_own(req.pid())),
+        if !class.is_backup() {
+            return class;
         }
+        self.shared
+            .gate
+            .class_for_caller(req.pid(), class, self.shared.fresh.creator(ino))
     }
 
     /// The class of borg's `config` (`new_name` in `new_parent`) about to be replaced by `name`
@@ -494,51 +482,32 @@ impl GuardFs {
         }
     }
 
-    /// `class` of `name` in `parent` about to be deleted on a locked volume: a borg segment
-    /// written after the repository's last commit is its rollback's to delete (see
-    /// [`imageguard_gate::borg_log`]); anything else keeps its class. Looked into only where a lock
-    /// applies.
+    /// `class` of `name` in `parent` about to be deleted on a locked volume (see
+    /// [`Gate::uncommitted_segment`]).
     fn uncommitted_segment(&self, class: Class, parent: &Arc<Inode>, name: &OsStr) -> Class {
-        use imageguard_policy::borg_log::segment_number;
-        use imageguard_policy::RepoKind;
-        if class != Class::Backup(BackupReason::Repository(RepoKind::Borg))
-            || self.shared.gate.retention().is_none()
-        {
+        if self.shared.gate.retention().is_none() {
             return class;
         }
-        let Some(number) = segment_number(name.as_bytes()) else {
-            return class;
-        };
-        let in_data = self.store.components(parent.nodeid).is_some_and(|c| {
-            c.len() >= 2
-                && c[c.len() - 2] == "data"
-                && segment_number(c[c.len() - 1].as_bytes()).is_some()
-        });
+        let components = self.store.components(parent.nodeid).unwrap_or_default();
+        let path: Vec<&OsStr> = components.iter().map(|c| c.as_os_str()).collect();
         match self.fd(parent) {
-            Ok(fd) if in_data && imageguard_gate::borg_log::is_uncommitted(fd.as_fd(), number) => {
-                Class::Backup(BackupReason::Uncommitted(RepoKind::Borg))
-            }
-            _ => class,
+            Ok(fd) => self
+                .shared
+                .gate
+                .uncommitted_segment(class, fd.as_fd(), &path, name),
+            Err(_) => class,
         }
     }
 
-    /// The process behind `req`, when what it creates in `parent` is remembered as its own:
-    /// anything a sync tool creates while sync tools are allowed, anything anyone creates on
-    /// a volume with a retention lock (its maker finishes it in the same run), and by anyone,
-    /// what it creates where key material lives (a repository's root, restic's `keys/`: a
-    /// temporary file there becomes key material by a rename). Nothing is looked up
-    /// otherwise, so creating costs others nothing.
+    /// The process behind `req`, when what it creates in `parent` is remembered as its own
+    /// (see [`Gate::creator_to_note`]).
     fn creator_to_note(
         &self,
         req: &Request,
         parent: &Arc<Inode>,
     ) -> Option<crate::fresh::ProcessKey> {
         let key_material = self.zone_of(parent).holds_key_material();
-        let locked = self.shared.gate.retention().is_some();
-        if !key_material && !locked && !self.shared.gate.may_finish_its_own(req.pid()) {
-            return None;
-        }
-        self.shared.gate.process(req.pid())
+        self.shared.gate.creator_to_note(req.pid(), key_material)
     }
 
     /// Remember that the caller of `req` created `name` in `parent` (when it matters).
