@@ -444,9 +444,7 @@ impl GuardFs {
     }
 
     /// The class of borg's `config` (`new_name` in `new_parent`) about to be replaced by `name`
-    /// in `parent`: part of the repository when the new one keeps its id and key (borg check
-    /// and borg config rewrite it), key material otherwise (see
-    /// [`imageguard_policy::holds::borg_config_rewrite`]).
+    /// in `parent` (see [`imageguard_gate::meaning::borg_config_rewrite`]).
     fn borg_config_rewrite(
         &self,
         class: Class,
@@ -455,9 +453,6 @@ impl GuardFs {
         new_parent: &Arc<Inode>,
         new_name: &std::ffi::CStr,
     ) -> Class {
-        if class != Class::Backup(BackupReason::KeyMaterial(imageguard_policy::RepoKind::Borg)) {
-            return class;
-        }
         let read = |dir: &Arc<Inode>, n: &std::ffi::CStr| -> Option<Vec<u8>> {
             let fd = sys::openat(
                 self.fd(dir).ok()?.as_fd(),
@@ -474,12 +469,9 @@ impl GuardFs {
             .ok()?;
             Some(buf)
         };
-        match (read(new_parent, new_name), read(parent, name)) {
-            (Some(old), Some(new)) => {
-                imageguard_policy::holds::borg_config_rewrite(class, &old, &new)
-            }
-            _ => class,
-        }
+        imageguard_gate::meaning::borg_config_rewrite(class, || {
+            Some((read(new_parent, new_name)?, read(parent, name)?))
+        })
     }
 
     /// `class` of `name` in `parent` about to be deleted on a locked volume (see
@@ -584,40 +576,37 @@ impl GuardFs {
         class
     }
 
-    /// Would creating pattern-named `name` in `parent` duplicate a backup there? (A copy of a
-    /// backup next to the original confuses the backup program; the reference product refuses it.)
-    ///
-    /// Only an uncertified caller is refused, so the directory is listed only for one.
+    /// Would creating pattern-named `name` in `parent` duplicate a backup there? (See
+    /// [`Gate::duplicate_class`]; the folder is listed only for an uncertified caller.)
     fn duplicate_class(&self, req: &Request, parent: &Arc<Inode>, name: &OsStr) -> Class {
         let rules = self.shared.rules();
-        let Some(pattern) = rules.matching_pattern(name) else {
-            return Class::Ordinary;
-        };
-        if self.shared.gate.is_certified(req.pid()) {
-            return Class::Ordinary;
-        }
+        self.shared
+            .gate
+            .duplicate_class(req.pid(), &rules, name, |is_backup| {
+                self.any_regular_file(parent, is_backup)
+            })
+    }
+
+    /// Whether a regular file in `parent` satisfies `wanted` (listed until the first; false
+    /// when it cannot be listed).
+    fn any_regular_file(&self, parent: &Arc<Inode>, wanted: &dyn Fn(&[u8]) -> bool) -> bool {
         let Ok(fd) = self
             .store
             .open(parent)
             .and_then(|pfd| sys::reopen(pfd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY))
         else {
-            return Class::Ordinary;
+            return false;
         };
         let mut buf = vec![0u8; 32 * 1024];
         while let Ok(n) = sys::getdents64(fd.as_fd(), &mut buf) {
             if n == 0 {
                 break;
             }
-            for e in sys::dirents(&buf[..n]) {
-                if e.kind == libc::DT_REG
-                    && e.name != name.as_bytes()
-                    && rules.matching_pattern(OsStr::from_bytes(e.name)).is_some()
-                {
-                    return Class::Backup(BackupReason::Pattern(pattern.to_string()));
-                }
+            if sys::dirents(&buf[..n]).any(|e| e.kind == libc::DT_REG && wanted(e.name)) {
+                return true;
             }
         }
-        Class::Ordinary
+        false
     }
 
     /// Before creating `name` (of `kind`) in `parent` (a file, folder, link, or a rename or
