@@ -13,6 +13,8 @@
 //!   the judgements over it.
 //! - [`environment`]: which start-up variables can change the code a certified program runs.
 //! - [`decide`]: allow or deny, and the event a denial logs.
+//! - [`compiled`]: the decision as a table, for enforcement points that look verdicts up (the
+//!   kernel backend's programs).
 //! - [`definitions`]: is a folder a backup destination, or a source, of a saved definition?
 //! - [`helpers`]: which helper processes of a certified program count as certified.
 //! - [`holds`]: what holds a backup even against a certified program (key material, the
@@ -28,6 +30,7 @@ pub mod caller;
 pub mod certification;
 pub mod classify;
 pub mod closure;
+pub mod compiled;
 pub mod decide;
 pub mod definitions;
 pub mod environment;

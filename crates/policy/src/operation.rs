@@ -52,6 +52,55 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Every operation, in the order of their [`Operation::code`]s.
+    pub const ALL: [Operation; 19] = [
+        Operation::OpenWrite,
+        Operation::OpenAppend,
+        Operation::Truncate,
+        Operation::SetAttributes,
+        Operation::Delete,
+        Operation::RemoveDirectory,
+        Operation::Rename,
+        Operation::RenameInFolder,
+        Operation::Replace,
+        Operation::Exchange,
+        Operation::HardLink,
+        Operation::Fallocate,
+        Operation::SetXattr,
+        Operation::RemoveXattr,
+        Operation::CopyInto,
+        Operation::Write,
+        Operation::CreateDuplicate,
+        Operation::CreateVerification,
+        Operation::CreateInStructure,
+    ];
+
+    /// Its number, stable, for tables an enforcement point looks up (see
+    /// [`crate::compiled`]): its place in [`Operation::ALL`].
+    pub fn code(self) -> u8 {
+        match self {
+            Operation::OpenWrite => 0,
+            Operation::OpenAppend => 1,
+            Operation::Truncate => 2,
+            Operation::SetAttributes => 3,
+            Operation::Delete => 4,
+            Operation::RemoveDirectory => 5,
+            Operation::Rename => 6,
+            Operation::RenameInFolder => 7,
+            Operation::Replace => 8,
+            Operation::Exchange => 9,
+            Operation::HardLink => 10,
+            Operation::Fallocate => 11,
+            Operation::SetXattr => 12,
+            Operation::RemoveXattr => 13,
+            Operation::CopyInto => 14,
+            Operation::Write => 15,
+            Operation::CreateDuplicate => 16,
+            Operation::CreateVerification => 17,
+            Operation::CreateInStructure => 18,
+        }
+    }
+
     /// Short verb used in event texts and listings.
     pub fn verb(self) -> &'static str {
         match self {
