@@ -60,6 +60,8 @@ enum Upper {
 }
 
 impl SharedWriteTimes {
+    /// Whether the file at `path` misses shared writes. `path` is taken as canonical when it
+    /// is absolute (a symbolic link in it would be looked up on the file system it names).
     pub fn missed(&mut self, path: &Path) -> bool {
         let Ok(s) = rustix::fs::statfs(path) else {
             return false;
@@ -72,8 +74,18 @@ impl SharedWriteTimes {
     }
 
     fn overlay_misses(&mut self, path: &Path) -> bool {
-        let Ok(canonical) = path.canonicalize() else {
-            return true;
+        // Paths come canonical (a closure's are); another is made so, at a cost per component.
+        let canonical = if path.is_absolute()
+            && !path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            std::borrow::Cow::Borrowed(path)
+        } else {
+            match path.canonicalize() {
+                Ok(p) => std::borrow::Cow::Owned(p),
+                Err(_) => return true,
+            }
         };
         let table = self
             .table
