@@ -8,6 +8,8 @@
 //!   has (who made the entry in this session, its folder): the makers' adjustments.
 //! - [`fresh`]: entries created in this session, and by whom.
 //! - [`latency`]: how long the gate's decisions take (exported as metrics).
+//! - [`walk`]: zone-aware walks of a volume's tree (the protect-time scan, "does this folder
+//!   hold backups").
 //! - [`borg_log`]: whether a borg segment holds committed data (the retention lock's rollback
 //!   rule), read through a folder descriptor whichever backend holds it.
 
@@ -16,5 +18,6 @@ pub mod fresh;
 pub mod gate;
 pub mod latency;
 pub mod meaning;
+pub mod walk;
 
 pub use gate::{CallerSource, EventSink, Gate, GateCounters, Retention, SyncPlaces};

@@ -74,6 +74,16 @@ impl FileHandle {
         Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
     }
 
+    /// The key ([`FileHandle::key`]) of `name` in `dir`, not followed if it is a symbolic
+    /// link.
+    pub fn key_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> Option<Vec<u8>> {
+        let c = crate::sys::cstr(name).ok()?;
+        let fd = crate::sys::openat(dir, &c, libc::O_PATH | libc::O_NOFOLLOW, 0).ok()?;
+        FileHandle::of(std::os::fd::AsFd::as_fd(&fd))
+            .ok()
+            .map(|h| h.key())
+    }
+
     /// The handle as bytes (its type, then the file system's bytes): a key that names one
     /// inode generation.
     pub fn key(&self) -> Vec<u8> {

@@ -11,7 +11,6 @@
 //! - [`inode_store`]: node ids ↔ backing `O_PATH` descriptors.
 //! - [`handles`]: open file and directory handles.
 //! - [`credentials`]: creating files as the caller.
-//! - [`walk`]: zone-aware tree walks (protect-time scan, "does this directory hold backups").
 //! - the decision point it asks (the policy, the caller's facts, the refusal's event) is the
 //!   backend-neutral [`imageguard_gate`], re-exported here.
 //! - [`filesystem`]: the `fuser::Filesystem` implementation.
@@ -24,10 +23,9 @@ pub mod handles;
 pub mod inode_store;
 pub mod mount;
 pub mod sys;
-pub mod walk;
 
 pub use filesystem::GuardShared;
-pub use imageguard_gate::{fresh, gate, latency};
+pub use imageguard_gate::{fresh, gate, latency, walk};
 pub use imageguard_gate::{CallerSource, EventSink, Gate, Retention, SyncPlaces};
 pub use mount::{mount_guard, GuardOptions, MountedGuard};
 pub use walk::{scan, ScanResult};

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use imageguard_gate::walk::scan_with;
 use imageguard_gate::{CallerSource, EventSink, Gate, SyncPlaces};
-use imageguard_guardfs::walk::scan_with;
+use imageguard_guardfs::file_handle::FileHandle;
 use imageguard_guardfs::{mount_guard, scan, GuardOptions, GuardShared, MountedGuard};
 use imageguard_policy::VolumeRef;
 
@@ -125,7 +126,15 @@ pub fn protect(
     // Under a lock, every backup file found is dated (now, unless seen before).
     let found = match &retention {
         Some(r) => {
-            let found = scan_with(&rules, b.root.as_fd(), Some(&mut |key| r.found(&key)));
+            let found = scan_with(
+                &rules,
+                b.root.as_fd(),
+                Some(&mut |dir, name| {
+                    if let Some(key) = FileHandle::key_at(dir, name) {
+                        r.found(&key)
+                    }
+                }),
+            );
             match r.store.save() {
                 Ok(()) => (ports.written)(r.store.file()),
                 Err(e) => log::warn!("saving first-seen dates: {e}"),
