@@ -8,7 +8,7 @@
 //!   folder, and, in every folder the loader searches, the names of the libraries the program
 //!   needs (a same-named library dropped into an earlier folder is a change).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,6 +35,11 @@ const SYSTEM_DIRS: &[&str] = &[
 /// The native closure being recorded: the loader, and the library names and folders seen.
 pub(crate) struct Native {
     loader: PathBuf,
+    /// The loader's real path (resolved once: every library line is compared with it).
+    loader_canonical: PathBuf,
+    /// Library paths the loader named, resolved (each program and extension module names
+    /// mostly the same libraries).
+    resolved: HashMap<PathBuf, PathBuf>,
     sonames: BTreeSet<String>,
     dirs: BTreeSet<PathBuf>,
     listed: BTreeSet<PathBuf>,
@@ -43,7 +48,9 @@ pub(crate) struct Native {
 impl Native {
     pub fn new(loader: PathBuf) -> Native {
         Native {
+            loader_canonical: loader.canonicalize().unwrap_or_default(),
             loader,
+            resolved: HashMap::new(),
             sonames: BTreeSet::new(),
             dirs: BTreeSet::new(),
             listed: BTreeSet::new(),
@@ -79,11 +86,18 @@ impl Native {
                     detail: format!("{} => not found", soname.unwrap_or_default()),
                 });
             };
-            let canonical = path.canonicalize().map_err(|source| ClosureError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let role = if canonical == self.loader.canonicalize().unwrap_or_default() {
+            let canonical = match self.resolved.get(&path) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = path.canonicalize().map_err(|source| ClosureError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    self.resolved.insert(path.clone(), c.clone());
+                    c
+                }
+            };
+            let role = if canonical == self.loader_canonical {
                 Role::Loader
             } else {
                 Role::Library

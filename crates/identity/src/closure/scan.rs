@@ -241,10 +241,15 @@ impl Builder {
 
 /// Whether `link`, in `dir`, leads to `dir` itself or one of its ancestors.
 fn loops_back(link: &Path, dir: &Path) -> bool {
+    // Only a symbolic link can; resolving every sub-folder's path would cost a lookup per
+    // component of it.
+    if !fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) {
+        return false;
+    }
     let (Ok(target), Ok(dir)) = (link.canonicalize(), dir.canonicalize()) else {
         return false;
     };
-    fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) && dir.starts_with(target)
+    dir.starts_with(target)
 }
 
 /// Where the closure's paths are found: this process's view (`/`), or another process's
