@@ -45,27 +45,7 @@ mod tests {
     use crate::caller::Untrusted;
     use crate::classify::BackupReason;
 
-    const ALL_OPS: &[Operation] = &[
-        Operation::OpenWrite,
-        Operation::OpenAppend,
-        Operation::Truncate,
-        Operation::SetAttributes,
-        Operation::Delete,
-        Operation::RemoveDirectory,
-        Operation::Rename,
-        Operation::RenameInFolder,
-        Operation::Replace,
-        Operation::Exchange,
-        Operation::HardLink,
-        Operation::Fallocate,
-        Operation::SetXattr,
-        Operation::RemoveXattr,
-        Operation::CopyInto,
-        Operation::Write,
-        Operation::CreateDuplicate,
-        Operation::CreateVerification,
-        Operation::CreateInStructure,
-    ];
+    const ALL_OPS: &[Operation] = &Operation::ALL;
 
     #[test]
     fn every_untrusted_reason_is_denied_every_operation_on_backups() {
