@@ -67,10 +67,17 @@ struct ImageFile {
 }
 
 impl ImageFile {
-    /// Whether the refusal `r` (which names a file by its superblock's device) is of this file.
+    /// Whether the refusal `r` is of this file.
     fn names(&self, r: &Refusal) -> bool {
-        self.ino == r.ino && (self.dev == r.dev || self.btrfs_fs == Some(r.dev))
+        names_file(self.dev, self.ino, self.btrfs_fs, r)
     }
+}
+
+/// Whether the refusal `r` (which names a file by its superblock's device) is of the file `ino`
+/// of `dev` (its device as `stat` shows it: on btrfs, its subvolume's, `btrfs_fs` then being
+/// the superblock's).
+fn names_file(dev: u32, ino: u64, btrfs_fs: Option<u32>, r: &Refusal) -> bool {
+    ino == r.ino && (dev == r.dev || btrfs_fs == Some(r.dev))
 }
 
 /// Why the shield cannot name a file of btrfs on some kernels: the kernel knows it by the file
@@ -288,13 +295,6 @@ impl Cover {
         let rel = from_root.strip_prefix("/").unwrap_or(from_root);
         let rest = Path::new(&r.path).strip_prefix(rel).ok()?;
         Some(self.mount_point.join(rest).display().to_string())
-    }
-
-    /// Whether the refusal `r` (which names a file by its superblock's device) is of the file
-    /// `ino` of `dev` in its folder's file system (its device as `stat` shows it: on btrfs, its
-    /// subvolume's).
-    fn names(&self, dev: u32, ino: u64, r: &Refusal) -> bool {
-        ino == r.ino && (dev == r.dev || self.btrfs_fs == Some(r.dev))
     }
 
     /// Whether it marks the folder `ino` of `dev`.
@@ -758,7 +758,9 @@ impl KernelShield {
                 c.sb == Some(r.dev)
                     || c.guard == Some(r.dev)
                     || c.files.iter().any(|f| f.names(r))
-                    || c.linked.iter().any(|&(dev, ino)| c.names(dev, ino, r))
+                    || c.linked
+                        .iter()
+                        .any(|&(dev, ino)| names_file(dev, ino, c.btrfs_fs, r))
                     || c.in_folder(r).is_some()
                     || (r.what == Refused::SubvolumeDelete
                         && (c.btrfs_fs == Some(r.dev)
