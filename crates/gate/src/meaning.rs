@@ -3,8 +3,8 @@
 //! policy core's holds make for an entry's maker, and which makers are remembered. Every
 //! enforcement point asks these of the [`Gate`] instead of deciding them itself.
 
-use std::ffi::OsStr;
-use std::os::fd::BorrowedFd;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 
 use imageguard_policy::classify::for_its_creator;
@@ -49,17 +49,17 @@ impl Gate {
         self.process(pid)
     }
 
-    /// `class` of `name` about to be deleted from the folder `parent` (reached by the path
-    /// components `parent_path` from the volume's root) on a locked volume: a borg segment
+    /// `class` of `name` about to be deleted from a folder on a locked volume: a borg segment
     /// written after the repository's last commit is its rollback's to delete (see
-    /// [`crate::borg_log`]); anything else keeps its class. Looked into only where a lock
-    /// applies.
-    pub fn uncommitted_segment(
+    /// [`crate::borg_log`]); anything else keeps its class. The folder's facts are asked only
+    /// where a lock applies to a borg segment's name: `parent_path()`, the path components that
+    /// reach it from the volume's root, and `parent()`, a descriptor of it.
+    pub fn uncommitted_segment<F: AsFd>(
         &self,
         class: Class,
-        parent: BorrowedFd<'_>,
-        parent_path: &[&OsStr],
         name: &OsStr,
+        parent_path: impl FnOnce() -> Vec<OsString>,
+        parent: impl FnOnce() -> Option<F>,
     ) -> Class {
         use imageguard_policy::borg_log::segment_number;
         if class != Class::Backup(BackupReason::Repository(RepoKind::Borg))
@@ -70,14 +70,15 @@ impl Gate {
         let Some(number) = segment_number(name.as_bytes()) else {
             return class;
         };
-        let n = parent_path.len();
-        let in_data = n >= 2
-            && parent_path[n - 2] == "data"
-            && segment_number(parent_path[n - 1].as_bytes()).is_some();
-        if in_data && crate::borg_log::is_uncommitted(parent, number) {
-            Class::Backup(BackupReason::Uncommitted(RepoKind::Borg))
-        } else {
-            class
+        let path = parent_path();
+        let n = path.len();
+        let in_data =
+            n >= 2 && path[n - 2] == "data" && segment_number(path[n - 1].as_bytes()).is_some();
+        match parent() {
+            Some(fd) if in_data && crate::borg_log::is_uncommitted(fd.as_fd(), number) => {
+                Class::Backup(BackupReason::Uncommitted(RepoKind::Borg))
+            }
+            _ => class,
         }
     }
 

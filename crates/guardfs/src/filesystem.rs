@@ -477,18 +477,12 @@ impl GuardFs {
     /// `class` of `name` in `parent` about to be deleted on a locked volume (see
     /// [`Gate::uncommitted_segment`]).
     fn uncommitted_segment(&self, class: Class, parent: &Arc<Inode>, name: &OsStr) -> Class {
-        if self.shared.gate.retention().is_none() {
-            return class;
-        }
-        let components = self.store.components(parent.nodeid).unwrap_or_default();
-        let path: Vec<&OsStr> = components.iter().map(|c| c.as_os_str()).collect();
-        match self.fd(parent) {
-            Ok(fd) => self
-                .shared
-                .gate
-                .uncommitted_segment(class, fd.as_fd(), &path, name),
-            Err(_) => class,
-        }
+        self.shared.gate.uncommitted_segment(
+            class,
+            name,
+            || self.store.components(parent.nodeid).unwrap_or_default(),
+            || self.fd(parent).ok(),
+        )
     }
 
     /// The process behind `req`, when what it creates in `parent` is remembered as its own
