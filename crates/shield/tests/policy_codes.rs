@@ -14,54 +14,36 @@ fn header() -> String {
          * (IMAGEGUARD_WRITE_HEADERS=1 cargo test -p imageguard-shield --test policy_codes). */\n\
          #ifndef IMAGEGUARD_POLICY_CODES_H\n#define IMAGEGUARD_POLICY_CODES_H\n\n",
     );
-    h.push_str("/* Operation::code */\n");
-    for op in Operation::ALL {
-        h.push_str(&format!(
-            "#define POLICY_OP_{} {}\n",
-            op.name().replace('-', "_").to_uppercase(),
-            op.code()
-        ));
-    }
+    define_all(
+        &mut h,
+        "Operation::code",
+        "POLICY_OP_",
+        Some("POLICY_OPS"),
+        Operation::ALL.map(|op| (op.name().replace('-', "_").to_uppercase(), op.code())),
+    );
+    define_all(
+        &mut h,
+        "ClassCode",
+        "POLICY_CLASS_",
+        Some("POLICY_CLASSES"),
+        ClassCode::ALL.map(|c| (snake(&format!("{c:?}")), c as u8)),
+    );
+    define_all(
+        &mut h,
+        "LockCode",
+        "POLICY_LOCK_",
+        Some("POLICY_LOCKS"),
+        LockCode::ALL.map(|l| (snake(&format!("{l:?}")), l as u8)),
+    );
+    define_all(
+        &mut h,
+        "VerdictCode",
+        "POLICY_VERDICT_",
+        None,
+        VerdictCode::ALL.map(|v| (snake(&format!("{v:?}")), v as u8)),
+    );
     h.push_str(&format!(
-        "#define POLICY_OPS {}\n\n/* ClassCode */\n",
-        Operation::ALL.len()
-    ));
-    for c in ClassCode::ALL {
-        h.push_str(&format!(
-            "#define POLICY_CLASS_{} {}\n",
-            snake(&format!("{c:?}")),
-            c as u8
-        ));
-    }
-    h.push_str(&format!(
-        "#define POLICY_CLASSES {}\n\n/* LockCode */\n",
-        ClassCode::ALL.len()
-    ));
-    for l in LockCode::ALL {
-        h.push_str(&format!(
-            "#define POLICY_LOCK_{} {}\n",
-            snake(&format!("{l:?}")),
-            l as u8
-        ));
-    }
-    h.push_str(&format!(
-        "#define POLICY_LOCKS {}\n\n/* VerdictCode */\n",
-        LockCode::ALL.len()
-    ));
-    for v in [
-        VerdictCode::Allow,
-        VerdictCode::Deny,
-        VerdictCode::HeldKeyMaterial,
-        VerdictCode::HeldYoung,
-    ] {
-        h.push_str(&format!(
-            "#define POLICY_VERDICT_{} {}\n",
-            snake(&format!("{v:?}")),
-            v as u8
-        ));
-    }
-    h.push_str(&format!(
-        "\n/* The verdict table: one byte per case, at\n \
+        "/* The verdict table: one byte per case, at\n \
          * ((((certified * POLICY_OPS + op) * POLICY_CLASSES + class) * 2 + key_window_open)\n \
          *   * POLICY_LOCKS + lock) * 2 + protection_off */\n\
          #define POLICY_CASES {CASES}\n\n\
@@ -71,6 +53,25 @@ fn header() -> String {
         names::MAX_PATTERNS
     ));
     h
+}
+
+/// One group of codes: a comment, a `#define` per code, and their count when `count` names it,
+/// then an empty line.
+fn define_all<const N: usize>(
+    h: &mut String,
+    title: &str,
+    prefix: &str,
+    count: Option<&str>,
+    codes: [(String, u8); N],
+) {
+    h.push_str(&format!("/* {title} */\n"));
+    for (name, code) in codes {
+        h.push_str(&format!("#define {prefix}{name} {code}\n"));
+    }
+    if let Some(count) = count {
+        h.push_str(&format!("#define {count} {N}\n"));
+    }
+    h.push('\n');
 }
 
 /// `ResticKeyMaterial` → `RESTIC_KEY_MATERIAL`.

@@ -150,6 +150,13 @@ pub enum VerdictCode {
 }
 
 impl VerdictCode {
+    pub const ALL: [VerdictCode; 4] = [
+        VerdictCode::Allow,
+        VerdictCode::Deny,
+        VerdictCode::HeldKeyMaterial,
+        VerdictCode::HeldYoung,
+    ];
+
     pub fn of(v: &Verdict) -> VerdictCode {
         match v {
             Verdict::Allow => VerdictCode::Allow,
