@@ -90,19 +90,18 @@ fn names(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |d| d.count())
 }
 
-/// How many volumes are protected now.
-fn protected_count(cx: &Ctx) -> usize {
-    let st: serde_json::Value =
-        serde_json::from_slice(&cx.ig(&["status", "--json"]).stdout).unwrap_or_default();
-    st["volumes"].as_array().map_or(0, Vec::len)
-}
-
 /// The service has read the definitions again (it follows their folders within a second).
 fn settle() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
 }
 
 pub fn attacks(cx: &mut Ctx) {
+    // rsync is a sync tool here (the sync-tools group adds it too; this group runs alone as
+    // well).
+    assert_ok(
+        "certify --sync-tool rsync",
+        &cx.ig(&["certify", "--sync-tool", "rsync", "/usr/bin/rsync"]),
+    );
     let m = cx.sb.mnt.clone();
     let mirror = m.join("bob-mirror");
     for f in MIRRORED {
@@ -216,7 +215,7 @@ pub fn attacks(cx: &mut Ctx) {
     let elsewhere = cx.sb.path().join("not-bobs");
     std::fs::create_dir_all(&elsewhere).unwrap();
     write_pattern(&elsewhere.join("x.mrimg"), 1000, 1);
-    let before = protected_count(cx);
+    let before = cx.volume_count();
     let o = as_bob(
         &cx.sb,
         &format!(
@@ -230,7 +229,7 @@ pub fn attacks(cx: &mut Ctx) {
     cx.record(
         "non-root user's definition naming a folder outside his home",
         &["nothing protected"],
-        Outcome::Note(match protected_count(cx) - before {
+        Outcome::Note(match cx.volume_count() - before {
             0 => "nothing protected".into(),
             n => format!("{n} more protected"),
         }),
@@ -260,9 +259,9 @@ pub fn attacks(cx: &mut Ctx) {
     write_pattern(&ram.join("y.mrimg"), 1000, 2);
     let ram_def = cx.sb.path().join("etc/borgmatic.d/ram.yaml");
     std::fs::write(&ram_def, format!("repositories:\n  - {}\n", ram.display())).unwrap();
-    let before = protected_count(cx);
+    let before = cx.volume_count();
     settle();
-    let after = protected_count(cx);
+    let after = cx.volume_count();
     let _ = std::fs::remove_file(&ram_def);
     settle();
     let _ = sh(&format!("umount -l '{}'", ram.display()));

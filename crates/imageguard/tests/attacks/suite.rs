@@ -179,6 +179,13 @@ impl Ctx {
         outcome_of_tool(&sh(script))
     }
 
+    /// How many volumes the service protects now (none when it does not answer).
+    pub(crate) fn volume_count(&self) -> usize {
+        let st: serde_json::Value =
+            serde_json::from_slice(&self.ig(&["status", "--json"]).stdout).unwrap_or_default();
+        st["volumes"].as_array().map_or(0, Vec::len)
+    }
+
     /// Run an imageguard command against the suite's service.
     pub(crate) fn ig(&self, args: &[&str]) -> Output {
         self.sb.imageguard(args).expect("imageguard")
@@ -1131,12 +1138,6 @@ fn definitions(cx: &mut Ctx) {
     );
     let etc = cx.sb.path().join("etc/borgmatic.d");
     std::fs::create_dir_all(&etc).unwrap();
-    let volumes = |cx: &Ctx| -> usize {
-        let st: serde_json::Value =
-            serde_json::from_slice(&cx.sb.imageguard(&["status", "--json"]).unwrap().stdout)
-                .unwrap_or_default();
-        st["volumes"].as_array().map_or(0, Vec::len)
-    };
     // A definition naming a folder with backups in it on a drive of its own is followed and
     // the drive protected: the control, and the barrier after each attack (the service follows
     // definition files in the order they change; how soon depends on the machine, an emulated
@@ -1158,14 +1159,14 @@ fn definitions(cx: &mut Ctx) {
         .unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            let now = volumes(cx);
+            let now = cx.volume_count();
             if now > already || std::time::Instant::now() > deadline {
                 return now;
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
     };
-    let first = volumes(cx);
+    let first = cx.volume_count();
     let now = protect_new(cx, "control-backups", first);
     cx.record(
         "control: a new definition's destination is protected",

@@ -3,8 +3,8 @@
 
 use super::stderr;
 
-/// A second drive for the test, unmounted and detached when dropped (after the sandbox, which is
-/// declared later and so dropped first, has given it back).
+/// A second drive for the test, unmounted and detached when dropped: drop it after the sandbox
+/// whose service may protect it (declared before it, or after it in a struct).
 pub struct Drive {
     pub image: std::path::PathBuf,
     pub mount_point: std::path::PathBuf,
