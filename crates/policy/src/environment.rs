@@ -50,25 +50,93 @@ const PYTHON_HARMLESS: &[&str] = &[
 
 const SHELL_VARIABLES: &[&str] = &["BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4"];
 
+/// How a rule names variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Names {
+    /// Every variable whose name starts so.
+    Prefix(&'static str),
+    /// These names.
+    Exact(&'static [&'static str]),
+}
+
+/// One family of variables a runtime reads: refused (when set and not empty) for a program
+/// with that runtime, but for the names `except` documents as unable to change its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VariableRule {
+    pub runtime: Runtime,
+    pub names: Names,
+    pub except: &'static [&'static str],
+    pub why: &'static str,
+}
+
+impl VariableRule {
+    /// Whether the variable `name` is one this rule refuses.
+    pub fn refuses(&self, name: &str) -> bool {
+        let named = match self.names {
+            Names::Prefix(p) => name.starts_with(p),
+            Names::Exact(list) => list.contains(&name),
+        };
+        named && !self.except.contains(&name)
+    }
+}
+
+/// The variables that can change a certified program's code, by runtime: the one place this is
+/// written ([`code_changing_variable`] asks it, and [`crate::compiled::environment`] compiles
+/// it for the kernel backend).
+pub const VARIABLE_RULES: &[VariableRule] = &[
+    VariableRule {
+        runtime: Runtime::GlibcLoader,
+        names: Names::Prefix("LD_"),
+        except: &[],
+        why: "read by the dynamic loader",
+    },
+    VariableRule {
+        runtime: Runtime::GlibcLoader,
+        names: Names::Exact(GLIBC_UNSECURE),
+        except: &[],
+        why: "glibc ignores it in setuid programs: it changes what the library loads",
+    },
+    VariableRule {
+        runtime: Runtime::Python,
+        names: Names::Prefix("PYTHON"),
+        except: PYTHON_HARMLESS,
+        why: "read by the Python interpreter",
+    },
+    VariableRule {
+        runtime: Runtime::Python,
+        names: Names::Prefix("_PYTHON"),
+        except: PYTHON_HARMLESS,
+        why: "read by the Python interpreter",
+    },
+    VariableRule {
+        runtime: Runtime::Perl,
+        names: Names::Prefix("PERL"),
+        except: &[],
+        why: "read by perl",
+    },
+    VariableRule {
+        runtime: Runtime::Shell,
+        names: Names::Exact(SHELL_VARIABLES),
+        except: &[],
+        why: "read by the shell",
+    },
+    VariableRule {
+        runtime: Runtime::Shell,
+        names: Names::Prefix("BASH_FUNC_"),
+        except: &[],
+        why: "read by the shell",
+    },
+];
+
+/// The variable that turns Python's user site folder off (then `HOME` is only data).
+pub const PYTHON_NO_USER_SITE: &str = "PYTHONNOUSERSITE";
+
 /// Why one variable can change the code of a program with these runtimes, if it can.
 fn variable_changes_code(runtimes: &[Runtime], name: &str) -> Option<&'static str> {
-    runtimes.iter().find_map(|r| match r {
-        Runtime::GlibcLoader if name.starts_with("LD_") => Some("read by the dynamic loader"),
-        Runtime::GlibcLoader if GLIBC_UNSECURE.contains(&name) => {
-            Some("glibc ignores it in setuid programs: it changes what the library loads")
-        }
-        Runtime::Python
-            if (name.starts_with("PYTHON") || name.starts_with("_PYTHON"))
-                && !PYTHON_HARMLESS.contains(&name) =>
-        {
-            Some("read by the Python interpreter")
-        }
-        Runtime::Perl if name.starts_with("PERL") => Some("read by perl"),
-        Runtime::Shell if SHELL_VARIABLES.contains(&name) || name.starts_with("BASH_FUNC_") => {
-            Some("read by the shell")
-        }
-        _ => None,
-    })
+    VARIABLE_RULES
+        .iter()
+        .find(|r| runtimes.contains(&r.runtime) && r.refuses(name))
+        .map(|r| r.why)
 }
 
 /// The first variable of `env` (name, value) that can change the code a process of a program
@@ -88,7 +156,7 @@ pub fn code_changing_variable(
             return Some(format!("{name} ({why})"));
         }
     }
-    if closure.runtimes.contains(&Runtime::Python) && !set("PYTHONNOUSERSITE") {
+    if closure.runtimes.contains(&Runtime::Python) && !set(PYTHON_NO_USER_SITE) {
         let home = env
             .iter()
             .find(|(n, _)| n == "HOME")

@@ -5,7 +5,10 @@
 //! - [`verdicts`]: [`crate::decide`] as one verdict per case.
 //! - [`names`]: the configured name patterns as literal pieces a bounded matcher compares, or
 //!   the pattern that cannot be put so.
+//! - [`environment`]: the start-up variables that end a program's certification, as names
+//!   and prefixes a bounded matcher compares.
 
+pub mod environment;
 pub mod names;
 pub mod verdicts;
 
