@@ -129,13 +129,51 @@ impl MountTable {
             .find(|e| e.mount_point == mount_point)
     }
 
-    /// The mount that `path` (canonical) lies on.
+    /// The mount that `path` (canonical) lies on, found as path lookup finds it: from the root
+    /// mount, component by component, into what is mounted there (the topmost of stacked
+    /// mounts). A mount covered by one made later above it (/usr/lib, then /usr over it, as
+    /// virtme-ng does) holds nothing of `path`, however long its mount point.
     pub fn containing(&self, path: &Path) -> Option<&MountEntry> {
-        // max_by_key keeps the last of equals: the topmost of stacked mounts.
-        self.entries
-            .iter()
-            .filter(|e| path.starts_with(&e.mount_point))
-            .max_by_key(|e| e.mount_point.components().count())
+        let Some(root) = self.root() else {
+            // A table without its root (read from a chroot): the longest mount point, the last
+            // of equals (the topmost of stacked mounts).
+            return self
+                .entries
+                .iter()
+                .filter(|e| path.starts_with(&e.mount_point))
+                .max_by_key(|e| e.mount_point.components().count());
+        };
+        let mut current = self.topmost_on(root, Path::new("/"));
+        let mut prefix = PathBuf::from("/");
+        for c in path.components().skip(1) {
+            prefix.push(c);
+            current = self.topmost_on(current, &prefix);
+        }
+        Some(current)
+    }
+
+    /// The root mount: at `/`, its parent not in the table.
+    fn root(&self) -> Option<&MountEntry> {
+        self.entries.iter().find(|e| {
+            e.mount_point == Path::new("/") && !self.entries.iter().any(|p| p.id == e.parent)
+        })
+    }
+
+    /// What is mounted on `m` at `point`, and on that, to the top (`m` when nothing is).
+    fn topmost_on<'a>(&'a self, mut m: &'a MountEntry, point: &Path) -> &'a MountEntry {
+        // Each step goes to a mount made on the one before: at most one per entry.
+        for _ in 0..self.entries.len() {
+            match self
+                .entries
+                .iter()
+                .rev()
+                .find(|e| e.parent == m.id && e.id != m.id && e.mount_point == point)
+            {
+                Some(next) => m = next,
+                None => break,
+            }
+        }
+        m
     }
 }
 
@@ -175,6 +213,31 @@ mod tests {
             t.containing(Path::new("/srv/share/a")).unwrap().root,
             PathBuf::from("/exports")
         );
+    }
+
+    /// virtme-ng's guest: /usr/lib mounted, then /usr over it (hiding it), then /tmp/x on /tmp.
+    const COVERED: &str = "\
+23 1 0:21 / / ro,relatime - 9p /dev/root ro
+36 23 0:28 / /usr/lib rw,relatime - overlay virtme_rw_overlay1 rw,lowerdir=/lib
+48 23 0:40 / /usr rw,relatime - overlay virtme_rw_overlay5 rw,lowerdir=/usr
+54 23 0:46 / /tmp rw,relatime - overlay virtme_rw_overlay7 rw,lowerdir=/tmp
+62 54 0:56 / /tmp/x rw,relatime - 9p virtme.initmount0 rw
+63 62 0:57 / /tmp/x rw,relatime - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn a_covered_mount_holds_nothing() {
+        let t = MountTable {
+            entries: parse(COVERED),
+        };
+        let on = |p: &str| t.containing(Path::new(p)).unwrap().id;
+        assert_eq!(on("/usr/lib/x86_64-linux-gnu/libc.so.6"), 48);
+        assert_eq!(on("/usr/lib"), 48);
+        assert_eq!(on("/usr"), 48);
+        assert_eq!(on("/tmp/x/y"), 63, "the topmost of stacked mounts");
+        assert_eq!(on("/tmp/xy"), 54, "a component, not a prefix of characters");
+        assert_eq!(on("/etc/fstab"), 23);
+        assert_eq!(on("/"), 23);
     }
 
     #[test]
