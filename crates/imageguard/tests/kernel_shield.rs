@@ -101,6 +101,146 @@ fn on_the_host() {
     println!("{}", guest.log);
 }
 
+/// The kernel ends a certified process's certification where code from outside its closure
+/// arrives (certify.bpf.h): once ended, reaching into it (`reach`, a script given its pid) goes
+/// through. Each case starts the same certified program, which is reached into by nobody
+/// before (the control): started with LD_PRELOAD; mapping a library outside its closure
+/// (dlopen); asking to be traced (PTRACE_TRACEME); mapping anonymous executable memory. `holder`: a certified copy of sleep.
+fn certification_ends_where_foreign_code_arrives(
+    sb: &Sandbox,
+    holder: &Path,
+    reach: &dyn Fn(u32) -> String,
+) {
+    let wait_until = |what: &str, pid: u32, reachable: bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let o = child(&reach(pid));
+            if o.status.success() == reachable {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: reachable {}, not {reachable}: {o:?}; /proc/{pid}/stat: {:?}; \
+                 late.err: {:?}\n{}",
+                o.status.success(),
+                std::fs::read_to_string(format!("/proc/{pid}/stat")),
+                std::fs::read_to_string(sb.path().join("late.err")),
+                sb.service_log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let logged = |what: &str, words: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !sb.service_log().contains(words) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: the service did not log {words:?}:\n{}",
+                sb.service_log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    // A library of nobody's closure (libm would not do: the name-service modules every
+    // closure holds bring it).
+    let foreign = sb.path().join("foreign.c");
+    std::fs::write(&foreign, "int foreign(void) { return 1; }\n").unwrap();
+    let foreign_so = sb.path().join("libforeign.so");
+    assert_ok(
+        "gcc -shared foreign.c",
+        &Command::new("gcc")
+            .arg("-shared")
+            .arg("-fPIC")
+            .arg("-o")
+            .arg(&foreign_so)
+            .arg(&foreign)
+            .output()
+            .unwrap(),
+    );
+    let foreign_so = foreign_so.to_str().unwrap();
+    // Started with LD_PRELOAD: not certified, and logged; without it, certified (the
+    // control, again, in this same function).
+    let mut plain = clean(&mut Command::new(holder)).arg("60").spawn().unwrap();
+    wait_until("the certified holder (the control)", plain.id(), false);
+    let _ = plain.kill();
+    let _ = plain.wait();
+    let mut preloaded = clean(&mut Command::new(holder))
+        .arg("60")
+        .env("LD_PRELOAD", foreign_so)
+        .spawn()
+        .unwrap();
+    wait_until("the holder started with LD_PRELOAD", preloaded.id(), true);
+    logged(
+        "LD_PRELOAD",
+        &format!(
+            "process {} (holder, uid 0) is no longer certified: its start-up environment sets LD_PRELOAD",
+            preloaded.id()
+        ),
+    );
+    let _ = preloaded.kill();
+    let _ = preloaded.wait();
+    // A certified program that, after three seconds, loads a library (dlopen), asks to be
+    // traced, or maps anonymous executable memory (as a JIT would).
+    let source = sb.path().join("late.c");
+    std::fs::write(
+        &source,
+        "#include <dlfcn.h>\n#include <stdio.h>\n#include <string.h>\n#include <unistd.h>\n\
+         #include <sys/mman.h>\n#include <sys/ptrace.h>\n\
+         int main(int argc, char **argv) {\n\
+         \x20   sleep(3);\n\
+         \x20   if (argc > 1 && strcmp(argv[1], \"traceme\") == 0) ptrace(PTRACE_TRACEME, 0, 0, 0);\n\
+         \x20   else if (argc > 1 && strcmp(argv[1], \"jit\") == 0) {\n\
+         \x20       if (mmap(0, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED) return 1;\n\
+         \x20   }\n\
+         \x20   else if (argc > 1 && !dlopen(argv[1], RTLD_NOW)) { fprintf(stderr, \"%s\\n\", dlerror()); return 1; }\n\
+         \x20   sleep(60);\n\
+         \x20   return 0;\n\
+         }\n",
+    )
+    .unwrap();
+    let late = sb.path().join("late");
+    assert_ok(
+        "gcc late.c",
+        &Command::new("gcc")
+            .arg("-o")
+            .arg(&late)
+            .arg(&source)
+            .arg("-ldl")
+            .output()
+            .unwrap(),
+    );
+    assert_ok(
+        "certify late",
+        &sb.imageguard(&["certify", &late.display().to_string()])
+            .unwrap(),
+    );
+    for (arg, words) in [
+        (
+            foreign_so,
+            "it mapped code of …/libforeign.so, outside its closure",
+        ),
+        ("traceme", "it asked to be traced"),
+        ("jit", "it mapped anonymous executable memory"),
+    ] {
+        let mut p = clean(&mut Command::new(&late))
+            .arg(arg)
+            .stderr(std::fs::File::create(sb.path().join("late.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let pid = p.id();
+        // Certified until then (the control): reached into by nobody.
+        let o = child(&reach(pid));
+        assert!(!o.status.success(), "late {arg}: reached before: {o:?}");
+        wait_until(&format!("late {arg}"), pid, true);
+        logged(
+            &format!("late {arg}"),
+            &format!("process {pid} (late, uid 0) is no longer certified: {words}"),
+        );
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+}
+
 /// A SCSI WRITE(10) of one zeroed block at `lba`, sent with SG_IO on `node` opened read-only
 /// (root's CAP_SYS_RAWIO lets write commands through a read-only descriptor): exits 0 when the
 /// device took it.
@@ -1360,17 +1500,21 @@ fn the_service_shields_what_it_protects() {
         &sb.imageguard(&["certify", &holder.display().to_string()])
             .unwrap(),
     );
-    let mut certified = Command::new(&holder).arg("60").spawn().unwrap();
+    let mut certified = clean(&mut Command::new(&holder)).arg("60").spawn().unwrap();
     let certified_pid = certified.id();
     for (what, script) in into(certified_pid) {
         let o = child(&script);
         assert!(
             !o.status.success(),
-            "child: {what} of a certified process went through"
+            "child: {what} of a certified process went through\n{}",
+            sb.service_log()
         );
     }
     let _ = certified.kill();
     let _ = certified.wait();
+    certification_ends_where_foreign_code_arrives(&sb, &holder, &|pid| {
+        format!("readlink /proc/{pid}/fd/0 | grep -q .")
+    });
     // A child that asks to be traced (PTRACE_TRACEME), then executes `program`: exits 0 when
     // the exec went through (the child then stops, and is killed), 1 saying why it did not.
     let traced_exec = sb.path().join("traced_exec.py");

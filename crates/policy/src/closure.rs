@@ -137,13 +137,15 @@ impl Entries {
     }
 }
 
-/// File names Python can import code from (`importlib.machinery` suffixes, `.pth` start-up
-/// files and archives on `sys.path`).
+/// The endings of file names Python can import code from (`importlib.machinery` suffixes,
+/// `.pth` start-up files and archives on `sys.path`).
+pub const PYTHON_IMPORTABLE_SUFFIXES: &[&str] = &[
+    ".py", ".pyc", ".pyo", ".pyw", ".so", ".pth", ".zip", ".egg", ".whl", ".pyz",
+];
+
+/// Whether Python can import code from a file of this name.
 pub fn python_importable(name: &str) -> bool {
-    const SUFFIXES: &[&str] = &[
-        ".py", ".pyc", ".pyo", ".pyw", ".so", ".pth", ".zip", ".egg", ".whl", ".pyz",
-    ];
-    SUFFIXES.iter().any(|s| name.ends_with(s))
+    PYTHON_IMPORTABLE_SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
 /// A folder of a closure and which of its entries count.

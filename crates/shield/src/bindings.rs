@@ -12,6 +12,12 @@ pub const SHIELD_MAX_GUARDS: u32 = 64;
 pub const SHIELD_MAX_INODES: u32 = 256;
 pub const SHIELD_MAX_PROGRAMS: u32 = 512;
 pub const SHIELD_MAX_CERTIFIED_TASKS: u32 = 8192;
+pub const SHIELD_HOME_LEN: u32 = 128;
+pub const SHIELD_MAX_HOMES: u32 = 1024;
+pub const SHIELD_ENV_NAME: u32 = 32;
+pub const SHIELD_MAX_ENV_NAMES: u32 = 128;
+pub const SHIELD_ENV_NO_USER_SITE: u32 = 2147483648;
+pub const SHIELD_MAX_CODE_FILES: u32 = 65536;
 pub const SHIELD_MAX_DIRS: u32 = 256;
 pub const SHIELD_MAX_DEPTH: u32 = 65536;
 pub const SHIELD_MAX_NAMES: u32 = 64;
@@ -36,6 +42,86 @@ const _: () = {
     ["Offset of field: shield_inode::dev"][::std::mem::offset_of!(shield_inode, dev) - 0usize];
     ["Offset of field: shield_inode::_pad"][::std::mem::offset_of!(shield_inode, _pad) - 4usize];
     ["Offset of field: shield_inode::ino"][::std::mem::offset_of!(shield_inode, ino) - 8usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct shield_program {
+    pub id: __u32,
+    pub runtimes: __u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of shield_program"][::std::mem::size_of::<shield_program>() - 8usize];
+    ["Alignment of shield_program"][::std::mem::align_of::<shield_program>() - 4usize];
+    ["Offset of field: shield_program::id"][::std::mem::offset_of!(shield_program, id) - 0usize];
+    ["Offset of field: shield_program::runtimes"]
+        [::std::mem::offset_of!(shield_program, runtimes) - 4usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct shield_home {
+    pub program: __u32,
+    pub home: [::std::os::raw::c_char; 128usize],
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of shield_home"][::std::mem::size_of::<shield_home>() - 132usize];
+    ["Alignment of shield_home"][::std::mem::align_of::<shield_home>() - 4usize];
+    ["Offset of field: shield_home::program"]
+        [::std::mem::offset_of!(shield_home, program) - 0usize];
+    ["Offset of field: shield_home::home"][::std::mem::offset_of!(shield_home, home) - 4usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct shield_env_name {
+    pub name: [::std::os::raw::c_char; 32usize],
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of shield_env_name"][::std::mem::size_of::<shield_env_name>() - 32usize];
+    ["Alignment of shield_env_name"][::std::mem::align_of::<shield_env_name>() - 1usize];
+    ["Offset of field: shield_env_name::name"]
+        [::std::mem::offset_of!(shield_env_name, name) - 0usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct shield_certified {
+    pub start: __u64,
+    pub program: __u32,
+    pub runtimes: __u32,
+    pub ended: __u32,
+    pub _pad: __u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of shield_certified"][::std::mem::size_of::<shield_certified>() - 24usize];
+    ["Alignment of shield_certified"][::std::mem::align_of::<shield_certified>() - 8usize];
+    ["Offset of field: shield_certified::start"]
+        [::std::mem::offset_of!(shield_certified, start) - 0usize];
+    ["Offset of field: shield_certified::program"]
+        [::std::mem::offset_of!(shield_certified, program) - 8usize];
+    ["Offset of field: shield_certified::runtimes"]
+        [::std::mem::offset_of!(shield_certified, runtimes) - 12usize];
+    ["Offset of field: shield_certified::ended"]
+        [::std::mem::offset_of!(shield_certified, ended) - 16usize];
+    ["Offset of field: shield_certified::_pad"]
+        [::std::mem::offset_of!(shield_certified, _pad) - 20usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct shield_code {
+    pub program: __u32,
+    pub dev: __u32,
+    pub ino: __u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of shield_code"][::std::mem::size_of::<shield_code>() - 16usize];
+    ["Alignment of shield_code"][::std::mem::align_of::<shield_code>() - 8usize];
+    ["Offset of field: shield_code::program"]
+        [::std::mem::offset_of!(shield_code, program) - 0usize];
+    ["Offset of field: shield_code::dev"][::std::mem::offset_of!(shield_code, dev) - 4usize];
+    ["Offset of field: shield_code::ino"][::std::mem::offset_of!(shield_code, ino) - 8usize];
 };
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -150,6 +236,19 @@ pub mod shield_op {
     pub const SHIELD_OP_SETATTR: Type = 21;
     pub const SHIELD_OP_MOVE_MOUNT: Type = 22;
     pub const SHIELD_OP_SUBVOLUME_DELETE: Type = 23;
+    pub const SHIELD_OP_UNCERTIFIED: Type = 24;
+}
+pub mod shield_uncertified {
+    #[allow(unused_imports)]
+    use super::*;
+    pub type Type = ::std::os::raw::c_uint;
+    pub const SHIELD_UNCERTIFIED_VARIABLE: Type = 1;
+    pub const SHIELD_UNCERTIFIED_HOME: Type = 2;
+    pub const SHIELD_UNCERTIFIED_UNREADABLE: Type = 3;
+    pub const SHIELD_UNCERTIFIED_FOREIGN_CODE: Type = 4;
+    pub const SHIELD_UNCERTIFIED_ANONYMOUS_CODE: Type = 5;
+    pub const SHIELD_UNCERTIFIED_FOREIGN_MODULE: Type = 6;
+    pub const SHIELD_UNCERTIFIED_TRACEME: Type = 7;
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]

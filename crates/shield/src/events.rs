@@ -51,6 +51,64 @@ pub enum Refused {
     /// A btrfs subvolume deleted (by name or id: which one, the hook cannot tell) on a file
     /// system holding a protected volume, folder or image file.
     SubvolumeDelete,
+    /// Not a refusal: a certified process's certification ended (`signal`: why, as
+    /// [`Uncertified::of`] decodes it; `path`: the variable, the home or the file's name).
+    Uncertified,
+}
+
+/// Why the programs ended a process's certification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uncertified {
+    /// A start-up variable that changes its code (`path` names it).
+    Variable,
+    /// Python's user site would come from a home not certified (`path`; empty: HOME unset).
+    Home,
+    /// Its start-up strings could not be read whole.
+    Unreadable,
+    /// Executable code of a file outside its closure (`path`: the file's name).
+    ForeignCode,
+    /// Anonymous executable memory.
+    AnonymousCode,
+    /// A Python program opened a module outside its closure (`path`: its name).
+    ForeignModule,
+    /// It asked to be traced (PTRACE_TRACEME).
+    TraceMe,
+}
+
+impl Uncertified {
+    pub fn of(signal: u32) -> Option<Uncertified> {
+        use crate::bindings::shield_uncertified as u;
+        Some(match signal {
+            u::SHIELD_UNCERTIFIED_VARIABLE => Uncertified::Variable,
+            u::SHIELD_UNCERTIFIED_HOME => Uncertified::Home,
+            u::SHIELD_UNCERTIFIED_UNREADABLE => Uncertified::Unreadable,
+            u::SHIELD_UNCERTIFIED_FOREIGN_CODE => Uncertified::ForeignCode,
+            u::SHIELD_UNCERTIFIED_ANONYMOUS_CODE => Uncertified::AnonymousCode,
+            u::SHIELD_UNCERTIFIED_FOREIGN_MODULE => Uncertified::ForeignModule,
+            u::SHIELD_UNCERTIFIED_TRACEME => Uncertified::TraceMe,
+            _ => return None,
+        })
+    }
+
+    /// Why, in words, of the thing `what` (the refusal's path).
+    pub fn describe(self, what: &str) -> String {
+        match self {
+            Uncertified::Variable => format!("its start-up environment sets {what}"),
+            Uncertified::Home if what.is_empty() => {
+                "a Python program started without HOME (its user site is not certified)".into()
+            }
+            Uncertified::Home => format!(
+                "a Python program started with HOME={what}, whose user site is not certified"
+            ),
+            Uncertified::Unreadable => "its start-up strings could not be read whole".into(),
+            Uncertified::ForeignCode => format!("it mapped code of {what}, outside its closure"),
+            Uncertified::AnonymousCode => "it mapped anonymous executable memory".into(),
+            Uncertified::ForeignModule => {
+                format!("it opened the module {what}, outside its closure")
+            }
+            Uncertified::TraceMe => "it asked to be traced".into(),
+        }
+    }
 }
 
 impl Refused {
@@ -79,6 +137,7 @@ impl Refused {
             shield_op::SHIELD_OP_BPF_LOAD => Refused::BpfLoad,
             shield_op::SHIELD_OP_MOVE_MOUNT => Refused::MoveMount,
             shield_op::SHIELD_OP_SUBVOLUME_DELETE => Refused::SubvolumeDelete,
+            shield_op::SHIELD_OP_UNCERTIFIED => Refused::Uncertified,
             _ => return None,
         })
     }
@@ -98,7 +157,8 @@ pub struct Refusal {
     pub comm: String,
     /// The entry's path from its file system's root, without the leading `/`. When its folders
     /// are nested deeper than the event carries, it starts with `…/`. For [`Refused::Ptrace`]
-    /// and [`Refused::Signal`]: the command name of the process reached.
+    /// and [`Refused::Signal`]: the command name of the process reached. For
+    /// [`Refused::Uncertified`]: the variable's name or HOME's value, or `…/` and the file's name.
     pub path: String,
     /// For [`Refused::Ptrace`] and [`Refused::Signal`]: the thread group reached, and the
     /// signal.

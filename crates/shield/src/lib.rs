@@ -25,7 +25,7 @@ mod kernel_btf;
 mod shield;
 mod task;
 
-pub use events::{Refusal, Refusals, Refused};
+pub use events::{Refusal, Refusals, Refused, Uncertified};
 pub use kernel::{active_lsms, bpf_lsm_active, kernel_dev};
-pub use shield::{Shield, ShieldError};
+pub use shield::{Program, Shield, ShieldError};
 pub use task::Task;

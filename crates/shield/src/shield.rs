@@ -8,10 +8,14 @@ use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::Lsm;
 use aya::{Btf, Ebpf};
 
-use crate::bindings::{shield_id, shield_inode, shield_kind, shield_name, shield_service};
+use crate::bindings::{
+    shield_code, shield_env_name, shield_home, shield_id, shield_inode, shield_kind, shield_name,
+    shield_program, shield_service, SHIELD_ENV_NAME, SHIELD_ENV_NO_USER_SITE, SHIELD_HOME_LEN,
+};
 use crate::events::Refusals;
 use crate::kernel::{active_lsms, bpf_lsm_active};
 use crate::task::Task;
+use imageguard_policy::compiled::environment::CompiledEnvironment;
 
 // SAFETY: plain C structures of integers (generated from shield.h), valid for any bits.
 unsafe impl aya::Pod for shield_service {}
@@ -21,6 +25,23 @@ unsafe impl aya::Pod for shield_inode {}
 unsafe impl aya::Pod for shield_id {}
 // SAFETY: as above (integers and a byte array).
 unsafe impl aya::Pod for shield_name {}
+// SAFETY: as above (integers and byte arrays).
+unsafe impl aya::Pod for shield_program {}
+// SAFETY: as above.
+unsafe impl aya::Pod for shield_code {}
+// SAFETY: as above (an integer and a byte array).
+unsafe impl aya::Pod for shield_home {}
+// SAFETY: as above (a byte array).
+unsafe impl aya::Pod for shield_env_name {}
+
+/// A certified program as the programs judge its processes (struct shield_program): its number
+/// in the closure files and certified homes, and its runtimes
+/// (`compiled::environment::runtime_mask`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Program {
+    pub id: u32,
+    pub runtimes: u32,
+}
 
 /// The shield's object, as built by `build-bpf.sh`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!("bpf/shield.bpf.o");
@@ -68,6 +89,9 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("shield_bprm_committed_creds", "bprm_committed_creds"),
     ("shield_task_kill", "task_kill"),
     ("shield_task_free", "task_free"),
+    ("shield_mmap_file", "mmap_file"),
+    ("shield_file_mprotect", "file_mprotect"),
+    ("shield_ptrace_traceme", "ptrace_traceme"),
     ("shield_inode_permission", "inode_permission"),
     ("shield_bpf", "bpf"),
 ];
@@ -120,7 +144,11 @@ pub struct Shield {
     protected_dev: HashMap<MapData, u32, u8>,
     /// Values: the superblock device of a btrfs file's file system (counted in `dir_sb`), or 0.
     protected_inode: HashMap<MapData, shield_inode, u32>,
-    certified_exe: HashMap<MapData, shield_inode, u8>,
+    certified_exe: HashMap<MapData, shield_inode, shield_program>,
+    closure_file: HashMap<MapData, shield_code, u8>,
+    certified_home: HashMap<MapData, shield_home, u8>,
+    env_exact: HashMap<MapData, shield_env_name, u32>,
+    env_prefix: HashMap<MapData, shield_env_name, u32>,
     /// Values: the folder's file system's superblock device (counted in `dir_sb`).
     protected_dir: HashMap<MapData, shield_inode, u32>,
     dir_sb: HashMap<MapData, u32, u32>,
@@ -150,12 +178,16 @@ pub struct Shield {
 }
 
 /// The maps the service keeps, by name.
-const MAPS: [&str; 11] = [
+const MAPS: [&str; 15] = [
     "protected_sb",
     "guard_sb",
     "protected_dev",
     "protected_inode",
     "certified_exe",
+    "closure_file",
+    "certified_home",
+    "env_exact",
+    "env_prefix",
     "protected_dir",
     "dir_sb",
     "held_name",
@@ -400,8 +432,9 @@ impl Shield {
         Ok(shield)
     }
 
-    fn from_maps(maps: [Option<Map>; 11], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
-        let [sb, guard, dev, inode, certified, dirs, dir_sb, names, service, events, ids] = maps;
+    fn from_maps(maps: [Option<Map>; 15], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
+        let [sb, guard, dev, inode, certified, closure, homes, env_exact, env_prefix, dirs, dir_sb, names, service, events, ids] =
+            maps;
         let held_name: HashMap<MapData, shield_name, u8> =
             HashMap::try_from(names.ok_or(ShieldError::MissingMap("held_name"))?)
                 .map_err(load_error)?;
@@ -427,6 +460,18 @@ impl Shield {
                 certified.ok_or(ShieldError::MissingMap("certified_exe"))?,
             )
             .map_err(load_error)?,
+            closure_file: HashMap::try_from(
+                closure.ok_or(ShieldError::MissingMap("closure_file"))?,
+            )
+            .map_err(load_error)?,
+            certified_home: HashMap::try_from(
+                homes.ok_or(ShieldError::MissingMap("certified_home"))?,
+            )
+            .map_err(load_error)?,
+            env_exact: HashMap::try_from(env_exact.ok_or(ShieldError::MissingMap("env_exact"))?)
+                .map_err(load_error)?,
+            env_prefix: HashMap::try_from(env_prefix.ok_or(ShieldError::MissingMap("env_prefix"))?)
+                .map_err(load_error)?,
             protected_dir: HashMap::try_from(dirs.ok_or(ShieldError::MissingMap("protected_dir"))?)
                 .map_err(load_error)?,
             dir_sb: HashMap::try_from(dir_sb.ok_or(ShieldError::MissingMap("dir_sb"))?)
@@ -458,6 +503,7 @@ impl Shield {
 
     fn set_service(&mut self, task: Task) -> Result<(), ShieldError> {
         use std::os::unix::fs::MetadataExt;
+        self.set_environment()?;
         self.task = task;
         // Its mount namespace's inode number is what the programs compare (ns_common.inum).
         self.mount_ns = std::fs::metadata(format!("/proc/{}/ns/mnt", task.tgid))?.ino() as u32;
@@ -621,11 +667,80 @@ impl Shield {
 
     /// A certified program's file (native program or script), by its file system's device
     /// (kernel encoding) and inode as exec opens it: processes that execute it, and what they
-    /// fork, are reached into by nobody but the service, and no traced process may execute it.
-    pub fn protect_program(&mut self, dev: u32, ino: u64) -> Result<(), ShieldError> {
+    /// fork, are reached into by nobody but the service, and no traced process may execute it;
+    /// each stays certified while only code of `program`'s closure arrives in it (see
+    /// certify.bpf.h).
+    pub fn protect_program(
+        &mut self,
+        dev: u32,
+        ino: u64,
+        program: &Program,
+    ) -> Result<(), ShieldError> {
+        let record = shield_program {
+            id: program.id,
+            runtimes: program.runtimes,
+        };
         self.certified_exe
-            .insert(inode_key(dev, ino), 1, 0)
+            .insert(inode_key(dev, ino), record, 0)
             .map_err(load_error)
+    }
+
+    /// The file `ino` of `dev` (kernel encoding) is code the certified program `program` may
+    /// load (its closure, its own file, its interpreter).
+    pub fn allow_code(&mut self, program: u32, dev: u32, ino: u64) -> Result<(), ShieldError> {
+        self.closure_file
+            .insert(code_key(program, dev, ino), 1, 0)
+            .map_err(|e| {
+                ShieldError::Load(format!(
+                    "closure files (room for {}): {e}",
+                    crate::bindings::SHIELD_MAX_CODE_FILES
+                ))
+            })
+    }
+
+    /// `home`'s Python user site is in the closure of the certified program `program` (a
+    /// home of [`SHIELD_HOME_LEN`] bytes or more cannot be: its processes are not certified
+    /// there, which is the safe side).
+    pub fn allow_home(&mut self, program: u32, home: &str) -> Result<(), ShieldError> {
+        match home_key(program, home) {
+            Some(key) => self.certified_home.insert(key, 1, 0).map_err(load_error),
+            None => Ok(()),
+        }
+    }
+
+    /// No longer one of `program`'s certified homes.
+    pub fn disallow_home(&mut self, program: u32, home: &str) -> Result<(), ShieldError> {
+        match home_key(program, home) {
+            Some(key) => removed(self.certified_home.remove(&key)),
+            None => Ok(()),
+        }
+    }
+
+    /// The start-up variables that end a certification, as the policy core compiles them
+    /// (the same for every build of the core this object was built with: written at every
+    /// start).
+    fn set_environment(&mut self) -> Result<(), ShieldError> {
+        let env = CompiledEnvironment::compile();
+        for (name, mask) in &env.exact {
+            let mut m = *mask;
+            if *name == env.no_user_site {
+                m |= SHIELD_ENV_NO_USER_SITE;
+            }
+            self.env_exact
+                .insert(env_key(name)?, m, 0)
+                .map_err(load_error)?;
+        }
+        for (prefix, mask) in &env.prefixes {
+            self.env_prefix
+                .insert(env_key(prefix)?, *mask, 0)
+                .map_err(load_error)?;
+        }
+        Ok(())
+    }
+
+    /// No longer code `program` may load.
+    pub fn disallow_code(&mut self, program: u32, dev: u32, ino: u64) -> Result<(), ShieldError> {
+        removed(self.closure_file.remove(&code_key(program, dev, ino)))
     }
 
     /// No longer a certified program's file.
@@ -775,6 +890,44 @@ fn own_ids(ebpf: &Ebpf) -> Result<Vec<shield_id>, ShieldError> {
 
 fn inode_key(dev: u32, ino: u64) -> shield_inode {
     shield_inode { dev, _pad: 0, ino }
+}
+
+fn code_key(program: u32, dev: u32, ino: u64) -> shield_code {
+    shield_code { program, dev, ino }
+}
+
+/// A certified home's key: without trailing slashes, NUL-padded; `None` when too long.
+fn home_key(program: u32, home: &str) -> Option<shield_home> {
+    let home = imageguard_policy::compiled::environment::trim_home(home.as_bytes());
+    if home.len() >= SHIELD_HOME_LEN as usize {
+        return None;
+    }
+    let mut key = shield_home {
+        program,
+        home: [0; SHIELD_HOME_LEN as usize],
+    };
+    for (c, b) in key.home.iter_mut().zip(home) {
+        *c = *b as std::os::raw::c_char;
+    }
+    Some(key)
+}
+
+/// A variable name's key (names longer than the programs compare cannot be compiled: the
+/// policy core's test proves none is).
+fn env_key(name: &[u8]) -> Result<shield_env_name, ShieldError> {
+    if name.len() > SHIELD_ENV_NAME as usize {
+        return Err(ShieldError::Load(format!(
+            "the variable name {} is longer than the programs compare",
+            String::from_utf8_lossy(name)
+        )));
+    }
+    let mut key = shield_env_name {
+        name: [0; SHIELD_ENV_NAME as usize],
+    };
+    for (c, b) in key.name.iter_mut().zip(name) {
+        *c = *b as std::os::raw::c_char;
+    }
+    Ok(key)
 }
 
 /// A removal from a map: one that was not there is as good.

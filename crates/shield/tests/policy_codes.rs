@@ -4,6 +4,9 @@
 //! when it differs from what the policy says now. `IMAGEGUARD_WRITE_HEADERS=1 cargo test -p
 //! imageguard-shield --test policy_codes` writes it.
 
+use imageguard_policy::closure::{Runtime, PYTHON_IMPORTABLE_SUFFIXES};
+use imageguard_policy::compiled::environment::{self, runtime_bit, CompiledEnvironment};
+
 use imageguard_policy::compiled::{names, ClassCode, LockCode, VerdictCode, CASES};
 use imageguard_policy::Operation;
 
@@ -48,11 +51,72 @@ fn header() -> String {
          *   * POLICY_LOCKS + lock) * 2 + protection_off */\n\
          #define POLICY_CASES {CASES}\n\n\
          /* Compiled name patterns: head*middle*tail, literals of at most this many bytes. */\n\
-         #define POLICY_NAME_PIECE {}\n#define POLICY_NAME_PATTERNS {}\n\n#endif\n",
+         #define POLICY_NAME_PIECE {}\n#define POLICY_NAME_PATTERNS {}\n\n",
         names::MAX_PIECE,
         names::MAX_PATTERNS
     ));
+    define_all(
+        &mut h,
+        "Runtimes (compiled::environment::runtime_bit)",
+        "POLICY_RUNTIME_",
+        None,
+        [
+            Runtime::GlibcLoader,
+            Runtime::Python,
+            Runtime::Perl,
+            Runtime::Shell,
+        ]
+        .map(|r| (snake(&format!("{r:?}")), runtime_bit(r) as u8)),
+    );
+    environment_rules(&mut h);
+    h.push_str("#endif\n");
     h
+}
+
+/// A C string literal of `bytes` (names and suffixes: printable ASCII).
+fn c_string(bytes: &[u8]) -> String {
+    assert!(bytes
+        .iter()
+        .all(|b| b.is_ascii_graphic() && *b != b'"' && *b != b'\\'));
+    format!("\"{}\"", String::from_utf8_lossy(bytes))
+}
+
+/// The compiled environment rules' shape (their names fill maps, see shield.h) and Python's
+/// importable suffixes, as constant tables.
+fn environment_rules(h: &mut String) {
+    let env = CompiledEnvironment::compile();
+    let lengths = env.prefix_lengths();
+    h.push_str(&format!(
+        "/* The start-up variables that end a certification (compiled::environment): names and\n \
+         * prefixes of at most POLICY_ENV_NAME bytes, looked up in env_exact and env_prefix;\n \
+         * the prefixes have these lengths. */\n\
+         #define POLICY_ENV_NAME {}\n#define POLICY_ENV_PREFIX_LENGTHS {}\n\
+         static const unsigned int POLICY_ENV_PREFIX_LENGTH[POLICY_ENV_PREFIX_LENGTHS] = {{ {} }};\n\
+         /* Certified homes are compared up to this many bytes. */\n#define POLICY_HOME_LEN {}\n\n",
+        environment::MAX_NAME,
+        lengths.len(),
+        lengths
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        environment::MAX_HOME,
+    ));
+    h.push_str("struct policy_name {\n\tunsigned int len;\n\tchar name[8];\n};\n");
+    h.push_str(&format!(
+        "/* The endings of file names Python can import code from (closure::python_importable). */\n\
+         #define POLICY_PYTHON_SUFFIXES {}\n\
+         static const struct policy_name POLICY_PYTHON_SUFFIX[POLICY_PYTHON_SUFFIXES] = {{\n",
+        PYTHON_IMPORTABLE_SUFFIXES.len()
+    ));
+    for s in PYTHON_IMPORTABLE_SUFFIXES {
+        h.push_str(&format!(
+            "\t{{ {}, {} }},\n",
+            s.len(),
+            c_string(s.as_bytes())
+        ));
+    }
+    h.push_str("};\n\n");
 }
 
 /// One group of codes: a comment, a `#define` per code, and their count when `count` names it,

@@ -6,7 +6,7 @@
 //! whatever mount or name leads there, with the backups hard-linked from outside it), the rest
 //! of that file system staying writable; what the shield refuses is logged as event 320.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -418,11 +418,22 @@ pub struct KernelShield {
     unavailable: Option<String>,
     shield: Mutex<Option<Shield>>,
     covers: Mutex<BTreeMap<PathBuf, Cover>>,
-    /// Certified programs' files as exec opens them (device in kernel encoding, inode).
-    programs: Mutex<BTreeSet<(u32, u64)>>,
+    /// The certified programs as the shield knows them.
+    certified: Mutex<super::kernel_certified::CertifiedInKernel>,
     /// What the admin lock holds of imageguard's own files and folders.
     held: Mutex<Vec<Held>>,
     runtime_dir: PathBuf,
+}
+
+/// What the service logs when the shield ends a process's certification (not a refusal: the
+/// process goes on, no longer certified).
+pub fn uncertified(r: &Refusal) -> String {
+    let why = imageguard_shield::Uncertified::of(r.signal)
+        .map_or_else(|| format!("reason {}", r.signal), |u| u.describe(&r.path));
+    format!(
+        "kernel shield: process {} ({}, uid {}) is no longer certified: {why}",
+        r.tgid, r.comm, r.uid
+    )
 }
 
 /// Whether `dir` is the root of a bpf file system.
@@ -440,7 +451,7 @@ impl KernelShield {
             unavailable: None,
             shield: Mutex::new(None),
             covers: Mutex::new(BTreeMap::new()),
-            programs: Mutex::new(BTreeSet::new()),
+            certified: Mutex::default(),
             held: Mutex::new(vec![]),
             runtime_dir: runtime_dir.to_path_buf(),
         };
@@ -662,28 +673,17 @@ impl KernelShield {
     /// The certified programs are those of `list` (at start, after `certify` and `uncertify`,
     /// and on every watchdog round, so a program replaced at its path is followed): each file
     /// as exec opens it now (on overlayfs, its layers' identities too), so that nothing but the
-    /// service reaches into their processes.
+    /// service reaches into their processes, with the code its closure may load (see
+    /// [`super::kernel_certified`]).
     pub fn set_certified(&self, list: &CertifiedList) -> Result<()> {
         let mut guard = self.shield.lock();
         let Some(shield) = guard.as_mut() else {
             return Ok(());
         };
-        let mut now = BTreeSet::new();
         let table = imageguard_volume::MountTable::read().context("reading the mount table")?;
-        for entry in &list.entries {
-            if let Ok(ids) = kernel_identities_in(&table, Path::new(&entry.path)) {
-                now.extend(ids);
-            }
-        }
-        let mut programs = self.programs.lock();
-        for &(dev, ino) in now.difference(&programs) {
-            shield.protect_program(dev, ino)?;
-        }
-        for &(dev, ino) in programs.difference(&now) {
-            shield.release_program(dev, ino)?;
-        }
-        *programs = now;
-        Ok(())
+        self.certified.lock().sync(shield, list, |path| {
+            kernel_identities_in(&table, path).unwrap_or_default()
+        })
     }
 
     /// The admin lock is set or removed: while it is set, no other task may signal the service,
@@ -862,6 +862,7 @@ impl KernelShield {
                  the service's alone",
                 r.uid
             ),
+            Refused::Uncertified => uncertified(r),
             _ if cover.is_none() => format!(
                 "by the kernel shield (uid {}): with the admin lock set, imageguard's program, \
                  configuration, units (and their names in systemd's folders) and state are the \
@@ -964,7 +965,8 @@ fn operation_of(what: Refused) -> Option<Operation> {
         | Refused::PtraceCertified
         | Refused::ExecTraced
         | Refused::BpfLoad
-        | Refused::MoveMount => return None,
+        | Refused::MoveMount
+        | Refused::Uncertified => return None,
         Refused::SubvolumeDelete => Operation::Delete,
     })
 }

@@ -9,6 +9,7 @@ pub mod adapters;
 mod admin;
 pub mod auto_protect;
 pub mod destinations;
+pub mod kernel_certified;
 pub mod kernel_shield;
 pub mod metrics;
 mod notify;
@@ -357,7 +358,12 @@ fn report_shield_refusals(service: Arc<Service>) -> Result<()> {
                 match refusals.wait(std::time::Duration::from_millis(500)) {
                     Ok(rs) => {
                         for r in rs {
-                            service.emit(service.shield.event_of(&r));
+                            match r.what {
+                                imageguard_shield::Refused::Uncertified => {
+                                    eprintln!("imageguard: {}", kernel_shield::uncertified(&r))
+                                }
+                                _ => service.emit(service.shield.event_of(&r)),
+                            }
                         }
                     }
                     Err(e) => {

@@ -1,7 +1,10 @@
 //! The environment rules ([`crate::environment::VARIABLE_RULES`]) compiled for a matcher that
-//! compares bytes (the kernel backend's program reading a certified program's start-up
-//! variables at exec): each rule as a name or prefix of at most [`MAX_NAME`] bytes with the
-//! runtime it applies to and the exceptions it makes, and each program's runtimes as a mask.
+//! looks names up (the kernel backend's program reading a certified program's start-up
+//! variables at exec): every name a rule or an exception spells out, with the runtimes that
+//! refuse it (decided here, by the rules themselves, exceptions included), and every prefix a
+//! rule names, with the runtimes that refuse what starts so. A variable spelled out is decided
+//! by its own entry; any other by the prefixes it starts with. Names and prefixes are at most
+//! [`MAX_NAME`] bytes; a program's runtimes are a mask ([`runtime_mask`]).
 //!
 //! [`CompiledEnvironment::refuses`] and [`CompiledEnvironment::home_refused`] are the model of
 //! that matcher; the tests prove they refuse what [`crate::environment::code_changing_variable`]
@@ -11,14 +14,19 @@
 use crate::closure::Runtime;
 use crate::environment::{Names, PYTHON_NO_USER_SITE, VARIABLE_RULES};
 
-/// The longest variable name or prefix a compiled rule holds.
+/// The longest variable name or prefix a compiled entry holds.
 pub const MAX_NAME: usize = 32;
-/// The most rules, and the most exceptions, a compiled set holds.
-pub const MAX_RULES: usize = 32;
-pub const MAX_EXCEPTIONS: usize = 16;
-/// The most certified homes a program's record carries for the kernel, and their longest path.
-pub const MAX_HOMES: usize = 4;
+/// The most distinct prefix lengths (the matcher looks each length up once).
+pub const MAX_PREFIX_LENGTHS: usize = 8;
+/// The longest certified home the kernel compares.
 pub const MAX_HOME: usize = 128;
+
+const RUNTIMES: [Runtime; 4] = [
+    Runtime::GlibcLoader,
+    Runtime::Python,
+    Runtime::Perl,
+    Runtime::Shell,
+];
 
 /// A runtime as a bit of a program's mask.
 pub fn runtime_bit(r: Runtime) -> u32 {
@@ -35,21 +43,26 @@ pub fn runtime_mask(runtimes: &[Runtime]) -> u32 {
     runtimes.iter().fold(0, |m, r| m | runtime_bit(*r))
 }
 
-/// One compiled rule: variables named `name` (or starting so, `prefix`) are refused in a
-/// program with the runtime `runtime` (a bit), but for the exceptions whose bits `except` sets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompiledRule {
-    pub runtime: u32,
-    pub prefix: bool,
-    pub name: Vec<u8>,
-    pub except: u32,
+/// The runtimes whose rules refuse the variable `name`, by the rules themselves.
+fn refusing(name: &str) -> u32 {
+    RUNTIMES
+        .into_iter()
+        .filter(|&rt| {
+            VARIABLE_RULES
+                .iter()
+                .any(|r| r.runtime == rt && r.refuses(name))
+        })
+        .fold(0, |m, rt| m | runtime_bit(rt))
 }
 
-/// The rules and the exceptions they index.
+/// The rules, as names and prefixes with the runtimes that refuse them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CompiledEnvironment {
-    pub rules: Vec<CompiledRule>,
-    pub exceptions: Vec<Vec<u8>>,
+    /// Names spelled out (a rule's or an exception's): decided by this entry alone.
+    pub exact: Vec<(Vec<u8>, u32)>,
+    /// Prefixes: a name not spelled out is refused by the runtimes of each prefix it starts
+    /// with.
+    pub prefixes: Vec<(Vec<u8>, u32)>,
     /// The variable that turns Python's user site off (its `HOME` then is only data).
     pub no_user_site: Vec<u8>,
 }
@@ -62,53 +75,47 @@ impl CompiledEnvironment {
             no_user_site: PYTHON_NO_USER_SITE.as_bytes().to_vec(),
             ..CompiledEnvironment::default()
         };
+        let mut spelled: Vec<&str> = vec![PYTHON_NO_USER_SITE];
         for rule in VARIABLE_RULES {
-            let mut except = 0;
-            for e in rule.except {
-                let i = match c.exceptions.iter().position(|x| x == e.as_bytes()) {
-                    Some(i) => i,
-                    None => {
-                        c.exceptions.push(e.as_bytes().to_vec());
-                        c.exceptions.len() - 1
-                    }
-                };
-                except |= 1 << i;
-            }
-            let runtime = runtime_bit(rule.runtime);
+            spelled.extend(rule.except.iter().copied());
             match rule.names {
-                Names::Prefix(p) => c.rules.push(CompiledRule {
-                    runtime,
-                    prefix: true,
-                    name: p.as_bytes().to_vec(),
-                    except,
-                }),
-                Names::Exact(list) => c.rules.extend(list.iter().map(|n| CompiledRule {
-                    runtime,
-                    prefix: false,
-                    name: n.as_bytes().to_vec(),
-                    except,
-                })),
+                Names::Prefix(p) => match c.prefixes.iter_mut().find(|(q, _)| q == p.as_bytes()) {
+                    Some((_, m)) => *m |= runtime_bit(rule.runtime),
+                    None => c
+                        .prefixes
+                        .push((p.as_bytes().to_vec(), runtime_bit(rule.runtime))),
+                },
+                Names::Exact(list) => spelled.extend(list.iter().copied()),
             }
         }
+        spelled.sort_unstable();
+        spelled.dedup();
+        c.exact = spelled
+            .into_iter()
+            .map(|n| (n.as_bytes().to_vec(), refusing(n)))
+            .collect();
         c
+    }
+
+    /// The distinct lengths of the prefixes, shortest first.
+    pub fn prefix_lengths(&self) -> Vec<usize> {
+        let mut l: Vec<usize> = self.prefixes.iter().map(|(p, _)| p.len()).collect();
+        l.sort_unstable();
+        l.dedup();
+        l
     }
 
     /// Whether the variable `name` (set, not empty) is refused in a program of runtimes `mask`.
     pub fn refuses(&self, mask: u32, name: &[u8]) -> bool {
-        self.rules.iter().any(|r| {
-            let named = if r.prefix {
-                name.starts_with(&r.name)
-            } else {
-                name == r.name.as_slice()
-            };
-            named
-                && r.runtime & mask != 0
-                && !self
-                    .exceptions
-                    .iter()
-                    .enumerate()
-                    .any(|(i, e)| r.except & (1 << i) != 0 && e.as_slice() == name)
-        })
+        let refused = match self.exact.iter().find(|(n, _)| n == name) {
+            Some((_, m)) => *m,
+            None => self
+                .prefixes
+                .iter()
+                .filter(|(p, _)| name.starts_with(p))
+                .fold(0, |m, (_, r)| m | r),
+        };
+        refused & mask != 0
     }
 
     /// Whether the environment `env` (name, value; empty values unset) of a program of
@@ -128,18 +135,20 @@ impl CompiledEnvironment {
         if value(&self.no_user_site).is_some() {
             return false;
         }
-        let trim = |s: &[u8]| {
-            let mut n = s.len();
-            while n > 0 && s[n - 1] == b'/' {
-                n -= 1;
-            }
-            s[..n].to_vec()
-        };
         match env.iter().find(|(k, _)| *k == b"HOME") {
-            Some((_, home)) => !homes.iter().any(|h| trim(h) == trim(home)),
+            Some((_, home)) => !homes.iter().any(|h| trim_home(h) == trim_home(home)),
             None => true,
         }
     }
+}
+
+/// A home as the kernel compares it: without trailing slashes.
+pub fn trim_home(s: &[u8]) -> &[u8] {
+    let mut n = s.len();
+    while n > 0 && s[n - 1] == b'/' {
+        n -= 1;
+    }
+    &s[..n]
 }
 
 #[cfg(test)]
@@ -149,13 +158,6 @@ mod tests {
     use super::*;
     use crate::closure::Closure;
     use crate::environment::code_changing_variable;
-
-    const RUNTIMES: [Runtime; 4] = [
-        Runtime::GlibcLoader,
-        Runtime::Python,
-        Runtime::Perl,
-        Runtime::Shell,
-    ];
 
     fn subset(bits: u8) -> Vec<Runtime> {
         RUNTIMES
@@ -169,10 +171,19 @@ mod tests {
     #[test]
     fn every_rule_fits_the_kernels_bounds() {
         let c = CompiledEnvironment::compile();
-        assert!(c.rules.len() <= MAX_RULES, "{} rules", c.rules.len());
-        assert!(c.exceptions.len() <= MAX_EXCEPTIONS);
-        assert!(c.rules.iter().all(|r| r.name.len() <= MAX_NAME));
-        assert!(c.exceptions.iter().all(|e| e.len() <= MAX_NAME));
+        assert!(c.prefix_lengths().len() <= MAX_PREFIX_LENGTHS);
+        assert!(c
+            .exact
+            .iter()
+            .chain(&c.prefixes)
+            .all(|(n, _)| n.len() <= MAX_NAME));
+        // Spelled out: PYTHONUNBUFFERED is refused by no runtime, LD_PRELOAD (a prefix's) is
+        // not spelled out.
+        assert!(c
+            .exact
+            .iter()
+            .any(|(n, m)| n == b"PYTHONUNBUFFERED" && *m == 0));
+        assert!(!c.exact.iter().any(|(n, _)| n == b"LD_PRELOAD"));
     }
 
     /// Each variable alone (HOME certified, so only the variable decides).

@@ -219,6 +219,7 @@ int BPF_PROG(shield_file_open, struct file *file)
 {
 	if (!(BPF_CORE_READ(file, f_mode) & FMODE_WRITE)) {
 		note_environ_open(BPF_CORE_READ(file, f_path.dentry));
+		module_opened(file);
 		return 0;
 	}
 	struct inode *inode = BPF_CORE_READ(file, f_inode);

@@ -34,6 +34,7 @@ struct inode {
 #define S_IFMT 00170000
 #define S_IFBLK 0060000
 #define S_IFCHR 0020000
+#define S_IFREG 0100000
 
 struct qstr {
 	const unsigned char *name;
@@ -111,6 +112,19 @@ struct task_struct {
 
 struct linux_binprm {
 	struct file *file;
+	/* Where the new program's start-up strings begin (argv, then envp), in the new memory
+	 * (the task's own from bprm_committed_creds on), and how many there are. */
+	unsigned long p;
+	int argc;
+	int envc;
+} __attribute__((preserve_access_index));
+
+#define PROT_EXEC 0x4
+#define VM_EXEC 0x4
+
+struct vm_area_struct {
+	unsigned long vm_flags;
+	struct file *vm_file;
 } __attribute__((preserve_access_index));
 
 #endif

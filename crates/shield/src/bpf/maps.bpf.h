@@ -56,24 +56,52 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SHIELD_MAX_PROGRAMS);
 	__type(key, struct shield_inode);
-	__type(value, __u8);
+	__type(value, struct shield_program);
 } certified_exe SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_CODE_FILES);
+	__type(key, struct shield_code);
+	__type(value, __u8);
+} closure_file SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_HOMES);
+	__type(key, struct shield_home);
+	__type(value, __u8);
+} certified_home SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_ENV_NAMES);
+	__type(key, struct shield_env_name);
+	__type(value, __u32);
+} env_exact SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_ENV_NAMES);
+	__type(key, struct shield_env_name);
+	__type(value, __u32);
+} env_prefix SEC(".maps");
+
 /* The programs' own bookkeeping (the service neither reads nor writes them): certified
- * processes by thread group, with their group leader's start time; and the thread groups whose
- * exec under way opened a certified program. */
+ * processes by thread group (struct shield_certified); and the thread groups whose exec under
+ * way opened a certified program, with that program's file (its key in certified_exe). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SHIELD_MAX_CERTIFIED_TASKS);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct shield_certified);
 } certified_task SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SHIELD_MAX_CERTIFIED_TASKS);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, struct shield_inode);
 } exec_pending SEC(".maps");
 
 struct {

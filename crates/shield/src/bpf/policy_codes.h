@@ -64,4 +64,38 @@
 #define POLICY_NAME_PIECE 32
 #define POLICY_NAME_PATTERNS 32
 
+/* Runtimes (compiled::environment::runtime_bit) */
+#define POLICY_RUNTIME_GLIBC_LOADER 1
+#define POLICY_RUNTIME_PYTHON 2
+#define POLICY_RUNTIME_PERL 4
+#define POLICY_RUNTIME_SHELL 8
+
+/* The start-up variables that end a certification (compiled::environment): names and
+ * prefixes of at most POLICY_ENV_NAME bytes, looked up in env_exact and env_prefix;
+ * the prefixes have these lengths. */
+#define POLICY_ENV_NAME 32
+#define POLICY_ENV_PREFIX_LENGTHS 5
+static const unsigned int POLICY_ENV_PREFIX_LENGTH[POLICY_ENV_PREFIX_LENGTHS] = { 3, 4, 6, 7, 10 };
+/* Certified homes are compared up to this many bytes. */
+#define POLICY_HOME_LEN 128
+
+struct policy_name {
+	unsigned int len;
+	char name[8];
+};
+/* The endings of file names Python can import code from (closure::python_importable). */
+#define POLICY_PYTHON_SUFFIXES 10
+static const struct policy_name POLICY_PYTHON_SUFFIX[POLICY_PYTHON_SUFFIXES] = {
+	{ 3, ".py" },
+	{ 4, ".pyc" },
+	{ 4, ".pyo" },
+	{ 4, ".pyw" },
+	{ 3, ".so" },
+	{ 4, ".pth" },
+	{ 4, ".zip" },
+	{ 4, ".egg" },
+	{ 4, ".whl" },
+	{ 4, ".pyz" },
+};
+
 #endif

@@ -10,6 +10,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #include "maps.bpf.h"
+#include "certify.bpf.h"
 #include "files.bpf.h"
 #include "mounts.bpf.h"
 #include "tasks.bpf.h"

@@ -47,13 +47,63 @@ struct shield_inode {
 #define SHIELD_MAX_INODES 256
 
 /* certified_exe: a certified program's file (a native program, or a script), by its file
- * system's device and inode (struct shield_inode), as exec sees it; value = 1. A process that
- * executes one is marked certified (certified_task, by thread group, with its start time in
- * nanoseconds since boot): nothing but the service may reach into it (its memory, descriptors,
- * ptrace), nor into what it forks without executing another program; and no traced process may
- * execute one (a tracer would have it in hand from its first instruction). */
+ * system's device and inode (struct shield_inode), as exec sees it; value: struct
+ * shield_program. A process that executes one is marked certified (certified_task, by thread
+ * group, struct shield_certified): nothing but the service may reach into it (its memory,
+ * descriptors, ptrace), nor into what it forks without executing another program; and no traced
+ * process may execute one (a tracer would have it in hand from its first instruction).
+ * Its certification ends, for that process's life and what it forks, when code from outside
+ * the program's closure arrives (see certify.bpf.h): its start-up environment sets a variable
+ * the policy core's environment rules name for its runtimes (policy_codes.h), or Python's user
+ * site would come from a home not certified; it maps executable code of a file not in
+ * closure_file, or anonymous executable memory; a Python program opens a file it could import
+ * code from that is not in closure_file; it asks to be traced (PTRACE_TRACEME). */
 #define SHIELD_MAX_PROGRAMS 512
 #define SHIELD_MAX_CERTIFIED_TASKS 8192
+struct shield_program {
+	/* The program's number in closure_file and certified_home (the service numbers its
+	 * certified programs). */
+	__u32 id;
+	/* Its runtimes (policy_codes.h: POLICY_RUNTIME_*). */
+	__u32 runtimes;
+};
+/* certified_home: the homes whose Python user site a program's closure holds, by program number
+ * and path (without trailing slashes, NUL-padded); value = 1. */
+#define SHIELD_HOME_LEN 128
+struct shield_home {
+	__u32 program;
+	char home[SHIELD_HOME_LEN];
+};
+#define SHIELD_MAX_HOMES 1024
+/* env_exact, env_prefix: the start-up variables that end a certification (compiled from the
+ * policy core's environment rules by the service): by name (NUL-padded), or by a prefix of
+ * one of the lengths policy_codes.h lists; value: the runtimes (POLICY_RUNTIME_*) that refuse
+ * it. A name in env_exact is decided by that entry alone; SHIELD_ENV_NO_USER_SITE in its value
+ * marks the variable that turns Python's user site off. */
+#define SHIELD_ENV_NAME 32
+struct shield_env_name {
+	char name[SHIELD_ENV_NAME];
+};
+#define SHIELD_MAX_ENV_NAMES 128
+#define SHIELD_ENV_NO_USER_SITE 0x80000000U
+/* certified_task's value: the group leader's start (ns since boot) and the program's number;
+ * `ended` 1: its certification ended (what it forks inherits that). */
+struct shield_certified {
+	__u64 start;
+	__u32 program;
+	/* The program's runtimes (struct shield_program). */
+	__u32 runtimes;
+	__u32 ended;
+	__u32 _pad;
+};
+/* closure_file: the files a certified program may load code from (its closure, its own file
+ * and its interpreter's included), by program number and identity; value = 1. */
+struct shield_code {
+	__u32 program;
+	__u32 dev;
+	__u64 ino;
+};
+#define SHIELD_MAX_CODE_FILES 65536
 
 /* protected_dir: folders nothing in may change but by the service, the folder itself included
  * and at any depth, whatever mount or name leads there (by device and inode, struct
@@ -181,6 +231,26 @@ enum shield_op {
 	/* A btrfs subvolume deleted (BTRFS_IOC_SNAP_DESTROY, _V2) on a file system holding a
 	 * protected volume, folder or image file. */
 	SHIELD_OP_SUBVOLUME_DELETE = 23,
+	/* A certified process's certification ended (not a refusal): `signal` says why
+	 * (enum shield_uncertified), names[0] the variable or the file. */
+	SHIELD_OP_UNCERTIFIED = 24,
+};
+
+enum shield_uncertified {
+	/* Its start-up environment sets a variable that changes its code. */
+	SHIELD_UNCERTIFIED_VARIABLE = 1,
+	/* Python's user site would come from this home (names[0]; empty: HOME unset). */
+	SHIELD_UNCERTIFIED_HOME = 2,
+	/* Its start-up strings could not be read whole. */
+	SHIELD_UNCERTIFIED_UNREADABLE = 3,
+	/* It mapped executable code of a file outside its closure. */
+	SHIELD_UNCERTIFIED_FOREIGN_CODE = 4,
+	/* It mapped anonymous executable memory. */
+	SHIELD_UNCERTIFIED_ANONYMOUS_CODE = 5,
+	/* A Python program opened a file it could import code from, outside its closure. */
+	SHIELD_UNCERTIFIED_FOREIGN_MODULE = 6,
+	/* It asked to be traced. */
+	SHIELD_UNCERTIFIED_TRACEME = 7,
 };
 
 

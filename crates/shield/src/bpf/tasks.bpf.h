@@ -29,7 +29,8 @@ static __always_inline void report_task(__u32 op, struct task_struct *target, in
 }
 
 /* Whether `task` runs a certified program: its thread group was marked at exec, or it was forked
- * (without executing anything since) from a marked one, up to four generations. */
+ * (without executing anything since) from a marked one, up to four generations; and that
+ * certification has not ended (certify.bpf.h). */
 static __always_inline int task_certified(struct task_struct *task)
 {
 	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
@@ -38,9 +39,9 @@ static __always_inline int task_certified(struct task_struct *task)
 #pragma unroll
 	for (int i = 0; i < 4; i++) {
 		__u32 tgid = BPF_CORE_READ(task, tgid);
-		__u64 *started = bpf_map_lookup_elem(&certified_task, &tgid);
-		if (started && *started == BPF_CORE_READ(task, group_leader, start_boottime))
-			return 1;
+		struct shield_certified *c = bpf_map_lookup_elem(&certified_task, &tgid);
+		if (c && c->start == BPF_CORE_READ(task, group_leader, start_boottime))
+			return !c->ended;
 		struct task_struct *parent = BPF_CORE_READ(task, real_parent);
 		/* A fork shares its parent's executable file; an exec opens its own. */
 		if (!parent || parent == task || BPF_CORE_READ(parent, mm, exe_file) != exe)
@@ -115,22 +116,24 @@ int BPF_PROG(shield_bprm_check_security, struct linux_binprm *bprm)
 		return -EPERM;
 	}
 	__u32 tgid = BPF_CORE_READ(task, tgid);
-	__u8 one = 1;
-	bpf_map_update_elem(&exec_pending, &tgid, &one, BPF_ANY);
+	/* A script's entry is what its interpreter runs as: the first certified file wins. */
+	bpf_map_update_elem(&exec_pending, &tgid, &key, BPF_NOEXIST);
 	return 0;
 }
 
 /* The exec is past its point of no return: the process is certified if it opened a certified
- * program, and no longer certified otherwise. */
+ * program and starts as that program's certification allows (certify_exec), and no longer
+ * certified otherwise. */
 SEC("lsm/bprm_committed_creds")
 int BPF_PROG(shield_bprm_committed_creds, struct linux_binprm *bprm)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u32 tgid = BPF_CORE_READ(task, tgid);
-	if (bpf_map_lookup_elem(&exec_pending, &tgid)) {
-		__u64 started = BPF_CORE_READ(task, group_leader, start_boottime);
-		bpf_map_update_elem(&certified_task, &tgid, &started, BPF_ANY);
+	struct shield_inode *pending = bpf_map_lookup_elem(&exec_pending, &tgid);
+	if (pending) {
+		struct shield_inode key = *pending;
 		bpf_map_delete_elem(&exec_pending, &tgid);
+		certify_exec(task, bprm, &key);
 	} else {
 		bpf_map_delete_elem(&certified_task, &tgid);
 	}
