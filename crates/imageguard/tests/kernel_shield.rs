@@ -568,6 +568,7 @@ fn in_the_vm(shared: &Path) {
         &child(&format!("echo x >> '{sp}'")),
     );
     folder_of_a_larger_file_system(&sb, &mut shield, &mut refusals);
+    the_kernel_decides_as_the_policy_core(&sb, &mut shield, &mut refusals, dev);
     drop(shield);
 
     // Pinned (on a bpf file system of the test's own): the shield outlives the process that
@@ -610,6 +611,167 @@ fn in_the_vm(shared: &Path) {
     drop(sb);
     the_service_shields_what_it_protects();
     std::fs::write(shared.join(VERDICT), "shielded").unwrap();
+}
+
+/// The kernel backend (decide.bpf.h) on the volume `dev`: entries marked with their class, a
+/// root child (not certified) and a certified program (a copy of the static busybox, its own
+/// file its whole closure) try real operations; each outcome is the verdict of the policy
+/// core's compiled table for that case (the differential check, row by row), each refusal
+/// reported with its case. Controls: an unmarked file changes freely; the table's verdicts
+/// include both outcomes among the rows; released, the marked file changes again.
+fn the_kernel_decides_as_the_policy_core(
+    sb: &Sandbox,
+    shield: &mut Shield,
+    refusals: &mut Refusals,
+    dev: u32,
+) {
+    use imageguard_policy::compiled::{Case, ClassCode, LockCode, VerdictTable};
+    use imageguard_policy::Operation;
+    use imageguard_shield::{Program, VolumeCircumstances};
+    let table = VerdictTable::compile();
+    let dir = sb.mnt.join("kernel-decided");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The certified program.
+    let bin = sb.path().join("certified-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let busybox = bin.join("busybox");
+    std::fs::copy("/bin/busybox", &busybox).expect("a static busybox (busybox-static)");
+    let mounts = imageguard_volume::MountTable::read().unwrap();
+    let program = Program {
+        id: 4242,
+        runtimes: 0,
+    };
+    for (major, minor, ino) in
+        imageguard_volume::layers::file_identities_in(&mounts, &busybox).unwrap()
+    {
+        let d = kernel_dev(major, minor);
+        shield.protect_program(d, ino, &program).unwrap();
+        shield.allow_code(program.id, d, ino).unwrap();
+    }
+    let ino_of = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    // (who, operation, class, protection off, what runs, on which file)
+    type Row = (bool, Operation, ClassCode, bool, &'static str, &'static str);
+    #[rustfmt::skip]
+    let rows: &[Row] = &[
+        (false, Operation::Delete, ClassCode::Pattern, false, "rm -f {}", "a.mrimg"),
+        (false, Operation::OpenAppend, ClassCode::Pattern, false, "echo x >> {}", "b.mrimg"),
+        (false, Operation::Truncate, ClassCode::Pattern, false, ": > {}", "c.mrimg"),
+        (false, Operation::OpenWrite, ClassCode::Pattern, false, "dd if=/dev/zero of={} bs=1 count=1 conv=notrunc", "d.mrimg"),
+        (false, Operation::RenameInFolder, ClassCode::Pattern, false, "mv {} {}.moved", "e.mrimg"),
+        (false, Operation::HardLink, ClassCode::Pattern, false, "ln {} {}.link", "f.mrimg"),
+        (false, Operation::SetXattr, ClassCode::Pattern, false, "setfattr -n user.x -v 1 {}", "g.mrimg"),
+        (false, Operation::SetAttributes, ClassCode::Pattern, false, "chmod 600 {}", "h.mrimg"),
+        (false, Operation::Delete, ClassCode::ResticKeyMaterial, false, "rm -f {}", "key-u"),
+        (false, Operation::Delete, ClassCode::Pattern, true, "rm -f {}", "off.mrimg"),
+        (true, Operation::Delete, ClassCode::Pattern, false, "rm -f {}", "cert-a.mrimg"),
+        (true, Operation::Truncate, ClassCode::Pattern, false, "truncate -s 0 {}", "cert-c.mrimg"),
+        (true, Operation::RenameInFolder, ClassCode::Pattern, false, "mv {} {}.moved", "cert-e.mrimg"),
+        (true, Operation::OpenWrite, ClassCode::ResticKeyMaterial, false, "dd if=/dev/zero of={} bs=1 count=1 conv=notrunc", "key-w"),
+        (true, Operation::Delete, ClassCode::ResticKeyMaterial, false, "rm -f {}", "key-c"),
+        (true, Operation::Delete, ClassCode::Ordinary, false, "rm -f {}", "ordinary-c.txt"),
+        (false, Operation::Delete, ClassCode::Ordinary, false, "rm -f {}", "ordinary-u.txt"),
+    ];
+    let mut outcomes = std::collections::BTreeSet::new();
+    let mut expected_refusals = vec![];
+    for &(certified, op, class, off, script, name) in rows {
+        let file = dir.join(name);
+        std::fs::write(&file, b"backup bytes").unwrap();
+        if class != ClassCode::Ordinary {
+            shield.policy().mark(dev, ino_of(&file), class).unwrap();
+        }
+        shield
+            .policy()
+            .decide_volume(
+                dev,
+                VolumeCircumstances {
+                    protection_off: off,
+                    key_window_open: false,
+                },
+            )
+            .unwrap();
+        let f = file.display().to_string();
+        let script = script.replace("{}", &f);
+        let o = if certified {
+            let mut words = script.split_whitespace();
+            let applet = words.next().unwrap();
+            clean(&mut Command::new(&busybox))
+                .arg(applet)
+                .args(words)
+                .output()
+                .unwrap()
+        } else {
+            child(&script)
+        };
+        let verdict = table.lookup(&Case {
+            certified,
+            op,
+            class,
+            key_window_open: false,
+            lock: LockCode::None,
+            protection_off: off,
+        });
+        outcomes.insert(verdict.is_allowed());
+        let row = format!(
+            "{} {op:?} of {class:?}{} ({script})",
+            if certified {
+                "certified"
+            } else {
+                "uncertified"
+            },
+            if off { ", protection off" } else { "" }
+        );
+        if verdict.is_allowed() {
+            assert_ok(&format!("{row}: the table allows it"), &o);
+        } else {
+            assert_eperm(&format!("{row}: the table says {verdict:?}"), &o);
+            expected_refusals.push((op, class, certified, verdict, name));
+        }
+    }
+    assert_eq!(
+        outcomes.len(),
+        2,
+        "the rows hold both verdicts (else they prove little)"
+    );
+    // Each refusal reported with its case.
+    let mut seen = vec![];
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while seen.len() < expected_refusals.len() && std::time::Instant::now() < until {
+        seen.extend(
+            refusals
+                .wait(std::time::Duration::from_millis(500))
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.what == Refused::Policy),
+        );
+    }
+    for (op, class, certified, verdict, name) in &expected_refusals {
+        assert!(
+            seen.iter().any(|r| r.case.is_some_and(|c| c.op == *op
+                && c.class == *class
+                && c.certified == *certified
+                && c.verdict == *verdict)
+                && r.path.ends_with(name)
+                && r.dev == dev),
+            "{op:?} of {name} ({class:?}) reported: {seen:#?}"
+        );
+    }
+    // Released: the marked file that stayed changes again (the volume's policy is FUSE's).
+    shield.policy().release_volume(dev).unwrap();
+    let kept = dir.join("a.mrimg");
+    if !kept.exists() {
+        std::fs::write(&kept, b"x").unwrap();
+    }
+    assert_ok(
+        "child: append to a marked file once the volume is released",
+        &child(&format!("echo x >> '{}'", dir.join("b.mrimg").display())),
+    );
+    for (major, minor, ino) in
+        imageguard_volume::layers::file_identities_in(&mounts, &busybox).unwrap()
+    {
+        shield
+            .release_program(kernel_dev(major, minor), ino)
+            .unwrap();
+    }
 }
 
 /// The service with `kernel_shield = "auto"` (the default): a protected volume is shielded

@@ -18,6 +18,9 @@ pub const SHIELD_ENV_NAME: u32 = 32;
 pub const SHIELD_MAX_ENV_NAMES: u32 = 128;
 pub const SHIELD_ENV_NO_USER_SITE: u32 = 2147483648;
 pub const SHIELD_MAX_CODE_FILES: u32 = 65536;
+pub const SHIELD_VOLUME_PROTECTION_OFF: u32 = 1;
+pub const SHIELD_VOLUME_KEY_WINDOW: u32 = 2;
+pub const SHIELD_MAX_MARKS: u32 = 1048576;
 pub const SHIELD_MAX_DIRS: u32 = 256;
 pub const SHIELD_MAX_DEPTH: u32 = 65536;
 pub const SHIELD_MAX_NAMES: u32 = 64;
@@ -122,6 +125,29 @@ const _: () = {
         [::std::mem::offset_of!(shield_code, program) - 0usize];
     ["Offset of field: shield_code::dev"][::std::mem::offset_of!(shield_code, dev) - 4usize];
     ["Offset of field: shield_code::ino"][::std::mem::offset_of!(shield_code, ino) - 8usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct shield_volume {
+    pub flags: __u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of shield_volume"][::std::mem::size_of::<shield_volume>() - 4usize];
+    ["Alignment of shield_volume"][::std::mem::align_of::<shield_volume>() - 4usize];
+    ["Offset of field: shield_volume::flags"]
+        [::std::mem::offset_of!(shield_volume, flags) - 0usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct shield_mark {
+    pub class: __u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of shield_mark"][::std::mem::size_of::<shield_mark>() - 4usize];
+    ["Alignment of shield_mark"][::std::mem::align_of::<shield_mark>() - 4usize];
+    ["Offset of field: shield_mark::class"][::std::mem::offset_of!(shield_mark, class) - 0usize];
 };
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -237,6 +263,7 @@ pub mod shield_op {
     pub const SHIELD_OP_MOVE_MOUNT: Type = 22;
     pub const SHIELD_OP_SUBVOLUME_DELETE: Type = 23;
     pub const SHIELD_OP_UNCERTIFIED: Type = 24;
+    pub const SHIELD_OP_POLICY: Type = 25;
 }
 pub mod shield_uncertified {
     #[allow(unused_imports)]
@@ -262,12 +289,16 @@ pub struct shield_event {
     pub complete: __u32,
     pub target: __u32,
     pub signal: __u32,
+    pub policy_op: __u32,
+    pub policy_class: __u32,
+    pub certified: __u32,
+    pub verdict: __u32,
     pub comm: [::std::os::raw::c_char; 16usize],
     pub names: [[::std::os::raw::c_char; 64usize]; 8usize],
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of shield_event"][::std::mem::size_of::<shield_event>() - 568usize];
+    ["Size of shield_event"][::std::mem::size_of::<shield_event>() - 584usize];
     ["Alignment of shield_event"][::std::mem::align_of::<shield_event>() - 8usize];
     ["Offset of field: shield_event::ino"][::std::mem::offset_of!(shield_event, ino) - 0usize];
     ["Offset of field: shield_event::tgid"][::std::mem::offset_of!(shield_event, tgid) - 8usize];
@@ -281,6 +312,14 @@ const _: () = {
         [::std::mem::offset_of!(shield_event, target) - 32usize];
     ["Offset of field: shield_event::signal"]
         [::std::mem::offset_of!(shield_event, signal) - 36usize];
-    ["Offset of field: shield_event::comm"][::std::mem::offset_of!(shield_event, comm) - 40usize];
-    ["Offset of field: shield_event::names"][::std::mem::offset_of!(shield_event, names) - 56usize];
+    ["Offset of field: shield_event::policy_op"]
+        [::std::mem::offset_of!(shield_event, policy_op) - 40usize];
+    ["Offset of field: shield_event::policy_class"]
+        [::std::mem::offset_of!(shield_event, policy_class) - 44usize];
+    ["Offset of field: shield_event::certified"]
+        [::std::mem::offset_of!(shield_event, certified) - 48usize];
+    ["Offset of field: shield_event::verdict"]
+        [::std::mem::offset_of!(shield_event, verdict) - 52usize];
+    ["Offset of field: shield_event::comm"][::std::mem::offset_of!(shield_event, comm) - 56usize];
+    ["Offset of field: shield_event::names"][::std::mem::offset_of!(shield_event, names) - 72usize];
 };

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
 
+use imageguard_policy::compiled::{ClassCode, VerdictCode};
+use imageguard_policy::operation::Operation;
+
 use crate::bindings::{shield_event, shield_op, SHIELD_PATH_DEPTH};
 
 /// The kind of change the shield refused.
@@ -54,6 +57,35 @@ pub enum Refused {
     /// Not a refusal: a certified process's certification ended (`signal`: why, as
     /// [`Uncertified::of`] decodes it; `path`: the variable, the home or the file's name).
     Uncertified,
+    /// The policy refused an operation on a volume the kernel decides ([`Refusal::case`]
+    /// says which case, and its verdict).
+    Policy,
+}
+
+/// The case the kernel backend looked up for a [`Refused::Policy`] refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyCase {
+    pub op: Operation,
+    pub class: ClassCode,
+    pub certified: bool,
+    pub verdict: VerdictCode,
+}
+
+impl PolicyCase {
+    fn of(e: &shield_event) -> Option<PolicyCase> {
+        Some(PolicyCase {
+            op: Operation::ALL
+                .into_iter()
+                .find(|o| u32::from(o.code()) == e.policy_op)?,
+            class: ClassCode::ALL
+                .into_iter()
+                .find(|c| *c as u32 == e.policy_class)?,
+            certified: e.certified != 0,
+            verdict: VerdictCode::ALL
+                .into_iter()
+                .find(|v| *v as u32 == e.verdict)?,
+        })
+    }
 }
 
 /// Why the programs ended a process's certification.
@@ -138,6 +170,7 @@ impl Refused {
             shield_op::SHIELD_OP_MOVE_MOUNT => Refused::MoveMount,
             shield_op::SHIELD_OP_SUBVOLUME_DELETE => Refused::SubvolumeDelete,
             shield_op::SHIELD_OP_UNCERTIFIED => Refused::Uncertified,
+            shield_op::SHIELD_OP_POLICY => Refused::Policy,
             _ => return None,
         })
     }
@@ -164,6 +197,8 @@ pub struct Refusal {
     /// signal.
     pub target: u32,
     pub signal: u32,
+    /// For [`Refused::Policy`]: the case and its verdict.
+    pub case: Option<PolicyCase>,
 }
 
 fn c_string(bytes: &[std::os::raw::c_char]) -> String {
@@ -187,6 +222,10 @@ impl Refusal {
         let e: shield_event =
             unsafe { std::ptr::read_unaligned(record.as_ptr().cast::<shield_event>()) };
         let what = Refused::from_op(e.op)?;
+        let case = match what {
+            Refused::Policy => Some(PolicyCase::of(&e)?),
+            _ => None,
+        };
         let depth = (e.depth as usize).min(SHIELD_PATH_DEPTH as usize);
         let mut names: Vec<String> = e.names[..depth].iter().map(|n| c_string(n)).collect();
         names.reverse();
@@ -204,6 +243,7 @@ impl Refusal {
             path,
             target: e.target,
             signal: e.signal,
+            case,
         })
     }
 }
@@ -295,6 +335,43 @@ mod tests {
         let deep =
             Refusal::decode(&event(shield_op::SHIELD_OP_RENAME, &["x", "y"], false)).unwrap();
         assert_eq!(deep.path, "…/y/x");
+    }
+
+    #[test]
+    fn a_policy_refusal_carries_its_case() {
+        let mut bytes = event(shield_op::SHIELD_OP_POLICY, &["a.mrimg"], true);
+        let size = std::mem::size_of::<shield_event>();
+        // SAFETY: `bytes` holds a whole shield_event (made by `event`), read unaligned.
+        let mut e: shield_event = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        e.policy_op = u32::from(Operation::Delete.code());
+        e.policy_class = ClassCode::ResticKeyMaterial as u32;
+        e.certified = 1;
+        e.verdict = VerdictCode::HeldKeyMaterial as u32;
+        // SAFETY: reading the bytes of a plain C structure.
+        bytes =
+            unsafe { std::slice::from_raw_parts((&e as *const shield_event).cast::<u8>(), size) }
+                .to_vec();
+        let r = Refusal::decode(&bytes).unwrap();
+        assert_eq!(r.what, Refused::Policy);
+        assert_eq!(
+            r.case,
+            Some(PolicyCase {
+                op: Operation::Delete,
+                class: ClassCode::ResticKeyMaterial,
+                certified: true,
+                verdict: VerdictCode::HeldKeyMaterial,
+            })
+        );
+        // A case with codes this build does not know is no refusal it could describe.
+        e.policy_class = 99;
+        // SAFETY: as above.
+        bytes =
+            unsafe { std::slice::from_raw_parts((&e as *const shield_event).cast::<u8>(), size) }
+                .to_vec();
+        assert_eq!(Refusal::decode(&bytes), None);
+        // Other refusals carry none.
+        let other = Refusal::decode(&event(shield_op::SHIELD_OP_UNLINK, &["x"], true)).unwrap();
+        assert_eq!(other.case, None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::bindings::{
 };
 use crate::events::Refusals;
 use crate::kernel::{active_lsms, bpf_lsm_active};
+use crate::policy_maps::PolicyMaps;
 use crate::task::Task;
 use imageguard_policy::compiled::environment::CompiledEnvironment;
 
@@ -33,6 +34,10 @@ unsafe impl aya::Pod for shield_code {}
 unsafe impl aya::Pod for shield_home {}
 // SAFETY: as above (a byte array).
 unsafe impl aya::Pod for shield_env_name {}
+// SAFETY: as above (one integer).
+unsafe impl aya::Pod for crate::bindings::shield_volume {}
+// SAFETY: as above (one integer).
+unsafe impl aya::Pod for crate::bindings::shield_mark {}
 
 /// A certified program as the programs judge its processes (struct shield_program): its number
 /// in the closure files and certified homes, and its runtimes
@@ -154,6 +159,8 @@ pub struct Shield {
     dir_sb: HashMap<MapData, u32, u32>,
     held_name: HashMap<MapData, shield_name, u8>,
     own_ids: HashMap<MapData, shield_id, u8>,
+    /// The kernel backend's maps.
+    policy: PolicyMaps,
     /// The pinned links, held open while this process lives (unmounting the pins' file system
     /// does not detach them then).
     _pinned_links: Vec<PinnedLink>,
@@ -178,7 +185,7 @@ pub struct Shield {
 }
 
 /// The maps the service keeps, by name.
-const MAPS: [&str; 15] = [
+const MAPS: [&str; 18] = [
     "protected_sb",
     "guard_sb",
     "protected_dev",
@@ -192,11 +199,14 @@ const MAPS: [&str; 15] = [
     "dir_sb",
     "held_name",
     "service",
+    "kernel_volume",
+    "backup_mark",
+    "verdicts",
     "events",
     "own_ids",
 ];
 
-fn load_error(e: impl std::fmt::Display) -> ShieldError {
+pub(crate) fn load_error(e: impl std::fmt::Display) -> ShieldError {
     ShieldError::Load(e.to_string())
 }
 
@@ -432,8 +442,8 @@ impl Shield {
         Ok(shield)
     }
 
-    fn from_maps(maps: [Option<Map>; 15], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
-        let [sb, guard, dev, inode, certified, closure, homes, env_exact, env_prefix, dirs, dir_sb, names, service, events, ids] =
+    fn from_maps(maps: [Option<Map>; 18], pins: Option<PathBuf>) -> Result<Shield, ShieldError> {
+        let [sb, guard, dev, inode, certified, closure, homes, env_exact, env_prefix, dirs, dir_sb, names, service, volumes, marks, verdicts, events, ids] =
             maps;
         let held_name: HashMap<MapData, shield_name, u8> =
             HashMap::try_from(names.ok_or(ShieldError::MissingMap("held_name"))?)
@@ -478,6 +488,7 @@ impl Shield {
                 .map_err(load_error)?,
             held_name,
             held_names,
+            policy: PolicyMaps::from_maps(volumes, marks, verdicts)?,
             service: Array::try_from(service.ok_or(ShieldError::MissingMap("service"))?)
                 .map_err(load_error)?,
             own_ids: HashMap::try_from(ids.ok_or(ShieldError::MissingMap("own_ids"))?)
@@ -504,6 +515,8 @@ impl Shield {
     fn set_service(&mut self, task: Task) -> Result<(), ShieldError> {
         use std::os::unix::fs::MetadataExt;
         self.set_environment()?;
+        self.policy
+            .set_verdicts(&imageguard_policy::compiled::VerdictTable::compile())?;
         self.task = task;
         // Its mount namespace's inode number is what the programs compare (ns_common.inum).
         self.mount_ns = std::fs::metadata(format!("/proc/{}/ns/mnt", task.tgid))?.ino() as u32;
@@ -579,6 +592,12 @@ impl Shield {
             }
         }
         Ok(())
+    }
+
+    /// The kernel backend's maps: where the kernel decides the policy, and the classes of
+    /// the entries there.
+    pub fn policy(&mut self) -> &mut PolicyMaps {
+        &mut self.policy
     }
 
     /// Shield the file system whose superblock device is `dev` (see [`kernel_dev`]).
@@ -953,7 +972,7 @@ fn name_key(dev: u32, ino: u64, name: &str) -> Result<shield_name, ShieldError> 
     Ok(key)
 }
 
-fn removed(r: Result<(), aya::maps::MapError>) -> Result<(), ShieldError> {
+pub(crate) fn removed(r: Result<(), aya::maps::MapError>) -> Result<(), ShieldError> {
     match r {
         Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
         Err(e) => Err(load_error(e)),

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use imageguard_policy::certification::CertifiedList;
+use imageguard_policy::compiled::VerdictCode;
 use imageguard_policy::{Event, EventKind, Operation, VolumeRef};
 use imageguard_shield::{kernel_dev, Refusal, Refusals, Refused, Shield, Task};
 use imageguard_volume::backing::VolumeInfo;
@@ -863,6 +864,7 @@ impl KernelShield {
                 r.uid
             ),
             Refused::Uncertified => uncertified(r),
+            Refused::Policy => policy_refusal(r),
             _ if cover.is_none() => format!(
                 "by the kernel shield (uid {}): with the admin lock set, imageguard's program, \
                  configuration, units (and their names in systemd's folders) and state are the \
@@ -879,7 +881,7 @@ impl KernelShield {
             .with_process(exe, r.tgid)
             .with_file(file)
             .with_detail(detail);
-        if let Some(op) = operation_of(r.what) {
+        if let Some(op) = operation_of(r) {
             e = e.with_operation(op);
         }
         if let Some(c) = cover {
@@ -944,9 +946,29 @@ fn release_emptied_devices(shield: &mut Shield) -> Result<()> {
     Ok(())
 }
 
+/// What the kernel backend's refusal says: why (the verdict; the caller not certified), and
+/// the entry's class, as the FUSE guard's refusals say it.
+fn policy_refusal(r: &Refusal) -> String {
+    let Some(case) = r.case else {
+        return format!("by the kernel backend (uid {})", r.uid);
+    };
+    let why = match case.verdict {
+        VerdictCode::HeldKeyMaterial => "key material: only added to",
+        VerdictCode::HeldYoung => "younger than the retention lock",
+        _ if case.certified => "refused to certified programs too",
+        _ => "not a certified backup program",
+    };
+    let reason = match case.class.class("a configured pattern") {
+        imageguard_policy::Class::Backup(reason) => reason.to_string(),
+        imageguard_policy::Class::Ordinary => String::new(),
+    };
+    format!("by the kernel backend (uid {}): {why}; {reason}", r.uid)
+}
+
 /// The policy's name for what the shield refused (none for reaching into the service).
-fn operation_of(what: Refused) -> Option<Operation> {
-    Some(match what {
+fn operation_of(r: &Refusal) -> Option<Operation> {
+    Some(match r.what {
+        Refused::Policy => return r.case.map(|c| c.op),
         Refused::OpenWrite | Refused::OpenDevice => Operation::OpenWrite,
         Refused::Unlink => Operation::Delete,
         Refused::Rmdir => Operation::RemoveDirectory,

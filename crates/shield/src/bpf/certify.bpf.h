@@ -15,7 +15,6 @@
 #ifndef IMAGEGUARD_CERTIFY_BPF_H
 #define IMAGEGUARD_CERTIFY_BPF_H
 
-#include "policy_codes.h"
 
 /* The maps' layouts (shield.h) hold what the policy core compiles. */
 _Static_assert(SHIELD_ENV_NAME == POLICY_ENV_NAME, "env names: shield.h and the policy core");

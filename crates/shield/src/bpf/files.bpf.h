@@ -225,19 +225,24 @@ int BPF_PROG(shield_file_open, struct file *file)
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
 	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
 	int r = refused_device(inode, d);
-	return r ? r : refused_inode(SHIELD_OP_OPEN_WRITE, BPF_CORE_READ(inode, i_sb), d, inode);
+	r = r ? r : refused_inode(SHIELD_OP_OPEN_WRITE, BPF_CORE_READ(inode, i_sb), d, inode);
+	return r ? r : policy_refused_open(file);
 }
 
 SEC("lsm/inode_unlink")
 int BPF_PROG(shield_inode_unlink, struct inode *dir, struct dentry *dentry)
 {
-	return refused(SHIELD_OP_UNLINK, BPF_CORE_READ(dir, i_sb), dentry);
+	struct super_block *sb = BPF_CORE_READ(dir, i_sb);
+	int r = refused(SHIELD_OP_UNLINK, sb, dentry);
+	return r ? r : policy_refused_entry(POLICY_OP_DELETE, sb, dentry);
 }
 
 SEC("lsm/inode_rmdir")
 int BPF_PROG(shield_inode_rmdir, struct inode *dir, struct dentry *dentry)
 {
-	return refused(SHIELD_OP_RMDIR, BPF_CORE_READ(dir, i_sb), dentry);
+	struct super_block *sb = BPF_CORE_READ(dir, i_sb);
+	int r = refused(SHIELD_OP_RMDIR, sb, dentry);
+	return r ? r : policy_refused_entry(POLICY_OP_REMOVE_DIRECTORY, sb, dentry);
 }
 
 /* A rename cannot leave its file system; its source and a file it would replace decide. */
@@ -245,18 +250,27 @@ SEC("lsm/inode_rename")
 int BPF_PROG(shield_inode_rename, struct inode *old_dir, struct dentry *old_dentry,
 	     struct inode *new_dir, struct dentry *new_dentry)
 {
-	int r = refused(SHIELD_OP_RENAME, BPF_CORE_READ(old_dir, i_sb), old_dentry);
+	struct super_block *sb = BPF_CORE_READ(old_dir, i_sb);
+	int r = refused(SHIELD_OP_RENAME, sb, old_dentry);
 	/* Renaming over a protected file replaces it (its name then leads elsewhere). */
-	return r ? r : refused(SHIELD_OP_RENAME, BPF_CORE_READ(new_dir, i_sb), new_dentry);
+	r = r ? r : refused(SHIELD_OP_RENAME, sb, new_dentry);
+	/* The policy: moving the entry (within its folder, or out of it), and replacing what the
+	 * new name holds (an exchange comes as two renames, each way). */
+	r = r ? r : policy_refused_entry(old_dir == new_dir ? POLICY_OP_RENAME_IN_FOLDER :
+								  POLICY_OP_RENAME,
+					 sb, old_dentry);
+	return r ? r : policy_refused_entry(POLICY_OP_REPLACE, sb, new_dentry);
 }
 
 SEC("lsm/inode_link")
 int BPF_PROG(shield_inode_link, struct dentry *old_dentry, struct inode *dir,
 	     struct dentry *new_dentry)
 {
-	int r = refused(SHIELD_OP_LINK, BPF_CORE_READ(dir, i_sb), old_dentry);
+	struct super_block *sb = BPF_CORE_READ(dir, i_sb);
+	int r = refused(SHIELD_OP_LINK, sb, old_dentry);
 	/* A link made into a protected folder adds a name there. */
-	return r ? r : refused(SHIELD_OP_LINK, BPF_CORE_READ(dir, i_sb), new_dentry);
+	r = r ? r : refused(SHIELD_OP_LINK, sb, new_dentry);
+	return r ? r : policy_refused_entry(POLICY_OP_HARD_LINK, sb, old_dentry);
 }
 
 SEC("lsm/inode_create")
@@ -289,35 +303,52 @@ int BPF_PROG(shield_inode_symlink, struct inode *dir, struct dentry *dentry, con
 SEC("lsm/inode_setxattr")
 int BPF_PROG(shield_inode_setxattr, void *idmap, struct dentry *dentry)
 {
-	return refused(SHIELD_OP_SETXATTR, BPF_CORE_READ(dentry, d_sb), dentry);
+	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
+	int r = refused(SHIELD_OP_SETXATTR, sb, dentry);
+	return r ? r : policy_refused_entry(POLICY_OP_SET_XATTR, sb, dentry);
 }
 
 SEC("lsm/inode_removexattr")
 int BPF_PROG(shield_inode_removexattr, void *idmap, struct dentry *dentry)
 {
-	return refused(SHIELD_OP_REMOVEXATTR, BPF_CORE_READ(dentry, d_sb), dentry);
+	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
+	int r = refused(SHIELD_OP_REMOVEXATTR, sb, dentry);
+	return r ? r : policy_refused_entry(POLICY_OP_REMOVE_XATTR, sb, dentry);
 }
 
 /* Whatever else changes a file's attributes (its times above all: utimes, touch -d; modes,
  * owners and sizes are refused before, by the path hooks). The hook took the mount's idmap
  * first from 6.8 on: one program per form, and the loader attaches the one this kernel's BTF
  * declares. */
-SEC("lsm/inode_setattr")
-int BPF_PROG(shield_inode_setattr, struct dentry *dentry, void *attr)
+static __always_inline int setattr_refused(struct dentry *dentry, struct iattr *attr)
 {
-	return refused(SHIELD_OP_SETATTR, BPF_CORE_READ(dentry, d_sb), dentry);
+	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
+	int r = refused(SHIELD_OP_SETATTR, sb, dentry);
+	/* A new size is a truncation (as the FUSE guard maps SETATTR), the rest attributes. */
+	__u32 op = (BPF_CORE_READ(attr, ia_valid) & ATTR_SIZE) ? POLICY_OP_TRUNCATE :
+								   POLICY_OP_SET_ATTRIBUTES;
+	return r ? r : policy_refused_entry(op, sb, dentry);
 }
 
 SEC("lsm/inode_setattr")
-int BPF_PROG(shield_inode_setattr_idmap, void *idmap, struct dentry *dentry, void *attr)
+int BPF_PROG(shield_inode_setattr, struct dentry *dentry, struct iattr *attr)
 {
-	return refused(SHIELD_OP_SETATTR, BPF_CORE_READ(dentry, d_sb), dentry);
+	return setattr_refused(dentry, attr);
+}
+
+SEC("lsm/inode_setattr")
+int BPF_PROG(shield_inode_setattr_idmap, void *idmap, struct dentry *dentry, struct iattr *attr)
+{
+	return setattr_refused(dentry, attr);
 }
 
 SEC("lsm/path_truncate")
 int BPF_PROG(shield_path_truncate, const struct path *path)
 {
-	return refused(SHIELD_OP_TRUNCATE, BPF_CORE_READ(path, dentry, d_sb), BPF_CORE_READ(path, dentry));
+	struct dentry *d = BPF_CORE_READ(path, dentry);
+	struct super_block *sb = BPF_CORE_READ(d, d_sb);
+	int r = refused(SHIELD_OP_TRUNCATE, sb, d);
+	return r ? r : policy_refused_entry(POLICY_OP_TRUNCATE, sb, d);
 }
 
 SEC("lsm/path_chmod")

@@ -11,6 +11,10 @@ typedef __u32 dev_t;
 typedef unsigned int fmode_t;
 
 #define FMODE_WRITE 0x2
+/* The open created the file. */
+#define FMODE_CREATED 0x100000
+#define O_TRUNC 01000
+#define O_APPEND 02000
 #define PTRACE_MODE_NOAUDIT 0x04
 #define EPERM 1
 
@@ -47,6 +51,12 @@ struct dentry {
 	struct super_block *d_sb;
 } __attribute__((preserve_access_index));
 
+struct iattr {
+	unsigned int ia_valid;
+} __attribute__((preserve_access_index));
+
+#define ATTR_SIZE (1 << 3)
+
 struct vfsmount {
 	struct dentry *mnt_root;
 	struct super_block *mnt_sb;
@@ -61,6 +71,7 @@ struct file {
 	struct path f_path;
 	struct inode *f_inode;
 	fmode_t f_mode;
+	unsigned int f_flags;
 } __attribute__((preserve_access_index));
 
 struct list_head {

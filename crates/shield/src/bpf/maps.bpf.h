@@ -75,6 +75,28 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SHIELD_MAX_VOLUMES);
+	__type(key, __u32);
+	__type(value, struct shield_volume);
+} kernel_volume SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SHIELD_MAX_MARKS);
+	__type(key, struct shield_inode);
+	__type(value, struct shield_mark);
+} backup_mark SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, POLICY_CASES);
+	__type(key, __u32);
+	__type(value, __u8);
+} verdicts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SHIELD_MAX_ENV_NAMES);
 	__type(key, struct shield_env_name);
 	__type(value, __u32);
@@ -191,13 +213,9 @@ static __always_inline struct shield_event *new_event(__u32 op, __u32 dev)
 	return e;
 }
 
-/* Send event 320's facts: who, what, and the names from `d` up towards its file system's root. */
-static __always_inline void report(__u32 op, __u32 dev, struct dentry *d)
+/* Fill `e`'s names from `d` up towards its file system's root. */
+static __always_inline void fill_names(struct shield_event *e, struct dentry *d)
 {
-	struct shield_event *e = new_event(op, dev);
-	if (!e)
-		return;
-	e->ino = BPF_CORE_READ(d, d_inode, i_ino);
 #pragma unroll
 	for (int i = 0; i < SHIELD_PATH_DEPTH; i++) {
 		struct dentry *parent = BPF_CORE_READ(d, d_parent);
@@ -209,6 +227,16 @@ static __always_inline void report(__u32 op, __u32 dev, struct dentry *d)
 		e->depth = i + 1;
 		d = parent;
 	}
+}
+
+/* Send event 320's facts: who, what, and the names from `d` up towards its file system's root. */
+static __always_inline void report(__u32 op, __u32 dev, struct dentry *d)
+{
+	struct shield_event *e = new_event(op, dev);
+	if (!e)
+		return;
+	e->ino = BPF_CORE_READ(d, d_inode, i_ino);
+	fill_names(e, d);
 	bpf_ringbuf_submit(e, 0);
 }
 

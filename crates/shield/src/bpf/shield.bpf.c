@@ -6,12 +6,14 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "shield.h"
+#include "policy_codes.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 #include "maps.bpf.h"
 #include "certify.bpf.h"
+#include "tasks.bpf.h"
+#include "decide.bpf.h"
 #include "files.bpf.h"
 #include "mounts.bpf.h"
-#include "tasks.bpf.h"
 #include "self.bpf.h"

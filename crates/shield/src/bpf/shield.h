@@ -105,6 +105,22 @@ struct shield_code {
 };
 #define SHIELD_MAX_CODE_FILES 65536
 
+/* kernel_volume: the file systems whose policy the kernel decides (the kernel backend), by
+ * superblock device, with their circumstances (SHIELD_VOLUME_*).
+ * backup_mark: the entries of such a file system the policy core classified as backups, by
+ * device and inode, with their class (a POLICY_CLASS_*); an entry without one is ordinary.
+ * verdicts: the policy core's compiled decision, one POLICY_VERDICT_* per case (the index in
+ * policy_codes.h). */
+struct shield_volume {
+	__u32 flags;
+};
+#define SHIELD_VOLUME_PROTECTION_OFF 1U
+#define SHIELD_VOLUME_KEY_WINDOW 2U
+struct shield_mark {
+	__u32 class;
+};
+#define SHIELD_MAX_MARKS (1U << 20)
+
 /* protected_dir: folders nothing in may change but by the service, the folder itself included
  * and at any depth, whatever mount or name leads there (by device and inode, struct
  * shield_inode; value = its file system's superblock device, which dir_sb counts it under): a
@@ -234,6 +250,9 @@ enum shield_op {
 	/* A certified process's certification ended (not a refusal): `signal` says why
 	 * (enum shield_uncertified), names[0] the variable or the file. */
 	SHIELD_OP_UNCERTIFIED = 24,
+	/* The policy refused an operation on a volume the kernel decides (policy_op,
+	 * policy_class, verdict and certified say the case). */
+	SHIELD_OP_POLICY = 25,
 };
 
 enum shield_uncertified {
@@ -271,6 +290,12 @@ struct shield_event {
 	 * the signal. */
 	__u32 target;
 	__u32 signal;
+	/* For SHIELD_OP_POLICY: the case (POLICY_OP_*, POLICY_CLASS_*, whether the caller was
+	 * certified) and its POLICY_VERDICT_*. */
+	__u32 policy_op;
+	__u32 policy_class;
+	__u32 certified;
+	__u32 verdict;
 	char comm[16];
 	char names[SHIELD_PATH_DEPTH][SHIELD_NAME_LEN];
 };
