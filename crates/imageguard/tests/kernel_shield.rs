@@ -613,12 +613,15 @@ fn in_the_vm(shared: &Path) {
     std::fs::write(shared.join(VERDICT), "shielded").unwrap();
 }
 
-/// The kernel backend (decide.bpf.h) on the volume `dev`: entries marked with their class, a
-/// root child (not certified) and a certified program (a copy of the static busybox, its own
-/// file its whole closure) try real operations; each outcome is the verdict of the policy
-/// core's compiled table for that case (the differential check, row by row), each refusal
-/// reported with its case. Controls: an unmarked file changes freely; the table's verdicts
-/// include both outcomes among the rows; released, the marked file changes again.
+/// The kernel backend (decide.bpf.h) on the volume `dev`, as a differential test against the
+/// policy core's compiled table: every operation the file hooks map (but the extended
+/// attributes, which busybox has no applet for) on an entry of every class, by a caller
+/// certified or not, with protection on and off (and a key window open, for key material),
+/// is done for real, and each outcome is the table's verdict for that case; each refusal is
+/// reported with its case. Both callers run the same code, busybox's shell and applets: the
+/// certified one a copy of the static busybox (its own file its whole closure), the other
+/// /bin/busybox, so only the certification differs. Controls: the rows hold both outcomes;
+/// released, a marked file changes again.
 fn the_kernel_decides_as_the_policy_core(
     sb: &Sandbox,
     shield: &mut Shield,
@@ -630,7 +633,8 @@ fn the_kernel_decides_as_the_policy_core(
     use imageguard_shield::{Program, VolumeCircumstances};
     let table = VerdictTable::compile();
     let dir = sb.mnt.join("kernel-decided");
-    std::fs::create_dir_all(&dir).unwrap();
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
     // The certified program.
     let bin = sb.path().join("certified-bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -641,101 +645,101 @@ fn the_kernel_decides_as_the_policy_core(
         id: 4242,
         runtimes: 0,
     };
-    for (major, minor, ino) in
-        imageguard_volume::layers::file_identities_in(&mounts, &busybox).unwrap()
-    {
+    let identities = imageguard_volume::layers::file_identities_in(&mounts, &busybox).unwrap();
+    for &(major, minor, ino) in &identities {
         let d = kernel_dev(major, minor);
         shield.protect_program(d, ino, &program).unwrap();
         shield.allow_code(program.id, d, ino).unwrap();
     }
-    let ino_of = |p: &Path| std::fs::metadata(p).unwrap().ino();
-    // (who, operation, class, protection off, what runs, on which file)
-    type Row = (bool, Operation, ClassCode, bool, &'static str, &'static str);
-    #[rustfmt::skip]
-    let rows: &[Row] = &[
-        (false, Operation::Delete, ClassCode::Pattern, false, "rm -f {}", "a.mrimg"),
-        (false, Operation::OpenAppend, ClassCode::Pattern, false, "echo x >> {}", "b.mrimg"),
-        (false, Operation::Truncate, ClassCode::Pattern, false, ": > {}", "c.mrimg"),
-        (false, Operation::OpenWrite, ClassCode::Pattern, false, "dd if=/dev/zero of={} bs=1 count=1 conv=notrunc", "d.mrimg"),
-        (false, Operation::RenameInFolder, ClassCode::Pattern, false, "mv {} {}.moved", "e.mrimg"),
-        (false, Operation::HardLink, ClassCode::Pattern, false, "ln {} {}.link", "f.mrimg"),
-        (false, Operation::SetXattr, ClassCode::Pattern, false, "setfattr -n user.x -v 1 {}", "g.mrimg"),
-        (false, Operation::SetAttributes, ClassCode::Pattern, false, "chmod 600 {}", "h.mrimg"),
-        (false, Operation::Delete, ClassCode::ResticKeyMaterial, false, "rm -f {}", "key-u"),
-        (false, Operation::Delete, ClassCode::Pattern, true, "rm -f {}", "off.mrimg"),
-        (true, Operation::Delete, ClassCode::Pattern, false, "rm -f {}", "cert-a.mrimg"),
-        (true, Operation::Truncate, ClassCode::Pattern, false, "truncate -s 0 {}", "cert-c.mrimg"),
-        (true, Operation::RenameInFolder, ClassCode::Pattern, false, "mv {} {}.moved", "cert-e.mrimg"),
-        (true, Operation::OpenWrite, ClassCode::ResticKeyMaterial, false, "dd if=/dev/zero of={} bs=1 count=1 conv=notrunc", "key-w"),
-        (true, Operation::Delete, ClassCode::ResticKeyMaterial, false, "rm -f {}", "key-c"),
-        (true, Operation::Delete, ClassCode::Ordinary, false, "rm -f {}", "ordinary-c.txt"),
-        (false, Operation::Delete, ClassCode::Ordinary, false, "rm -f {}", "ordinary-u.txt"),
+    // What each operation runs on the file `{f}` (busybox's shell and applets).
+    let ops: &[(Operation, &str)] = &[
+        (Operation::Delete, "rm -f {f}"),
+        (Operation::OpenAppend, "echo x >> {f}"),
+        (Operation::Truncate, ": > {f}"),
+        (
+            Operation::OpenWrite,
+            "dd if=/dev/zero of={f} bs=1 count=1 conv=notrunc",
+        ),
+        (Operation::RenameInFolder, "mv {f} {f}.moved"),
+        (Operation::Rename, "mv {f} {elsewhere}/"),
+        (Operation::Replace, "echo new > {f}.src && mv {f}.src {f}"),
+        (Operation::HardLink, "ln {f} {f}.link"),
+        (Operation::SetAttributes, "chmod 600 {f}"),
     ];
+    let key_material = [ClassCode::ResticKeyMaterial, ClassCode::BorgKeyMaterial];
     let mut outcomes = std::collections::BTreeSet::new();
-    let mut expected_refusals = vec![];
-    for &(certified, op, class, off, script, name) in rows {
-        let file = dir.join(name);
-        std::fs::write(&file, b"backup bytes").unwrap();
-        if class != ClassCode::Ordinary {
-            shield.policy().mark(dev, ino_of(&file), class).unwrap();
-        }
-        shield
-            .policy()
-            .decide_volume(
-                dev,
-                VolumeCircumstances {
-                    protection_off: off,
-                    key_window_open: false,
-                },
-            )
-            .unwrap();
-        let f = file.display().to_string();
-        let script = script.replace("{}", &f);
-        let o = if certified {
-            let mut words = script.split_whitespace();
-            let applet = words.next().unwrap();
-            clean(&mut Command::new(&busybox))
-                .arg(applet)
-                .args(words)
-                .output()
-                .unwrap()
-        } else {
-            child(&script)
-        };
-        let verdict = table.lookup(&Case {
-            certified,
-            op,
-            class,
-            key_window_open: false,
-            lock: LockCode::None,
-            protection_off: off,
-        });
-        outcomes.insert(verdict.is_allowed());
-        let row = format!(
-            "{} {op:?} of {class:?}{} ({script})",
-            if certified {
-                "certified"
-            } else {
-                "uncertified"
-            },
-            if off { ", protection off" } else { "" }
-        );
-        if verdict.is_allowed() {
-            assert_ok(&format!("{row}: the table allows it"), &o);
-        } else {
-            assert_eperm(&format!("{row}: the table says {verdict:?}"), &o);
-            expected_refusals.push((op, class, certified, verdict, name));
+    let mut expected = vec![];
+    let mut seen = vec![];
+    let mut rows = 0;
+    for &(op, script) in ops {
+        for class in ClassCode::ALL {
+            for certified in [false, true] {
+                for off in [false, true] {
+                    let windows: &[bool] = if key_material.contains(&class) {
+                        &[false, true]
+                    } else {
+                        &[false]
+                    };
+                    for &window in windows {
+                        rows += 1;
+                        let name = format!("row{rows}");
+                        let file = dir.join(&name);
+                        std::fs::write(&file, b"backup bytes").unwrap();
+                        let ino = std::fs::metadata(&file).unwrap().ino();
+                        shield.policy().mark(dev, ino, class).unwrap();
+                        let now = VolumeCircumstances {
+                            protection_off: off,
+                            key_window_open: window,
+                        };
+                        shield.policy().decide_volume(dev, now).unwrap();
+                        let script = script
+                            .replace("{f}", &file.display().to_string())
+                            .replace("{elsewhere}", &elsewhere.display().to_string());
+                        let shell = if certified {
+                            busybox.as_path()
+                        } else {
+                            Path::new("/bin/busybox")
+                        };
+                        let o = clean(&mut Command::new(shell))
+                            .args(["sh", "-c", &script])
+                            .output()
+                            .unwrap();
+                        let case = Case {
+                            certified,
+                            op,
+                            class,
+                            key_window_open: window,
+                            lock: LockCode::None,
+                            protection_off: off,
+                        };
+                        let verdict = table.lookup(&case);
+                        outcomes.insert(verdict.is_allowed());
+                        let row = format!("row {rows}: {case:?} ({script})");
+                        if verdict.is_allowed() {
+                            assert_ok(&format!("{row}: the table allows it"), &o);
+                        } else {
+                            assert_eperm(&format!("{row}: the table says {verdict:?}"), &o);
+                            expected.push((case, verdict, name));
+                        }
+                        shield.policy().unmark(dev, ino).unwrap();
+                        seen.extend(
+                            refusals
+                                .wait(std::time::Duration::from_millis(0))
+                                .unwrap()
+                                .into_iter()
+                                .filter(|r| r.what == Refused::Policy),
+                        );
+                    }
+                }
+            }
         }
     }
-    assert_eq!(
-        outcomes.len(),
-        2,
-        "the rows hold both verdicts (else they prove little)"
+    assert!(
+        outcomes.len() == 2,
+        "the {rows} rows hold both verdicts (else they prove little)"
     );
-    // Each refusal reported with its case.
-    let mut seen = vec![];
     let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while seen.len() < expected_refusals.len() && std::time::Instant::now() < until {
+    while seen.len() < expected.len() && std::time::Instant::now() < until {
         seen.extend(
             refusals
                 .wait(std::time::Duration::from_millis(500))
@@ -744,30 +748,38 @@ fn the_kernel_decides_as_the_policy_core(
                 .filter(|r| r.what == Refused::Policy),
         );
     }
-    for (op, class, certified, verdict, name) in &expected_refusals {
+    // Each refusal reported with its case (the name is the row's own: unique).
+    for (case, verdict, name) in &expected {
         assert!(
-            seen.iter().any(|r| r.case.is_some_and(|c| c.op == *op
-                && c.class == *class
-                && c.certified == *certified
+            seen.iter().any(|r| r.case.is_some_and(|c| c.op == case.op
+                && c.class == case.class
+                && c.certified == case.certified
                 && c.verdict == *verdict)
-                && r.path.ends_with(name)
+                && r.path.rsplit('/').next() == Some(name.as_str())
                 && r.dev == dev),
-            "{op:?} of {name} ({class:?}) reported: {seen:#?}"
+            "{case:?} on {name} reported: {:#?}",
+            seen.iter().rev().take(5).collect::<Vec<_>>()
         );
     }
-    // Released: the marked file that stayed changes again (the volume's policy is FUSE's).
-    shield.policy().release_volume(dev).unwrap();
-    let kept = dir.join("a.mrimg");
-    if !kept.exists() {
-        std::fs::write(&kept, b"x").unwrap();
-    }
-    assert_ok(
-        "child: append to a marked file once the volume is released",
-        &child(&format!("echo x >> '{}'", dir.join("b.mrimg").display())),
+    println!(
+        "kernel backend: {rows} rows, {} refused, each as the compiled table says",
+        expected.len()
     );
-    for (major, minor, ino) in
-        imageguard_volume::layers::file_identities_in(&mounts, &busybox).unwrap()
-    {
+    // Released: a marked file changes again (the volume's policy is FUSE's then).
+    let kept = dir.join("kept.mrimg");
+    std::fs::write(&kept, b"x").unwrap();
+    let ino = std::fs::metadata(&kept).unwrap().ino();
+    shield.policy().mark(dev, ino, ClassCode::Pattern).unwrap();
+    shield
+        .policy()
+        .decide_volume(dev, VolumeCircumstances::default())
+        .unwrap();
+    let append = format!("echo x >> '{}'", kept.display());
+    assert_eperm("child: append to a marked file", &child(&append));
+    shield.policy().release_volume(dev).unwrap();
+    assert_ok("child: append once the volume is released", &child(&append));
+    shield.policy().unmark(dev, ino).unwrap();
+    for &(major, minor, ino) in &identities {
         shield
             .release_program(kernel_dev(major, minor), ino)
             .unwrap();

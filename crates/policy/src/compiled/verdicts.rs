@@ -278,6 +278,16 @@ impl VerdictTable {
 mod tests {
     use super::*;
 
+    /// The kernel backend looks up only marked entries: an unmarked one is ordinary, which it
+    /// may let through unasked only because the table allows everything to an ordinary entry.
+    #[test]
+    fn an_ordinary_entry_is_allowed_everything() {
+        let table = VerdictTable::compile();
+        for case in Case::all().filter(|c| c.class == ClassCode::Ordinary) {
+            assert_eq!(table.lookup(&case), VerdictCode::Allow, "{case:?}");
+        }
+    }
+
     #[test]
     fn every_case_has_its_own_place() {
         let mut seen = vec![false; CASES];

@@ -48,7 +48,8 @@ static __always_inline int policy_refused(__u32 op, struct super_block *sb, stru
 	__u32 index = case_index(certified, op, class, !!(v->flags & SHIELD_VOLUME_KEY_WINDOW),
 				 POLICY_LOCK_NONE, !!(v->flags & SHIELD_VOLUME_PROTECTION_OFF));
 	__u8 *verdict = bpf_map_lookup_elem(&verdicts, &index);
-	/* No table (not filled yet): nothing is allowed that the table could refuse. */
+	/* Outside the table: refused. (The table is written at load, before any volume is in
+	 * kernel_volume: an array map reads zero, Allow, where nothing was written.) */
 	__u32 code = verdict ? *verdict : POLICY_VERDICT_DENY;
 	if (code == POLICY_VERDICT_ALLOW)
 		return 0;
