@@ -613,6 +613,16 @@ fn in_the_vm(shared: &Path) {
     std::fs::write(shared.join(VERDICT), "shielded").unwrap();
 }
 
+/// The policy refusals `refusals` holds, after waiting up to `ms` milliseconds for some.
+fn policy_refusals(refusals: &mut Refusals, ms: u64) -> Vec<imageguard_shield::Refusal> {
+    refusals
+        .wait(std::time::Duration::from_millis(ms))
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.what == Refused::Policy)
+        .collect()
+}
+
 /// The kernel backend (decide.bpf.h) on the volume `dev`, as a differential test against the
 /// policy core's compiled table: every operation the file hooks map (but the extended
 /// attributes, which busybox has no applet for) on an entry of every class, by a caller
@@ -722,13 +732,7 @@ fn the_kernel_decides_as_the_policy_core(
                             expected.push((case, verdict, name));
                         }
                         shield.policy().unmark(dev, ino).unwrap();
-                        seen.extend(
-                            refusals
-                                .wait(std::time::Duration::from_millis(0))
-                                .unwrap()
-                                .into_iter()
-                                .filter(|r| r.what == Refused::Policy),
-                        );
+                        seen.extend(policy_refusals(refusals, 0));
                     }
                 }
             }
@@ -740,13 +744,7 @@ fn the_kernel_decides_as_the_policy_core(
     );
     let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while seen.len() < expected.len() && std::time::Instant::now() < until {
-        seen.extend(
-            refusals
-                .wait(std::time::Duration::from_millis(500))
-                .unwrap()
-                .into_iter()
-                .filter(|r| r.what == Refused::Policy),
-        );
+        seen.extend(policy_refusals(refusals, 500));
     }
     // Each refusal reported with its case (the name is the row's own: unique).
     for (case, verdict, name) in &expected {

@@ -296,10 +296,12 @@ static __always_inline void certify_exec(struct task_struct *task, struct linux_
 		report_uncertified(w.refused, w.name, 0);
 }
 
-/* The certification the current process has (its own, or what it forked from), NULL: none. */
-static __always_inline struct shield_certified *current_certification(struct task_struct **owner)
+/* The certification `task` has: its thread group's, marked at exec, or that of the one it was
+ * forked from (without executing anything since), up to four generations; NULL: none. `owner`
+ * is set to the task whose record it is. */
+static __always_inline struct shield_certified *certification_of(struct task_struct *task,
+								 struct task_struct **owner)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
 	if (!exe)
 		return 0;
@@ -312,11 +314,26 @@ static __always_inline struct shield_certified *current_certification(struct tas
 			return c;
 		}
 		struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+		/* A fork shares its parent's executable file; an exec opens its own. */
 		if (!parent || parent == task || BPF_CORE_READ(parent, mm, exe_file) != exe)
 			return 0;
 		task = parent;
 	}
 	return 0;
+}
+
+/* The certification the current process has, NULL: none. */
+static __always_inline struct shield_certified *current_certification(struct task_struct **owner)
+{
+	return certification_of((struct task_struct *)bpf_get_current_task(), owner);
+}
+
+/* Whether `task` runs a certified program whose certification has not ended. */
+static __always_inline int task_certified(struct task_struct *task)
+{
+	struct task_struct *owner = 0;
+	struct shield_certified *c = certification_of(task, &owner);
+	return c && !c->ended;
 }
 
 /* End the current process's certification `c` (held by `owner`: the process itself, or the one

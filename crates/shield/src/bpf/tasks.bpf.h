@@ -28,29 +28,6 @@ static __always_inline void report_task(__u32 op, struct task_struct *target, in
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* Whether `task` runs a certified program: its thread group was marked at exec, or it was forked
- * (without executing anything since) from a marked one, up to four generations; and that
- * certification has not ended (certify.bpf.h). */
-static __always_inline int task_certified(struct task_struct *task)
-{
-	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
-	if (!exe)
-		return 0;
-#pragma unroll
-	for (int i = 0; i < 4; i++) {
-		__u32 tgid = BPF_CORE_READ(task, tgid);
-		struct shield_certified *c = bpf_map_lookup_elem(&certified_task, &tgid);
-		if (c && c->start == BPF_CORE_READ(task, group_leader, start_boottime))
-			return !c->ended;
-		struct task_struct *parent = BPF_CORE_READ(task, real_parent);
-		/* A fork shares its parent's executable file; an exec opens its own. */
-		if (!parent || parent == task || BPF_CORE_READ(parent, mm, exe_file) != exe)
-			return 0;
-		task = parent;
-	}
-	return 0;
-}
-
 SEC("lsm/ptrace_access_check")
 int BPF_PROG(shield_ptrace_access_check, struct task_struct *child, unsigned int mode)
 {
